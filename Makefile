@@ -1,0 +1,47 @@
+# The two commands of the README: `make run` and `make test`. Each installs what it needs once.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_NODE := node_modules/.kiln-installed
+STAMP_PY := $(VENV)/.kiln-installed
+NODE_TEST := node --import tsx --test --test-concurrency=1
+
+.PHONY: run test test-node test-python test-fast setup build bench clean
+
+run: setup build
+	./kiln serve
+
+setup: $(STAMP_NODE) $(STAMP_PY)
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r trainer/requirements.txt
+	$(PY) -m pip install -q --no-deps -e trainer
+	touch $@
+
+build: $(STAMP_NODE)
+	npx tsc -p tsconfig.json
+
+test: setup build
+	npx tsc -p tsconfig.json --noEmit
+	$(MAKE) --no-print-directory test-python
+	$(MAKE) --no-print-directory test-node
+
+test-python: $(STAMP_PY)
+	$(PY) -m pytest -q trainer/tests
+
+# Every TS test runs against SQLite; those that take KILN_TEST_DATABASE_URL also against Postgres.
+test-node: $(STAMP_NODE)
+	$(NODE_TEST) $$(find test -name '*.test.ts' | sort)
+
+bench: setup build
+	node --import tsx bench/run.ts
+
+clean:
+	rm -rf dist node_modules $(VENV)

@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import type { TrainingTaskCreate } from './schemas/training.js';
+import type { TokenVerifier } from '../auth/jwt.js';
+import type { Principal } from '../auth/principal.js';
+import type { Config } from '../config.js';
+import type { Store } from '../store/db.js';
+import type { TaskStore } from '../store/tasks.js';
+import type { TasksService } from '../tasks/service.js';
+
+/** Everything the HTTP layer needs, built once by the process that serves it. */
+export interface ApiDeps {
+  config: Config;
+  store: Store;
+  taskStore: TaskStore;
+  tasks: TasksService;
+  verifier: TokenVerifier;
+  /** Checks beyond the schema (outbound URLs, transforms, captioning); throws RequestValidationError. */
+  validateCreate(body: TrainingTaskCreate, principal: Principal): Promise<void>;
+  logger?: Logger;
+}

@@ -1,0 +1,20 @@
+import { Type } from '@sinclair/typebox';
+
+export const ValidationError = Type.Object(
+  {
+    loc: Type.Array(Type.Union([Type.String(), Type.Integer()]), { title: 'Location' }),
+    msg: Type.String({ title: 'Message' }),
+    type: Type.String({ title: 'Error Type' }),
+  },
+  { $id: 'ValidationError', title: 'ValidationError' },
+);
+
+export const HTTPValidationError = Type.Object(
+  { detail: Type.Array(Type.Ref(ValidationError), { title: 'Detail' }) },
+  { $id: 'HTTPValidationError', title: 'HTTPValidationError' },
+);
+
+/** 401/403/404/409/413: FastAPI's HTTPException body. */
+export const HTTPError = Type.Object({ detail: Type.String() }, { $id: 'HTTPError', title: 'HTTPError' });
+
+export const SHARED_SCHEMAS = [ValidationError, HTTPValidationError, HTTPError];

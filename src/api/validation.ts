@@ -1,0 +1,23 @@
+import { Ajv, type AnySchema } from 'ajv';
+import { createRequire } from 'node:module';
+import type { FastifySchemaCompiler } from 'fastify';
+
+// ajv-formats is CommonJS with a default export that ESM type-checking cannot see through.
+const addFormats: (ajv: Ajv) => Ajv = createRequire(import.meta.url)('ajv-formats');
+
+/**
+ * Two validators, as FastAPI behaves: query strings and path parameters are text and are
+ * converted to the declared types; JSON bodies are taken as sent, so `7` is not a string and
+ * `"7"` is not a boolean. Both report every error, not just the first.
+ */
+export function createValidatorCompiler(sharedSchemas: AnySchema[]): FastifySchemaCompiler<AnySchema> {
+  const make = (coerceTypes: boolean | 'array') => {
+    const ajv = new Ajv({ allErrors: true, coerceTypes, useDefaults: true, removeAdditional: false, strict: false });
+    addFormats(ajv);
+    for (const schema of sharedSchemas) ajv.addSchema(schema);
+    return ajv;
+  };
+  const bodies = make(false);
+  const text = make('array');
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies : text).compile(schema);
+}

@@ -1,0 +1,75 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { requireBearer } from './api/auth.js';
+import type { ApiDeps } from './api/deps.js';
+import { installErrorHandlers } from './api/errors.js';
+import { healthRoutes } from './api/routes/health.js';
+import { trainingRoutes } from './api/routes/training.js';
+import { SHARED_SCHEMAS } from './api/schemas/errors.js';
+import {
+  CaptioningStrategy,
+  EntityType,
+  PriorityBody,
+  TaskPriority,
+  TrainingStatus,
+  TrainingTask,
+  TrainingTaskCreate,
+  TrainingType,
+} from './api/schemas/training.js';
+import { uuidv7 } from './util/ids.js';
+import { createValidatorCompiler } from './api/validation.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface AppOptions {
+  /** pino options, or false for silence (tests). */
+  logger?: boolean | Record<string, unknown>;
+}
+
+/**
+ * Builds the whole HTTP application. It only wires routes to the dependencies it is given;
+ * `server.ts` listens, and tests call `app.inject` on the very same app.
+ */
+export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? { level: deps.config.logLevel },
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => uuidv7(),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const shared = [TrainingType, EntityType, TrainingStatus, CaptioningStrategy, TaskPriority, TrainingTaskCreate, TrainingTask, PriorityBody, ...SHARED_SCHEMAS];
+  for (const schema of shared) app.addSchema(schema);
+  app.setValidatorCompiler(createValidatorCompiler(shared));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Kiln Training API', version: '1.0.0', description: 'FLUX LoRA and fine-tune training, wire-compatible with the seed Training API.' },
+      components: { securitySchemes: { HTTPBearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ HTTPBearer: [] }],
+    },
+    // Keep each shared schema under its own name (TrainingTask, HTTPValidationError, …).
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  installErrorHandlers(app);
+  await app.register(healthRoutes, deps);
+
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', requireBearer(deps.verifier));
+      await api.register(trainingRoutes, { ...deps, prefix: '/training' });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

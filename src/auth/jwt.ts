@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { SignJWT, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Config } from '../config.js';
+import { ensureSecretFile, randomSecret } from './secrets.js';
+import { ADMIN_SCOPE, type Principal } from './principal.js';
+
+export class AuthError extends Error {}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+  /** Present only with an HS256 secret: asymmetric setups mint tokens elsewhere. */
+  mint?(opts: MintOptions): Promise<string>;
+  /** True when the secret was generated into the data dir (the embedded default). */
+  generated: boolean;
+}
+
+export interface MintOptions {
+  tenantId: string | null;
+  admin?: boolean;
+  ttlSeconds?: number;
+  subject?: string;
+}
+
+/** Parses `1h`, `30m`, `7d`, `3600` into seconds. */
+export function parseTtl(text: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!m) throw new Error(`bad ttl "${text}": use e.g. 3600, 30m, 1h or 7d`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+function principalOf(payload: JWTPayload): Principal {
+  const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
+  const tenant = payload.tenant_id;
+  return {
+    subject: payload.sub ?? 'anonymous',
+    tenantId: typeof tenant === 'string' && tenant !== '' ? tenant : null,
+    admin: scopes.includes(ADMIN_SCOPE),
+  };
+}
+
+function loadPublicKey(value: string): KeyObject {
+  const pem = value.includes('-----BEGIN') ? value : fs.readFileSync(value, 'utf8');
+  return createPublicKey(pem);
+}
+
+/**
+ * The verifier the configuration asks for: JWKS URL, PEM key, HS256 secret, or (none of
+ * them) an HS256 secret generated into the data dir. `exp` is required in every case.
+ */
+export function createVerifier(config: Config): TokenVerifier {
+  const { jwt } = config;
+  const claims = {
+    requiredClaims: ['exp'],
+    issuer: jwt.issuer || undefined,
+    audience: jwt.audience || undefined,
+  };
+  let key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  let generated = false;
+  let secret: Uint8Array | null = null;
+  if (jwt.jwksUrl) {
+    key = createRemoteJWKSet(new URL(jwt.jwksUrl));
+    algorithms = ['RS256', 'ES256'];
+  } else if (jwt.publicKey) {
+    key = loadPublicKey(jwt.publicKey);
+    algorithms = ['RS256', 'ES256'];
+  } else {
+    const text = jwt.secret || ensureSecretFile(config.dataDir, 'jwt-secret', randomSecret);
+    generated = !jwt.secret;
+    secret = new TextEncoder().encode(text);
+    key = secret;
+    algorithms = ['HS256'];
+  }
+  const verifier: TokenVerifier = {
+    generated,
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, key as Uint8Array, { ...claims, algorithms });
+        return principalOf(payload);
+      } catch (err) {
+        throw new AuthError(describe(err));
+      }
+    },
+  };
+  if (secret) {
+    const hs = secret;
+    verifier.mint = async ({ tenantId, admin = false, ttlSeconds = 3600, subject = 'kiln-cli' }) => {
+      const claimsOut: JWTPayload = {};
+      if (tenantId) claimsOut.tenant_id = tenantId;
+      if (admin) claimsOut.scope = ADMIN_SCOPE;
+      let builder = new SignJWT(claimsOut)
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setSubject(subject)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
+      if (jwt.issuer) builder = builder.setIssuer(jwt.issuer);
+      if (jwt.audience) builder = builder.setAudience(jwt.audience);
+      return builder.sign(hs);
+    };
+  }
+  return verifier;
+}
+
+function describe(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'Token has expired';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'Token signature is invalid';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return `Token claim is invalid: ${(err as Error).message}`;
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return 'Token algorithm is not accepted';
+    default:
+      return 'Could not validate credentials';
+  }
+}

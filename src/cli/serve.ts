@@ -1,0 +1,38 @@
+import { loadConfig } from '../config.js';
+import { startServer } from '../server.js';
+import type { Command } from './commands.js';
+
+export const serveCommand: Command = {
+  summary: 'Run the API (and an in-process worker unless --no-worker)',
+  usage: `Usage: kiln serve [--no-worker]
+
+  --no-worker   serve the API only (fleet mode: run "kiln worker" elsewhere)
+
+Configuration comes from KILN_* environment variables; see the README.`,
+  options: { 'no-worker': { type: 'boolean', default: false } },
+  async run(values) {
+    const config = loadConfig();
+    const server = await startServer(config, { worker: !values['no-worker'] });
+    const { runtime } = server;
+    if (runtime.verifier.generated && runtime.verifier.mint && config.devPrintToken) {
+      const token = await runtime.verifier.mint({ tenantId: 'local', admin: true, ttlSeconds: 24 * 3600, subject: 'kiln-dev' });
+      console.log(`\nKiln is serving at ${server.url} (docs: ${server.url}/docs, data: ${config.dataDir})`);
+      console.log('A JWT secret was generated in the data dir. A token for tenant "local" with admin scope, valid 24 h:\n');
+      console.log(`  export KILN_TOKEN=${token}\n`);
+      console.log('Mint more with: ./kiln token --tenant <name> [--admin] [--ttl 1h]\n');
+    }
+    const shutdown = (signal: string) => {
+      server.app.log.info({ signal }, 'shutting down');
+      server.stop().then(
+        () => process.exit(0),
+        (err) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    return undefined;
+  },
+};

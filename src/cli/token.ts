@@ -1,0 +1,31 @@
+import { createVerifier, parseTtl } from '../auth/jwt.js';
+import { loadConfig } from '../config.js';
+import type { Command } from './commands.js';
+
+export const tokenCommand: Command = {
+  summary: 'Mint an API token (HS256 secret from KILN_JWT_SECRET or the data dir)',
+  usage: `Usage: kiln token [--tenant T] [--admin] [--ttl 1h]
+
+  --tenant T   tenant_id claim (tasks are scoped to it)
+  --admin      add the training:admin scope (sees every tenant, sets priority)
+  --ttl D      lifetime: seconds, or 30m, 1h, 7d (default 1h)`,
+  options: {
+    tenant: { type: 'string' },
+    admin: { type: 'boolean', default: false },
+    ttl: { type: 'string', default: '1h' },
+  },
+  async run(values) {
+    const verifier = createVerifier(loadConfig());
+    if (!verifier.mint) {
+      console.error('kiln token: tokens are verified with a public key or JWKS here; mint them with your identity provider.');
+      return 2;
+    }
+    const token = await verifier.mint({
+      tenantId: (values.tenant as string | undefined) ?? null,
+      admin: Boolean(values.admin),
+      ttlSeconds: parseTtl(String(values.ttl)),
+    });
+    console.log(token);
+    return 0;
+  },
+};

@@ -1,0 +1,148 @@
+import path from 'node:path';
+
+/**
+ * Every KILN_* variable, read once. The table below is the single source of the names,
+ * defaults and descriptions; README's configuration table is checked against it by a test.
+ */
+type Kind = 'string' | 'int' | 'number' | 'bool' | 'list';
+
+interface VarSpec {
+  name: string;
+  kind: Kind;
+  default: string;
+  doc: string;
+}
+
+export const CONFIG_VARS = [
+  { name: 'KILN_PORT', kind: 'int', default: '8000', doc: 'HTTP port of the API' },
+  { name: 'KILN_HOST', kind: 'string', default: '127.0.0.1', doc: 'Interface the API listens on (0.0.0.0 to expose it)' },
+  { name: 'KILN_DATA_DIR', kind: 'string', default: './data', doc: 'Tasks, uploads, builtin models, generated secrets and the SQLite file' },
+  { name: 'KILN_DATABASE_URL', kind: 'string', default: '', doc: 'postgres://… for fleet mode; empty means SQLite at $KILN_DATA_DIR/kiln.db' },
+  { name: 'KILN_JWT_SECRET', kind: 'string', default: '', doc: 'HS256 secret; empty (and no JWKS/public key) means one is created in the data dir' },
+  { name: 'KILN_JWT_JWKS_URL', kind: 'string', default: '', doc: 'JWKS endpoint for RS256/ES256 tokens' },
+  { name: 'KILN_JWT_PUBLIC_KEY', kind: 'string', default: '', doc: 'PEM public key (or path to one) for RS256/ES256 tokens' },
+  { name: 'KILN_JWT_ISSUER', kind: 'string', default: '', doc: 'Required `iss` claim when set' },
+  { name: 'KILN_JWT_AUDIENCE', kind: 'string', default: '', doc: 'Required `aud` claim when set' },
+  { name: 'KILN_PYTHON', kind: 'string', default: '.venv/bin/python', doc: 'Interpreter that runs the trainer' },
+  { name: 'KILN_GPUS', kind: 'list', default: '', doc: 'GPU indices the in-process worker trains on (one slot each); empty means CPU' },
+  { name: 'KILN_CPU_SLOTS', kind: 'int', default: '1', doc: 'CPU training slots of the in-process worker when no GPU is listed' },
+  { name: 'KILN_PREPROCESS_SLOTS', kind: 'int', default: '2', doc: 'Concurrent preprocessing stages per worker' },
+  { name: 'KILN_DEFAULT_BASE_MODEL', kind: 'string', default: 'black-forest-labs/FLUX.1-dev', doc: 'base_model_path of a task that names none' },
+  { name: 'KILN_SOURCE_ROOTS', kind: 'list', default: '', doc: 'Comma-separated folders that local paths in source_images may come from; empty refuses local paths' },
+  { name: 'KILN_ALLOW_PRIVATE_NETWORKS', kind: 'bool', default: '0', doc: 'Allow outbound requests (downloads, webhooks) to loopback and private addresses' },
+  { name: 'KILN_MAX_ATTEMPTS', kind: 'int', default: '3', doc: 'Attempts per stage before a task is failed' },
+  { name: 'KILN_MAX_RUNNING_PER_TENANT', kind: 'int', default: '4', doc: 'Running stages one tenant may hold at once (0 = no cap)' },
+  { name: 'KILN_LEASE_SECONDS', kind: 'int', default: '30', doc: 'Lease length of a claimed stage; renewed at a third of it' },
+  { name: 'KILN_WEBHOOK_SECRET', kind: 'string', default: '', doc: 'whsec_… signing secret; empty means one is created in the data dir' },
+  { name: 'KILN_MAX_INPUT_PIXELS', kind: 'int', default: '100000000', doc: 'Largest source image in pixels (decompression-bomb guard)' },
+  { name: 'KILN_MIN_IMAGE_SIDE', kind: 'int', default: '256', doc: 'Smallest accepted side of a source image in px' },
+  { name: 'KILN_MIN_IMAGES', kind: 'int', default: '1', doc: 'Usable images a dataset needs, else the task fails' },
+  { name: 'KILN_DATASET_MAX_SIDE', kind: 'int', default: '1536', doc: 'Longest side of a dataset image after transforms' },
+  { name: 'KILN_MAX_DOWNLOAD_BYTES', kind: 'int', default: '52428800', doc: 'Size cap of one downloaded or uploaded source file' },
+  { name: 'KILN_TRAINER_STALL_SECONDS', kind: 'int', default: '900', doc: 'A trainer silent this long is killed and its task failed' },
+  { name: 'KILN_VLM_URL', kind: 'string', default: '', doc: 'OpenAI-compatible chat-completions URL used by the vlm captioning strategy' },
+  { name: 'KILN_VLM_MODEL', kind: 'string', default: '', doc: 'Model name sent to KILN_VLM_URL, or a local model path for the Python captioner' },
+  { name: 'KILN_VLM_API_KEY', kind: 'string', default: '', doc: 'Bearer key sent to KILN_VLM_URL' },
+  { name: 'KILN_LOG_LEVEL', kind: 'string', default: 'info', doc: 'pino log level' },
+  { name: 'KILN_DEV_PRINT_TOKEN', kind: 'bool', default: '1', doc: 'Print a ready admin token at start when the secret was generated locally' },
+] as const satisfies readonly VarSpec[];
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  jwt: { secret: string; jwksUrl: string; publicKey: string; issuer: string; audience: string };
+  python: string;
+  gpus: string[];
+  cpuSlots: number;
+  preprocessSlots: number;
+  defaultBaseModel: string;
+  sourceRoots: string[];
+  allowPrivateNetworks: boolean;
+  maxAttempts: number;
+  maxRunningPerTenant: number;
+  leaseSeconds: number;
+  webhookSecret: string;
+  maxInputPixels: number;
+  minImageSide: number;
+  minImages: number;
+  datasetMaxSide: number;
+  maxDownloadBytes: number;
+  trainerStallSeconds: number;
+  vlm: { url: string; model: string; apiKey: string };
+  logLevel: string;
+  devPrintToken: boolean;
+}
+
+export class ConfigError extends Error {}
+
+type VarName = (typeof CONFIG_VARS)[number]['name'];
+
+function reader(env: NodeJS.ProcessEnv) {
+  const raw = (name: VarName): string => {
+    const spec = CONFIG_VARS.find((v) => v.name === name)!;
+    const value = env[name];
+    return value === undefined || value === '' ? spec.default : value;
+  };
+  return {
+    str: raw,
+    int(name: VarName): number {
+      const v = raw(name);
+      if (!/^-?\d+$/.test(v)) throw new ConfigError(`${name} must be an integer, got "${v}"`);
+      return Number(v);
+    },
+    bool(name: VarName): boolean {
+      const v = raw(name).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      throw new ConfigError(`${name} must be 0 or 1, got "${v}"`);
+    },
+    list(name: VarName): string[] {
+      return raw(name).split(',').map((s) => s.trim()).filter(Boolean);
+    },
+  };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const r = reader(env);
+  const dataDir = path.resolve(r.str('KILN_DATA_DIR'));
+  return {
+    port: r.int('KILN_PORT'),
+    host: r.str('KILN_HOST'),
+    dataDir,
+    databaseUrl: r.str('KILN_DATABASE_URL'),
+    jwt: {
+      secret: r.str('KILN_JWT_SECRET'),
+      jwksUrl: r.str('KILN_JWT_JWKS_URL'),
+      publicKey: r.str('KILN_JWT_PUBLIC_KEY'),
+      issuer: r.str('KILN_JWT_ISSUER'),
+      audience: r.str('KILN_JWT_AUDIENCE'),
+    },
+    python: path.resolve(r.str('KILN_PYTHON')),
+    gpus: r.list('KILN_GPUS'),
+    cpuSlots: r.int('KILN_CPU_SLOTS'),
+    preprocessSlots: r.int('KILN_PREPROCESS_SLOTS'),
+    defaultBaseModel: r.str('KILN_DEFAULT_BASE_MODEL'),
+    sourceRoots: r.list('KILN_SOURCE_ROOTS').map((p) => path.resolve(p)),
+    allowPrivateNetworks: r.bool('KILN_ALLOW_PRIVATE_NETWORKS'),
+    maxAttempts: r.int('KILN_MAX_ATTEMPTS'),
+    maxRunningPerTenant: r.int('KILN_MAX_RUNNING_PER_TENANT'),
+    leaseSeconds: r.int('KILN_LEASE_SECONDS'),
+    webhookSecret: r.str('KILN_WEBHOOK_SECRET'),
+    maxInputPixels: r.int('KILN_MAX_INPUT_PIXELS'),
+    minImageSide: r.int('KILN_MIN_IMAGE_SIDE'),
+    minImages: r.int('KILN_MIN_IMAGES'),
+    datasetMaxSide: r.int('KILN_DATASET_MAX_SIDE'),
+    maxDownloadBytes: r.int('KILN_MAX_DOWNLOAD_BYTES'),
+    trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
+    vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },
+    logLevel: r.str('KILN_LOG_LEVEL'),
+    devPrintToken: r.bool('KILN_DEV_PRINT_TOKEN'),
+  };
+}
+
+/** A config for tests: defaults, a throwaway data dir, overrides on top. */
+export function testConfig(dataDir: string, overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({ KILN_DATA_DIR: dataDir, KILN_JWT_SECRET: 'test-secret-test-secret-test-secret!' }), ...overrides };
+}

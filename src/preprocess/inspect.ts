@@ -1,0 +1,97 @@
+import sharp from 'sharp';
+
+/** Raster formats a trainer can use; SVG, PDF and the rest are refused before sharp parses them. */
+const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
+
+export interface ImageFacts {
+  format: string;
+  width: number;
+  height: number;
+  /** dHash of the upright image, for near-duplicate detection. */
+  dhash: bigint;
+}
+
+export interface InspectLimits {
+  maxInputPixels: number;
+  minImageSide: number;
+}
+
+export class ImageRejected extends Error {}
+
+/** Recognises text formats by their first bytes, so hostile SVG/HTML never reach a parser. */
+function sniffText(buf: Buffer): string | null {
+  const head = buf.subarray(0, 1024).toString('utf8').replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!doctype svg|<svg)/.test(head) || (head.startsWith('<?xml') && head.includes('<svg'))) {
+    return 'not a raster image (SVG)';
+  }
+  if (/^(<!--[\s\S]*?-->\s*)*(<!doctype html|<html|<head|<body)/.test(head)) return 'not an image (an HTML page)';
+  return null;
+}
+
+const megapixels = (px: number) => `${(px / 1e6).toFixed(1)} MP`;
+
+/**
+ * Decides whether `buf` is a usable still raster image. Dimensions come from the header first, so
+ * an oversized image is refused without decoding; then the whole image is decoded (that is what
+ * catches truncation) while computing its perceptual hash.
+ */
+export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<ImageFacts> {
+  if (buf.length === 0) throw new ImageRejected('empty file (0 bytes)');
+  const text = sniffText(buf);
+  if (text) throw new ImageRejected(text);
+
+  let meta: sharp.Metadata;
+  try {
+    // limitInputPixels: false only here: metadata reads the header and decodes no pixels.
+    meta = await sharp(buf, { limitInputPixels: false }).metadata();
+  } catch {
+    throw new ImageRejected('not an image (unrecognised format)');
+  }
+  const format = meta.format ?? 'unknown';
+  if (format === 'svg') throw new ImageRejected('not a raster image (SVG)');
+  if (!RASTER_FORMATS.has(format)) throw new ImageRejected(`unsupported image format (${format})`);
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if ((meta.pages ?? 1) > 1) throw new ImageRejected(`animated or multi-page image (${meta.pages} frames)`);
+  if (width * height > limits.maxInputPixels) {
+    throw new ImageRejected(
+      `too many pixels: ${width}x${height} is ${megapixels(width * height)}, over the ${megapixels(limits.maxInputPixels)} limit (KILN_MAX_INPUT_PIXELS)`,
+    );
+  }
+  if (Math.min(width, height) < limits.minImageSide) {
+    throw new ImageRejected(`too small: ${width}x${height}, the shorter side must be at least ${limits.minImageSide} px (KILN_MIN_IMAGE_SIDE)`);
+  }
+
+  let grid: Buffer;
+  try {
+    grid = await sharp(buf, { failOn: 'truncated', limitInputPixels: limits.maxInputPixels })
+      .rotate()
+      .grayscale()
+      .resize(9, 8, { fit: 'fill' })
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new ImageRejected(`corrupt or truncated image (${(err as Error).message.split('\n')[0]})`);
+  }
+  return { format, width, height, dhash: dhash(grid) };
+}
+
+/** 64-bit difference hash of a 9x8 grayscale grid: bit = left pixel brighter than right. */
+export function dhash(grid: Buffer): bigint {
+  let hash = 0n;
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 8; x++) hash = (hash << 1n) | (grid[y * 9 + x]! > grid[y * 9 + x + 1]! ? 1n : 0n);
+  }
+  return hash;
+}
+
+export function hammingDistance(a: bigint, b: bigint): number {
+  let diff = a ^ b;
+  let count = 0;
+  while (diff) {
+    count += Number(diff & 1n);
+    diff >>= 1n;
+  }
+  return count;
+}
+

@@ -1,0 +1,30 @@
+import type { ApiDeps } from './api/deps.js';
+import { createVerifier } from './auth/jwt.js';
+import type { Config } from './config.js';
+import { openStore, type Store } from './store/db.js';
+import { migrate } from './store/migrations.js';
+import { TaskStore } from './store/tasks.js';
+import { TasksService } from './tasks/service.js';
+import { createValidator } from './api/validate-create.js';
+
+export interface Runtime extends ApiDeps {
+  close(): Promise<void>;
+}
+
+/** Opens the store (migrating it), the token verifier and the services: one per process. */
+export async function openRuntime(config: Config, opts: { pgSchema?: string; store?: Store } = {}): Promise<Runtime> {
+  const store = opts.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: opts.pgSchema });
+  await migrate(store.db, store.dialect);
+  const taskStore = new TaskStore(store);
+  const tasks = new TasksService(taskStore, config);
+  const verifier = createVerifier(config);
+  return {
+    config,
+    store,
+    taskStore,
+    tasks,
+    verifier,
+    validateCreate: createValidator(config),
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,126 @@
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from './db.js';
+
+/**
+ * Migrations for both dialects, applied at start. Each one is written once with the few
+ * dialect differences (float type, autoincrement) spelled out where they occur.
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const float = dialect === 'postgres' ? 'double precision' : 'real';
+  return {
+    '0001_training_tasks': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('training_tasks')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('origin_instance', 'text', (c) => c.notNull().defaultTo('unknown'))
+          .addColumn('origin_zone', 'text')
+          .addColumn('origin_version', 'text')
+          .addColumn('origin_tenant_id', 'text')
+          .addColumn('training_type', 'text', (c) => c.notNull())
+          .addColumn('entity_type', 'text', (c) => c.notNull())
+          .addColumn('entity_id', 'text')
+          .addColumn('status', 'text', (c) =>
+            c.notNull().check(sql`status in ('PENDING','PREPROCESSING','QUEUED','TRAINING','COMPLETED','FAILED','CANCELLED')`),
+          )
+          .addColumn('progress', float, (c) => c.notNull().defaultTo(0))
+          .addColumn('current_step', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('total_steps', 'integer', (c) => c.notNull())
+          .addColumn('eta_seconds', 'integer')
+          .addColumn('trigger_word', 'text', (c) => c.notNull())
+          .addColumn('training_folder', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('rank', 'integer', (c) => c.notNull())
+          .addColumn('save_every', 'integer', (c) => c.notNull())
+          .addColumn('max_step_saves_to_keep', 'integer', (c) => c.notNull())
+          .addColumn('batch_size', 'integer', (c) => c.notNull())
+          .addColumn('steps', 'integer', (c) => c.notNull())
+          .addColumn('learning_rate', float, (c) => c.notNull())
+          .addColumn('gradient_accumulation', 'integer', (c) => c.notNull())
+          .addColumn('optimizer', 'text', (c) => c.notNull())
+          .addColumn('bypass_guidance_embedding', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('base_model_path', 'text', (c) => c.notNull())
+          .addColumn('local_model_path', 'text')
+          .addColumn('sample_every', 'integer', (c) => c.notNull())
+          .addColumn('sample_steps', 'integer', (c) => c.notNull())
+          .addColumn('sample_prompts', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('started_at', 'text')
+          .addColumn('completed_at', 'text')
+          .addColumn('logs', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('error_message', 'text')
+          .addColumn('webhook_url', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('celery_training_task_id', 'text')
+          .addColumn('celery_preprocessing_task_id', 'text')
+          .addColumn('celery_chain_task_id', 'text')
+          .addColumn('preprocessing_stage', 'text')
+          .addColumn('processed_files_count', 'integer')
+          .addColumn('total_files_count', 'integer')
+          .addColumn('preprocessing_started_at', 'text')
+          .addColumn('preprocessing_completed_at', 'text')
+          .addColumn('source_images', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('processed_dataset_path', 'text')
+          .addColumn('preprocessing_transforms', 'text')
+          .addColumn('preprocessing_captioning_strategy', 'text', (c) => c.notNull())
+          .addColumn('preprocessing_captioning_prompt', 'text')
+          .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(1).check(sql`priority between 0 and 3`))
+          .addColumn('priority_changed_at', 'text')
+          .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_expires_at', 'text')
+          .addColumn('queued_at', 'text', (c) => c.notNull())
+          .execute();
+        // The claim's index: runnable statuses ordered by priority, then age in the queue.
+        await db.schema.createIndex('training_tasks_claim').on('training_tasks').columns(['status', 'priority desc', 'queued_at']).execute();
+        await db.schema.createIndex('training_tasks_tenant_created').on('training_tasks').columns(['origin_tenant_id', 'created_at desc']).execute();
+        await db.schema.createIndex('training_tasks_created').on('training_tasks').columns(['created_at desc']).execute();
+        await db.schema.createIndex('training_tasks_entity').on('training_tasks').column('entity_id').execute();
+        await db.schema.createIndex('training_tasks_lease').on('training_tasks').column('lease_expires_at').execute();
+      },
+    },
+    '0002_engine': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('stage_runs')
+          .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('task_id', 'text', (c) => c.notNull())
+          .addColumn('stage', 'text', (c) => c.notNull())
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('worker_id', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'text', (c) => c.notNull())
+          .addColumn('ended_at', 'text')
+          .addColumn('outcome', 'text')
+          .execute();
+        await db.schema.createIndex('stage_runs_task').on('stage_runs').column('task_id').execute();
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('task_id', 'text', (c) => c.notNull())
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+          .addColumn('last_status_code', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .execute();
+        await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+        await db.schema.createIndex('webhook_deliveries_task').on('webhook_deliveries').column('task_id').execute();
+      },
+    },
+  };
+}
+
+export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`);
+  }
+}

@@ -1,0 +1,45 @@
+import type { ListQuery, TrainingTaskCreate } from '../api/schemas/training.js';
+import { scopeOf, type Principal } from '../auth/principal.js';
+import type { Config } from '../config.js';
+import type { TrainingTaskRow } from '../store/db.js';
+import type { TaskStore } from '../store/tasks.js';
+import { newTaskRow } from './create.js';
+import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
+
+/** What the API asks of tasks, in domain terms. */
+export class TasksService {
+  constructor(
+    private readonly tasks: TaskStore,
+    private readonly config: Config,
+  ) {}
+
+  async create(body: TrainingTaskCreate, principal: Principal): Promise<TrainingTaskRow> {
+    if (body.priority !== undefined && body.priority !== 1 && !principal.admin) {
+      throw new NotPermitted('Setting priority needs the training:admin scope');
+    }
+    const row = newTaskRow(body, { principal, dataDir: this.config.dataDir, defaultBaseModel: this.config.defaultBaseModel });
+    return this.tasks.insert(row);
+  }
+
+  async get(id: string, principal: Principal): Promise<TrainingTaskRow> {
+    const row = await this.tasks.get(id, scopeOf(principal));
+    if (!row) throw new TaskNotFound(id);
+    return row;
+  }
+
+  list(principal: Principal, query: ListQuery): Promise<TrainingTaskRow[]> {
+    return this.tasks.list(scopeOf(principal), query);
+  }
+
+  /**
+   * Cancel answers at once: the record is CANCELLED when this returns. A worker running the
+   * task notices and stops it; its lease, and so its slot, stays until the process is gone.
+   */
+  async cancel(id: string, principal: Principal): Promise<TrainingTaskRow> {
+    const res = await this.tasks.transition(id, 'cancel', { scope: scopeOf(principal) });
+    if (res.ok) return res.row;
+    if (res.reason === 'not_found') throw new TaskNotFound(id);
+    if (res.row.status === 'CANCELLED') return res.row;
+    throw new TaskConflict(`Task is ${res.row.status} and can no longer be cancelled`);
+  }
+}
