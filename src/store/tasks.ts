@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { ListQuery } from '../api/schemas/training.js';
 import type { TenantScope } from '../auth/principal.js';
 import { nextStatus, type TrainingStatus, type TransitionName } from '../engine/lifecycle.js';
@@ -21,6 +21,12 @@ export interface TransitionOptions {
   leaseOwner?: string;
   /** Columns written together with the status. */
   set?: (before: TrainingTaskRow, now: string) => Partial<TrainingTaskRow>;
+}
+
+/** `= tenant`, or `IS NULL` for the tenant-less space (Postgres takes no parameter after IS). */
+function tenantIs(tenantId: string | null) {
+  return (eb: ExpressionBuilder<KilnDatabase, 'training_tasks'>) =>
+    tenantId === null ? eb('origin_tenant_id', 'is', null) : eb('origin_tenant_id', '=', tenantId);
 }
 
 /** Reads and compare-and-set writes of the task table. The queue's claim SQL is in engine/claim.ts. */
@@ -47,14 +53,14 @@ export class TaskStore {
 
   async get(id: string, scope?: TenantScope, db: Executor = this.db): Promise<TrainingTaskRow | undefined> {
     let q = db.selectFrom('training_tasks').selectAll().where('id', '=', id);
-    if (scope && !scope.all) q = q.where('origin_tenant_id', 'is', scope.tenantId);
+    if (scope && !scope.all) q = q.where(tenantIs(scope.tenantId));
     return q.executeTakeFirst();
   }
 
   /** Newest first; ties on the millisecond are broken by the time-ordered id. */
   async list(scope: TenantScope, query: ListQuery): Promise<TrainingTaskRow[]> {
     let q = this.db.selectFrom('training_tasks').selectAll();
-    if (!scope.all) q = q.where('origin_tenant_id', 'is', scope.tenantId);
+    if (!scope.all) q = q.where(tenantIs(scope.tenantId));
     if (query.status) q = q.where('status', '=', query.status);
     if (query.entity_id) q = q.where('entity_id', '=', query.entity_id);
     return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).offset(query.skip).execute();
