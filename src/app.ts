@@ -7,6 +7,8 @@ import type { ApiDeps } from './api/deps.js';
 import { installErrorHandlers } from './api/errors.js';
 import { healthRoutes } from './api/routes/health.js';
 import { trainingRoutes } from './api/routes/training.js';
+import { engineRoutes } from './api/routes/engine.js';
+import { metricsRoutes } from './api/routes/metrics.js';
 import { SHARED_SCHEMAS } from './api/schemas/errors.js';
 import {
   CaptioningStrategy,
@@ -63,11 +65,13 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
 
   installErrorHandlers(app);
   await app.register(healthRoutes, deps);
+  await app.register(metricsRoutes, deps);
 
   await app.register(
     async (api) => {
       api.addHook('onRequest', requireBearer(deps.verifier));
       await api.register(trainingRoutes, { ...deps, prefix: '/training' });
+      await api.register(engineRoutes, { ...deps, prefix: '/training' });
     },
     { prefix: '/api/v1' },
   );

@@ -6,6 +6,9 @@ import { migrate } from './store/migrations.js';
 import { TaskStore } from './store/tasks.js';
 import { TasksService } from './tasks/service.js';
 import { createValidator } from './api/validate-create.js';
+import { installNotifications } from './engine/notifications.js';
+import { Metrics } from './metrics/metrics.js';
+import { installOutbox } from './webhooks/outbox.js';
 
 export interface Runtime extends ApiDeps {
   close(): Promise<void>;
@@ -16,6 +19,8 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
   const store = opts.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: opts.pgSchema });
   await migrate(store.db, store.dialect);
   const taskStore = new TaskStore(store);
+  installOutbox(taskStore);
+  installNotifications(taskStore);
   const tasks = new TasksService(taskStore, config);
   const verifier = createVerifier(config);
   return {
@@ -24,6 +29,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
     taskStore,
     tasks,
     verifier,
+    metrics: new Metrics(store),
     validateCreate: createValidator(config),
     close: () => store.close(),
   };

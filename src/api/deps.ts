@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { Store } from '../store/db.js';
 import type { TaskStore } from '../store/tasks.js';
 import type { TasksService } from '../tasks/service.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** Everything the HTTP layer needs, built once by the process that serves it. */
 export interface ApiDeps {
@@ -13,6 +14,7 @@ export interface ApiDeps {
   store: Store;
   taskStore: TaskStore;
   tasks: TasksService;
+  metrics: Metrics;
   verifier: TokenVerifier;
   /** Checks beyond the schema (outbound URLs, transforms, captioning); throws RequestValidationError. */
   validateCreate(body: TrainingTaskCreate, principal: Principal): Promise<void>;

@@ -1,29 +1,34 @@
 import type { Config } from '../config.js';
 import type { Principal } from '../auth/principal.js';
+import { checkOutboundUrl, OutboundUrlError } from '../net/index.js';
+import { validateCaptioning, validateSourceSyntax, validateTransforms } from '../preprocess/index.js';
 import type { TrainingTaskCreate } from './schemas/training.js';
 import { RequestValidationError, type ValidationIssue } from './errors.js';
 
 /**
- * Checks of a create body that a JSON schema cannot state. Each returns FastAPI-style
- * issues so a client sees every problem of its request at once.
+ * Checks of a create body that a JSON schema cannot state: where the webhook may point,
+ * what the sources and transforms say, whether the captioning strategy can run here.
+ * Every issue is reported at once, FastAPI-style.
  */
 export function createValidator(config: Config) {
   return async (body: TrainingTaskCreate, _principal: Principal): Promise<void> => {
     const issues: ValidationIssue[] = [];
     if (body.webhook_url) issues.push(...(await checkWebhookUrl(body.webhook_url, config)));
+    if (body.source_images?.length) issues.push(...validateSourceSyntax(body.source_images, config));
+    if (body.preprocessing_transforms) issues.push(...validateTransforms(body.preprocessing_transforms));
+    issues.push(...validateCaptioning(body.preprocessing_captioning_strategy ?? null, body.preprocessing_captioning_prompt ?? null, config));
     if (issues.length) throw new RequestValidationError(issues);
   };
 }
 
-async function checkWebhookUrl(url: string, _config: Config): Promise<ValidationIssue[]> {
-  let parsed: URL;
+/** The SSRF rule at the door: a webhook to a private or metadata address is refused at creation. */
+async function checkWebhookUrl(url: string, config: Config): Promise<ValidationIssue[]> {
   try {
-    parsed = new URL(url);
-  } catch {
-    return [{ loc: ['body', 'webhook_url'], msg: 'Input should be a valid URL', type: 'url_parsing' }];
+    await checkOutboundUrl(url, { allowPrivateNetworks: config.allowPrivateNetworks, label: 'webhook_url' });
+    return [];
+  } catch (err) {
+    if (!(err instanceof OutboundUrlError)) throw err;
+    const type = err.reason === 'invalid' ? 'url_parsing' : err.reason === 'scheme' ? 'url_scheme' : 'url_not_allowed';
+    return [{ loc: ['body', 'webhook_url'], msg: err.message, type }];
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    return [{ loc: ['body', 'webhook_url'], msg: 'URL scheme should be http or https', type: 'url_scheme' }];
-  }
-  return [];
 }

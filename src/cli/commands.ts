@@ -1,6 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
+import { workerCommand } from './worker.js';
+import { webhookSecretCommand } from './webhook-secret.js';
 
 export interface Command {
   summary: string;
@@ -12,5 +14,7 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   serve: serveCommand,
+  worker: workerCommand,
   token: tokenCommand,
+  'webhook-secret': webhookSecretCommand,
 };

@@ -3,10 +3,10 @@ import type { Config } from '../config.js';
 import { FetchError, OutboundUrlError, safeRequest } from '../net/index.js';
 import type { CaptionStrategy, EntityType } from './types.js';
 
-export const DEFAULT_TEMPLATE = 'a photo of [trigger] [entity]';
+const DEFAULT_TEMPLATE = 'a photo of [trigger] [entity]';
 
 /** The word [entity] stands for in templates. SUBJECT is a person in Kiln's use. */
-export const ENTITY_WORDS: Record<EntityType, string> = { PRODUCT: 'product', SUBJECT: 'person', STYLE: 'style' };
+const ENTITY_WORDS: Record<EntityType, string> = { PRODUCT: 'product', SUBJECT: 'person', STYLE: 'style' };
 
 export interface CaptionContext {
   strategy: CaptionStrategy;
@@ -23,7 +23,7 @@ export function withTrigger(caption: string, trigger: string): string {
   return new RegExp(`(^|[^\\p{L}\\p{N}_])${escaped}($|[^\\p{L}\\p{N}_])`, 'u').test(text) ? text : `${trigger}, ${text}`;
 }
 
-export function templateCaption(ctx: CaptionContext): string {
+function templateCaption(ctx: CaptionContext): string {
   const template = ctx.prompt?.trim() || DEFAULT_TEMPLATE;
   const filled = template.replaceAll('[trigger]', ctx.triggerWord).replaceAll('[entity]', ENTITY_WORDS[ctx.entityType]);
   return withTrigger(filled, ctx.triggerWord);

@@ -14,7 +14,7 @@ export interface DownloadSettings {
   signal: AbortSignal;
 }
 
-export const MAX_REDIRECTS = 3;
+const MAX_REDIRECTS = 3;
 const RETRIES = 2;
 
 /** A download that failed for a reason worth telling the user; becomes a rejection reason. */

@@ -92,7 +92,7 @@ async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: 
       return { file: dest, caption: null };
     }
     case 'upload': {
-      const upload = await openUpload(ctx.config, ctx.tenantId, source);
+      const upload = await openUpload(ctx.config, ctx.tenantId, `upload://${ref.id}`);
       return { file: upload.path, caption: null };
     }
   }

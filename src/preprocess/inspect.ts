@@ -18,8 +18,10 @@ export interface InspectLimits {
 
 export class ImageRejected extends Error {}
 
-/** Recognises text formats by their first bytes, so hostile SVG/HTML never reach a parser. */
+/** Recognises non-raster formats by their first bytes, so hostile SVG/HTML never reach a parser. */
 function sniffText(buf: Buffer): string | null {
+  if (buf[0] === 0x1f && buf[1] === 0x8b) return 'not a raster image (gzip-compressed, e.g. SVGZ)';
+  if (buf.subarray(0, 5).toString('latin1') === '%PDF-') return 'not a raster image (PDF)';
   const head = buf.subarray(0, 1024).toString('utf8').replace(/^\uFEFF/, '').trimStart().toLowerCase();
   if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!doctype svg|<svg)/.test(head) || (head.startsWith('<?xml') && head.includes('<svg'))) {
     return 'not a raster image (SVG)';
@@ -77,7 +79,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
 }
 
 /** 64-bit difference hash of a 9x8 grayscale grid: bit = left pixel brighter than right. */
-export function dhash(grid: Buffer): bigint {
+function dhash(grid: Buffer): bigint {
   let hash = 0n;
   for (let y = 0; y < 8; y++) {
     for (let x = 0; x < 8; x++) hash = (hash << 1n) | (grid[y * 9 + x]! > grid[y * 9 + x + 1]! ? 1n : 0n);

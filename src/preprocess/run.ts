@@ -21,7 +21,7 @@ import {
 } from './types.js';
 
 /** dHash distance at or below which two images count as the same picture. */
-export const NEAR_DUPLICATE_DISTANCE = 4;
+const NEAR_DUPLICATE_DISTANCE = 4;
 const ZIP_MAX_ENTRIES = 2000;
 const ZIP_MAX_TOTAL_BYTES = 1024 ** 3;
 

@@ -44,10 +44,12 @@ export async function extractZip(zipFile: string, destDir: string, limits: ZipLi
   const captions = new Map<string, string>();
   let total = 0;
   let count = 0;
+  let current = '';
   try {
     for await (const entry of zip.eachEntry()) {
       if (++count > limits.maxEntries) throw new ZipRefusedError(`zip has more than ${limits.maxEntries} entries`);
       const name = entry.fileName;
+      current = name;
       if (ignored(name)) continue;
       const isCaption = name.toLowerCase().endsWith('.txt');
       const cap = isCaption ? Math.min(MAX_CAPTION_BYTES, limits.maxEntryBytes) : limits.maxEntryBytes;
@@ -84,6 +86,9 @@ export async function extractZip(zipFile: string, destDir: string, limits: ZipLi
     const message = (err as Error).message;
     if (/absolute path|invalid relative path|invalid characters/.test(message)) {
       throw new ZipRefusedError(`zip has an unsafe entry path (${message})`);
+    }
+    if (/too many bytes in the stream/.test(message)) {
+      throw new ZipRefusedError(`zip entry ${current} inflates past the size its header declares (a zip bomb?)`);
     }
     throw new ZipRefusedError(`zip could not be read (${message})`);
   } finally {

@@ -70,8 +70,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('lease_expires_at', 'text')
           .addColumn('queued_at', 'text', (c) => c.notNull())
           .execute();
-        // The claim's index: runnable statuses ordered by priority, then age in the queue.
-        await db.schema.createIndex('training_tasks_claim').on('training_tasks').columns(['status', 'priority desc', 'queued_at']).execute();
+        // The claim's index: runnable statuses ordered by priority, then creation time.
+        await db.schema.createIndex('training_tasks_claim').on('training_tasks').columns(['status', 'priority desc', 'created_at']).execute();
         await db.schema.createIndex('training_tasks_tenant_created').on('training_tasks').columns(['origin_tenant_id', 'created_at desc']).execute();
         await db.schema.createIndex('training_tasks_created').on('training_tasks').columns(['created_at desc']).execute();
         await db.schema.createIndex('training_tasks_entity').on('training_tasks').column('entity_id').execute();

@@ -19,6 +19,10 @@ export interface TransitionOptions {
   scope?: TenantScope;
   /** A worker's write also requires that it still holds the lease. */
   leaseOwner?: string;
+  /** The rescuer also requires the very expiry it saw, so a last-moment renewal wins. */
+  leaseExpiresAt?: string;
+  /** Refuse while any worker still holds the task (a cancelled stage whose process is exiting). */
+  requireNoLease?: boolean;
   /** Columns written together with the status. */
   set?: (before: TrainingTaskRow, now: string) => Partial<TrainingTaskRow>;
 }
@@ -78,7 +82,11 @@ export class TaskStore {
         const before = await this.get(id, opts.scope, trx);
         if (!before) return { ok: false, reason: 'not_found' } as const;
         const to = nextStatus(name, before.status as TrainingStatus);
-        if (!to || (opts.leaseOwner !== undefined && before.lease_owner !== opts.leaseOwner)) {
+        const leaseMoved =
+          (opts.leaseOwner !== undefined && before.lease_owner !== opts.leaseOwner) ||
+          (opts.leaseExpiresAt !== undefined && before.lease_expires_at !== opts.leaseExpiresAt) ||
+          (opts.requireNoLease === true && before.lease_owner !== null);
+        if (!to || leaseMoved) {
           return { ok: false, reason: 'forbidden', row: before } as const;
         }
         const now = isoNow();
@@ -88,6 +96,8 @@ export class TaskStore {
           .where('id', '=', id)
           .where('status', '=', before.status);
         if (opts.leaseOwner !== undefined) update = update.where('lease_owner', '=', opts.leaseOwner);
+        if (opts.leaseExpiresAt !== undefined) update = update.where('lease_expires_at', '=', opts.leaseExpiresAt);
+        if (opts.requireNoLease) update = update.where('lease_owner', 'is', null);
         const after = await update.returningAll().executeTakeFirst();
         if (!after) return null;
         await this.notify(trx, before, after);
@@ -110,7 +120,8 @@ export class TaskStore {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  private async notify(trx: Executor, before: TrainingTaskRow, after: TrainingTaskRow): Promise<void> {
+  /** Runs the status listeners; writers outside `transition` (the claim) call it in their transaction. */
+  async notify(trx: Executor, before: TrainingTaskRow, after: TrainingTaskRow): Promise<void> {
     for (const listener of this.listeners) await listener(trx, before, after);
   }
 }

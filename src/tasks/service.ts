@@ -3,6 +3,7 @@ import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import type { TaskStore } from '../store/tasks.js';
+import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
 
@@ -41,5 +42,42 @@ export class TasksService {
     if (res.reason === 'not_found') throw new TaskNotFound(id);
     if (res.row.status === 'CANCELLED') return res.row;
     throw new TaskConflict(`Task is ${res.row.status} and can no longer be cancelled`);
+  }
+
+  /** Admin only: moves a task within the queue; the next claim sees the new order. */
+  async setPriority(id: string, priority: number, principal: Principal): Promise<TrainingTaskRow> {
+    if (!principal.admin) throw new NotPermitted('Changing priority needs the training:admin scope');
+    const now = isoNow();
+    const row = await this.tasks.db
+      .updateTable('training_tasks')
+      .set({ priority, priority_changed_at: now, updated_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new TaskNotFound(id);
+    return row;
+  }
+
+  /**
+   * Puts a FAILED or CANCELLED task back in the queue. It starts again at preprocessing,
+   * which skips the sources it already fetched, and training resumes from its newest
+   * checkpoint because the task folder is kept.
+   */
+  async retry(id: string, principal: Principal): Promise<TrainingTaskRow> {
+    const res = await this.tasks.transition(id, 'retry', {
+      scope: scopeOf(principal),
+      requireNoLease: true,
+      set: (_before, now) => ({
+        error_message: null,
+        completed_at: null,
+        eta_seconds: null,
+        attempt: 0,
+        queued_at: now,
+      }),
+    });
+    if (res.ok) return res.row;
+    if (res.reason === 'not_found') throw new TaskNotFound(id);
+    if (res.row.lease_owner !== null) throw new TaskConflict('The task is still stopping on its worker; retry in a few seconds');
+    throw new TaskConflict(`Only FAILED or CANCELLED tasks can be retried; this one is ${res.row.status}`);
   }
 }

@@ -91,6 +91,15 @@ describe('downloading', () => {
     assert.equal(server.hits.get('/flaky.jpg'), 3);
   });
 
+  it('a dropped connection is retried', async () => {
+    const image = await jpeg(320, 240, 8);
+    let calls = 0;
+    const server = await startServer((req, res) => (++calls === 1 ? req.socket.destroy() : res.writeHead(200).end(image)));
+    const out = await runJob([`${server.url}/reset.jpg`]);
+    assert.ifError(out.error);
+    assert.equal(server.hits.get('/reset.jpg'), 2);
+  });
+
   it('a body over the size cap is refused even without Content-Length', async () => {
     const server = await startServer((_req, res) => {
       res.writeHead(200); // chunked, no length announced

@@ -75,7 +75,14 @@ export interface RunOutcome {
 /** Runs the stage over `sources` with test-friendly defaults; never throws, returns what happened. */
 export async function runJob(
   sources: string[],
-  opts: { config?: Partial<Config>; job?: Partial<PreprocessJob>; options?: PreprocessOptions; signal?: AbortSignal; dataDir?: string } = {},
+  opts: {
+    config?: Partial<Config>;
+    job?: Partial<PreprocessJob>;
+    options?: PreprocessOptions;
+    signal?: AbortSignal;
+    dataDir?: string;
+    onProgress?: (p: RunOutcome['events'][number]) => void;
+  } = {},
 ): Promise<RunOutcome & { config: Config }> {
   const dataDir = opts.dataDir ?? (await tempDir());
   const config = testConfig(dataDir, { allowPrivateNetworks: true, minImageSide: 64, ...opts.config });
@@ -92,7 +99,13 @@ export async function runJob(
     captioning: { strategy: 'trigger_only', prompt: null },
     ...opts.job,
   };
-  const hooks = { onProgress: (p: RunOutcome['events'][number]) => void events.push(p), signal: opts.signal ?? new AbortController().signal };
+  const hooks = {
+    onProgress: (p: RunOutcome['events'][number]) => {
+      events.push(p);
+      opts.onProgress?.(p);
+    },
+    signal: opts.signal ?? new AbortController().signal,
+  };
   const options: PreprocessOptions = { connectTimeoutMs: 2000, timeoutMs: 3000, retryBackoffMs: 10, ...opts.options };
   try {
     return { result: await runPreprocessing(job, config, hooks, options), events, taskDir, config };

@@ -70,7 +70,7 @@ export const TrainingTaskCreate = Type.Object(
     steps: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100000 }), { title: 'Steps', default: DEFAULTS.steps })),
     learning_rate: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1 }), { title: 'Learning Rate', default: DEFAULTS.learning_rate })),
     sample_prompts: Type.Optional(Nullable(Type.Array(Type.String({ maxLength: 2000 }), { maxItems: 50 }), { title: 'Sample Prompts', default: [] })),
-    source_images: Type.Optional(Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 8192 }), { minItems: 1, maxItems: 1000 }), {
+    source_images: Type.Optional(Nullable(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }), {
       title: 'Source Images',
       description: 'Default []. Each entry: an http(s) URL, a path under KILN_SOURCE_ROOTS, a data: URI, an upload:// reference, or a .zip of any of these.',
     })),

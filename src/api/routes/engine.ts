@@ -1,0 +1,74 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { PriorityBody, TaskIdParams, TrainingTask } from '../schemas/training.js';
+import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
+import { toTrainingTask } from '../../tasks/view.js';
+import type { ApiDeps } from '../deps.js';
+
+const WebhookDelivery = Type.Object(
+  {
+    id: Type.String({ description: 'The webhook-id header of every attempt' }),
+    event_type: Type.String(),
+    url: Type.String(),
+    status: Type.String({ description: 'pending, delivered or failed' }),
+    attempts: Type.Integer(),
+    next_attempt_at: Type.String({ format: 'date-time' }),
+    last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+    last_error: Type.Union([Type.String(), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+    delivered_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { title: 'WebhookDelivery' },
+);
+
+const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
+
+/** Kiln's additions to the seed's training endpoints: queue control and webhook history. */
+export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
+  const { tasks } = deps;
+
+  app.patch(
+    '/:task_id/priority',
+    {
+      schema: {
+        summary: 'Set Task Priority',
+        description: 'Admin scope. Sets priority (0 LOW … 3 URGENT) and priority_changed_at; the queue reorders at the next claim.',
+        tags: ['Training'],
+        params: TaskIdParams,
+        body: Type.Ref(PriorityBody),
+        response: { 200: Type.Ref(TrainingTask), 403: Type.Ref(HTTPError), ...errors },
+      },
+    },
+    async (request) => toTrainingTask(await tasks.setPriority(request.params.task_id, request.body.priority, request.principal)),
+  );
+
+  app.post(
+    '/:task_id/retry',
+    {
+      schema: {
+        summary: 'Retry Training',
+        description: 'Puts a FAILED or CANCELLED task back in the queue; training resumes from its newest checkpoint.',
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 200: Type.Ref(TrainingTask), 409: Type.Ref(HTTPError), ...errors },
+      },
+    },
+    async (request) => toTrainingTask(await tasks.retry(request.params.task_id, request.principal)),
+  );
+
+  app.get(
+    '/:task_id/webhooks',
+    {
+      schema: {
+        summary: 'List Webhook Deliveries',
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 200: Type.Array(WebhookDelivery), ...errors },
+      },
+    },
+    async (request) => {
+      const task = await tasks.get(request.params.task_id, request.principal);
+      return deps.store.db.selectFrom('webhook_deliveries').selectAll().where('task_id', '=', task.id).orderBy('created_at').orderBy('id').execute();
+    },
+  );
+};

@@ -1,0 +1,24 @@
+/** The trainer's stdout protocol (kiln_trainer/events.py): one JSON object per line. */
+export type TrainerEvent =
+  | { type: 'started'; model: string; device: string; dtype: string; trainable_parameters: number; steps: number; start_step: number; training_type: string; optimizer?: string }
+  | { type: 'step'; step: number; total: number; loss: number | null; lr: number; seconds_per_step: number }
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'sample'; step: number; prompt: string; path: string }
+  | { type: 'completed'; weights_path: string; final_loss: number | null; wall_seconds: number; steps: number }
+  | { type: 'cancelled'; step: number }
+  | { type: 'error'; kind: string; message: string; where: string }
+  | { type: 'image'; path: string; prompt: string; index: number; seed: number }
+  | { type: 'log'; message: string };
+
+const TYPES = new Set(['started', 'step', 'checkpoint', 'sample', 'completed', 'cancelled', 'error', 'image', 'log']);
+
+/** A line of trainer stdout as an event, or null for anything that is not one of ours. */
+export function parseEvent(line: string): TrainerEvent | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const value = JSON.parse(line) as { type?: unknown };
+    return typeof value.type === 'string' && TYPES.has(value.type) ? (value as TrainerEvent) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,67 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Slot } from '../engine/stages.js';
+import type { TrainingTaskRow } from '../store/db.js';
+
+export const TRAINER_SPEC_VERSION = 1;
+export const TINY_MODEL = 'builtin:tiny-flux';
+
+/** Folders of a task, as architecture note 5 lays them out. */
+export function taskPaths(taskDir: string) {
+  return {
+    root: taskDir,
+    sources: path.join(taskDir, 'sources'),
+    dataset: path.join(taskDir, 'dataset'),
+    checkpoints: path.join(taskDir, 'checkpoints'),
+    samples: path.join(taskDir, 'samples'),
+    output: path.join(taskDir, 'output'),
+    logs: path.join(taskDir, 'logs'),
+    trainerLog: path.join(taskDir, 'logs', 'trainer.log'),
+    events: path.join(taskDir, 'logs', 'events.jsonl'),
+    spec: path.join(taskDir, 'logs', 'trainer-spec.json'),
+  };
+}
+
+/** The tiny model trains at a size a laptop CPU turns over in well under a second a step. */
+function resolutionFor(baseModel: string): number[] {
+  return baseModel === TINY_MODEL ? [64] : [512, 768, 1024];
+}
+
+/** The trainer's JSON spec (kiln_trainer/spec.py TrainSpec) for one task on one slot. */
+export function trainerSpec(task: TrainingTaskRow, config: Config, slot: Slot) {
+  const paths = taskPaths(task.training_folder);
+  return {
+    version: TRAINER_SPEC_VERSION,
+    training_type: task.training_type,
+    trigger_word: task.trigger_word,
+    rank: task.rank,
+    steps: task.steps,
+    learning_rate: task.learning_rate,
+    batch_size: task.batch_size,
+    gradient_accumulation: task.gradient_accumulation,
+    optimizer: task.optimizer,
+    save_every: task.save_every,
+    max_step_saves_to_keep: task.max_step_saves_to_keep,
+    sample_every: task.sample_every,
+    sample_steps: task.sample_steps,
+    sample_prompts: JSON.parse(task.sample_prompts) as string[],
+    base_model_path: task.base_model_path,
+    bypass_guidance_embedding: Boolean(task.bypass_guidance_embedding),
+    dataset_dir: task.processed_dataset_path ?? paths.dataset,
+    work_dir: paths.root,
+    resolution: resolutionFor(task.base_model_path),
+    device: slot.kind === 'gpu' ? 'cuda' : 'cpu',
+    models_dir: path.join(config.dataDir, 'models'),
+    resume: true,
+  };
+}
+
+/** The trainer sees only its own GPU; a CPU slot sees none, so torch cannot wander onto one. */
+export function trainerEnv(config: Config, slot: Slot): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PYTHONUNBUFFERED: '1',
+    KILN_DATA_DIR: config.dataDir,
+    CUDA_VISIBLE_DEVICES: slot.kind === 'gpu' ? slot.device : '',
+  };
+}

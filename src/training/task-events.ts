@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+
+/**
+ * A task's event stream on disk (`logs/events.jsonl`): every trainer event with a sequence
+ * number and time. The SSE endpoint tails it, so API and worker need share only the data
+ * dir, as they do in fleet mode.
+ */
+export class TaskEventLog {
+  private seq: number;
+
+  constructor(private readonly file: string) {
+    this.seq = countLines(file);
+  }
+
+  append(event: object): void {
+    this.seq += 1;
+    fs.appendFileSync(this.file, JSON.stringify({ seq: this.seq, time: new Date().toISOString(), ...event }) + '\n');
+  }
+}
+
+function countLines(file: string): number {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    let n = 0;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) n++;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+/** Reads the events after byte `offset`; returns them and the offset to continue from. */
+export function readEventsFrom(file: string, offset: number): { events: Record<string, unknown>[]; offset: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return { events: [], offset };
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size <= offset) return { events: [], offset };
+    const buf = Buffer.alloc(size - offset);
+    fs.readSync(fd, buf, 0, buf.length, offset);
+    const text = buf.toString('utf8');
+    const end = text.lastIndexOf('\n');
+    if (end < 0) return { events: [], offset };
+    const events = text
+      .slice(0, end)
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    return { events, offset: offset + Buffer.byteLength(text.slice(0, end + 1)) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
