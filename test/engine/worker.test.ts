@@ -1,0 +1,157 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { Worker } from '../../src/engine/worker.js';
+import { StageFailure, type StageContext, type StageHandlers } from '../../src/engine/stages.js';
+import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
+import { insertTask } from '../helpers/tasks.js';
+
+const silent = pino({ level: 'silent' });
+
+async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await probe();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Stages written for the engine's tests: each waits for the test to release it or for a stop. */
+function gatedStages() {
+  const gates = new Map<string, () => void>();
+  const seen: { stage: string; task: string; stopReason?: unknown; stoppedAt?: number }[] = [];
+  const wait = (stage: string) => async (ctx: StageContext) => {
+    const entry: (typeof seen)[number] = { stage, task: ctx.task.id };
+    seen.push(entry);
+    await new Promise<void>((resolve) => {
+      gates.set(`${stage}:${ctx.task.id}`, resolve);
+      ctx.signal.addEventListener('abort', () => {
+        entry.stopReason = ctx.signal.reason;
+        entry.stoppedAt = Date.now();
+        resolve();
+      });
+    });
+    if (ctx.task.trigger_word === 'FAILME') throw new StageFailure(`${stage} refused this dataset`);
+    await ctx.update({ current_step: 5 });
+    return { set: stage === 'train' ? { local_model_path: '/tmp/lora.safetensors' } : { processed_dataset_path: '/tmp/ds' } };
+  };
+  const handlers: StageHandlers = { preprocess: wait('preprocess'), train: wait('train') };
+  const open = (stage: string, task: string) => gates.get(`${stage}:${task}`)?.();
+  return { handlers, seen, open, gates };
+}
+
+for (const dialect of DIALECTS) {
+  describe(`worker (${dialect})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await openHarness(dialect, { leaseSeconds: 2, maxRunningPerTenant: 0 });
+    });
+    after(() => h.close());
+
+    const makeWorker = (handlers: StageHandlers, id: string) =>
+      new Worker({ tasks: h.runtime.taskStore, config: h.config, handlers, log: silent, trainSlots: [{ kind: 'cpu', index: 0 }], preprocessSlots: 1, pollMs: 100, id });
+
+    test('runs both stages to COMPLETED, logging each stage run', async () => {
+      const g = gatedStages();
+      const w = makeWorker(g.handlers, `w-complete-${dialect}`);
+      await w.start();
+      const t = await insertTask(h.runtime.taskStore, { set: { webhook_url: 'http://127.0.0.1:9/hook' } });
+      await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start');
+      g.open('preprocess', t.id);
+      await until(() => Promise.resolve(g.gates.has(`train:${t.id}`)), 'training to start');
+      const training = (await h.runtime.taskStore.get(t.id))!;
+      assert.equal(training.status, 'TRAINING');
+      assert.equal(training.attempt, 1, 'attempts count per stage');
+      assert.ok(training.preprocessing_completed_at && training.started_at);
+      assert.equal(training.processed_dataset_path, '/tmp/ds');
+      g.open('train', t.id);
+      const done = await until(async () => {
+        const r = await h.runtime.taskStore.get(t.id);
+        return r?.status === 'COMPLETED' && r.lease_owner === null && r;
+      }, 'completion');
+      assert.equal(done.progress, 100);
+      assert.equal(done.local_model_path, '/tmp/lora.safetensors');
+      assert.ok(done.completed_at);
+      const runs = await h.runtime.store.db.selectFrom('stage_runs').selectAll().where('task_id', '=', t.id).orderBy('id').execute();
+      assert.deepEqual(runs.map((r) => [r.stage, r.outcome]), [['preprocess', 'completed'], ['train', 'completed']]);
+      const events = await h.runtime.store.db.selectFrom('webhook_deliveries').select('event_type').where('task_id', '=', t.id).orderBy('created_at').orderBy('id').execute();
+      assert.deepEqual(events.map((e) => e.event_type), ['training.preprocessing', 'training.started', 'training.completed']);
+      await w.stop();
+    });
+
+    test('a cancel reaches the running stage within a second; the slot frees only when it returns', async () => {
+      const g = gatedStages();
+      const w = makeWorker(g.handlers, `w-cancel-${dialect}`);
+      await w.start();
+      const t = await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED' } });
+      await until(() => Promise.resolve(g.gates.has(`train:${t.id}`)), 'training to start');
+      const cancelledAt = Date.now();
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/training/${t.id}/cancel`, headers: await h.auth('acme') });
+      assert.equal(res.json().status, 'CANCELLED', 'the record is CANCELLED when the call returns');
+      const entry = await until(() => Promise.resolve(g.seen.find((s) => s.task === t.id && s.stoppedAt)), 'the stage to be stopped');
+      assert.equal(entry.stopReason, 'cancelled');
+      assert.ok(entry.stoppedAt! - cancelledAt < 1000, `stopped after ${entry.stoppedAt! - cancelledAt} ms`);
+      const after = await until(async () => {
+        const r = await h.runtime.taskStore.get(t.id);
+        return r?.lease_owner === null && r;
+      }, 'the lease to be dropped');
+      assert.equal(after.status, 'CANCELLED');
+      await w.stop();
+    });
+
+    test('a failing stage fails the task with its message', async () => {
+      const g = gatedStages();
+      const w = makeWorker(g.handlers, `w-fail-${dialect}`);
+      await w.start();
+      const t = await insertTask(h.runtime.taskStore, { set: { trigger_word: 'FAILME' } });
+      await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start');
+      g.open('preprocess', t.id);
+      const failed = await until(async () => {
+        const r = await h.runtime.taskStore.get(t.id);
+        return r?.status === 'FAILED' && r;
+      }, 'failure');
+      assert.equal(failed.error_message, 'preprocess refused this dataset');
+      await w.stop();
+    });
+
+    test('shutdown gives the lease back and another worker resumes the stage as attempt 2', async () => {
+      const g1 = gatedStages();
+      const w1 = makeWorker(g1.handlers, `w-leaving-${dialect}`);
+      await w1.start();
+      const t = await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED' } });
+      await until(() => Promise.resolve(g1.gates.has(`train:${t.id}`)), 'training to start');
+      await w1.stop();
+      const released = (await h.runtime.taskStore.get(t.id))!;
+      assert.equal(released.status, 'QUEUED');
+      assert.equal(released.lease_owner, null);
+      assert.equal(g1.seen[0].stopReason, 'shutdown');
+      const g2 = gatedStages();
+      const w2 = makeWorker(g2.handlers, `w-arriving-${dialect}`);
+      await w2.start();
+      await until(() => Promise.resolve(g2.gates.has(`train:${t.id}`)), 'the second worker to claim');
+      const resumed = (await h.runtime.taskStore.get(t.id))!;
+      assert.equal(resumed.attempt, 2);
+      assert.equal(resumed.lease_owner, `w-arriving-${dialect}`);
+      g2.open('train', t.id);
+      await until(async () => (await h.runtime.taskStore.get(t.id))?.status === 'COMPLETED', 'completion');
+      await w2.stop();
+    });
+
+    test('a worker that stops heartbeating loses its stage to the rescuer', async () => {
+      const t = await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED' } });
+      // A claim by a worker that then vanishes: nobody renews the 2 s lease.
+      const { claimNext } = await import('../../src/engine/claim.js');
+      await claimNext(h.runtime.taskStore, { stage: 'train', workerId: 'ghost', leaseSeconds: 1, maxRunningPerTenant: 0 });
+      const g = gatedStages();
+      const w = makeWorker(g.handlers, `w-rescuer-${dialect}`);
+      await w.start();
+      await until(() => Promise.resolve(g.gates.has(`train:${t.id}`)), 'the rescued stage to run again', 8000);
+      assert.equal((await h.runtime.taskStore.get(t.id))!.attempt, 2);
+      g.open('train', t.id);
+      await until(async () => (await h.runtime.taskStore.get(t.id))?.status === 'COMPLETED', 'completion');
+      await w.stop();
+    });
+  });
+}
