@@ -9,6 +9,10 @@ import { healthRoutes } from './api/routes/health.js';
 import { trainingRoutes } from './api/routes/training.js';
 import { engineRoutes } from './api/routes/engine.js';
 import { metricsRoutes } from './api/routes/metrics.js';
+import { artifactRoutes } from './api/routes/artifacts.js';
+import { liveRoutes } from './api/routes/live.js';
+import { uploadRoutes } from './api/routes/uploads.js';
+import multipart from '@fastify/multipart';
 import { SHARED_SCHEMAS } from './api/schemas/errors.js';
 import {
   CaptioningStrategy,
@@ -63,6 +67,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  await app.register(multipart, { limits: { fileSize: deps.config.maxDownloadBytes + 1 } });
   installErrorHandlers(app);
   await app.register(healthRoutes, deps);
   await app.register(metricsRoutes, deps);
@@ -72,6 +77,9 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       api.addHook('onRequest', requireBearer(deps.verifier));
       await api.register(trainingRoutes, { ...deps, prefix: '/training' });
       await api.register(engineRoutes, { ...deps, prefix: '/training' });
+      await api.register(liveRoutes, { ...deps, prefix: '/training' });
+      await api.register(artifactRoutes, { ...deps, prefix: '/training' });
+      await api.register(uploadRoutes, { ...deps, prefix: '/uploads' });
     },
     { prefix: '/api/v1' },
   );

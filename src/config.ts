@@ -1,4 +1,8 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The checkout: src/ (tsx) and dist/ (compiled) both sit one level below it. */
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * Every KILN_* variable, read once. The table below is the single source of the names,
@@ -23,7 +27,7 @@ export const CONFIG_VARS = [
   { name: 'KILN_JWT_PUBLIC_KEY', kind: 'string', default: '', doc: 'PEM public key (or path to one) for RS256/ES256 tokens' },
   { name: 'KILN_JWT_ISSUER', kind: 'string', default: '', doc: 'Required `iss` claim when set' },
   { name: 'KILN_JWT_AUDIENCE', kind: 'string', default: '', doc: 'Required `aud` claim when set' },
-  { name: 'KILN_PYTHON', kind: 'string', default: '.venv/bin/python', doc: 'Interpreter that runs the trainer' },
+  { name: 'KILN_PYTHON', kind: 'string', default: '', doc: 'Interpreter that runs the trainer; empty means the project venv, <repo>/.venv/bin/python' },
   { name: 'KILN_GPUS', kind: 'list', default: '', doc: 'GPU indices the in-process worker trains on (one slot each); empty means CPU' },
   { name: 'KILN_CPU_SLOTS', kind: 'int', default: '1', doc: 'CPU training slots of the in-process worker when no GPU is listed' },
   { name: 'KILN_PREPROCESS_SLOTS', kind: 'int', default: '2', doc: 'Concurrent preprocessing stages per worker' },
@@ -119,7 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: r.str('KILN_JWT_ISSUER'),
       audience: r.str('KILN_JWT_AUDIENCE'),
     },
-    python: path.resolve(r.str('KILN_PYTHON')),
+    python: r.str('KILN_PYTHON') ? path.resolve(r.str('KILN_PYTHON')) : path.join(REPO_ROOT, '.venv', 'bin', 'python'),
     gpus: r.list('KILN_GPUS'),
     cpuSlots: r.int('KILN_CPU_SLOTS'),
     preprocessSlots: r.int('KILN_PREPROCESS_SLOTS'),

@@ -44,7 +44,15 @@ export function preprocessingStage(deps: HandlerDeps): StageHandler {
         },
         deps.preprocessOptions,
       );
-      return { set: { processed_dataset_path: result.datasetDir, progress: monotonic(progress, PREPROCESS_SHARE) } };
+      const files = result.accepted + result.rejected.length;
+      return {
+        set: {
+          processed_dataset_path: result.datasetDir,
+          processed_files_count: files,
+          total_files_count: files,
+          progress: monotonic(progress, PREPROCESS_SHARE),
+        },
+      };
     } catch (err) {
       if (err instanceof PreprocessError) throw new StageFailure(err.message);
       throw err;

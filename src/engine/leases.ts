@@ -72,7 +72,16 @@ export async function rescueExpired(tasks: TaskStore, maxAttempts: number, batch
           : { queued_at: at }),
       }),
     });
-    if (res.ok) (giveUp ? report.failed : report.requeued).push(res.row);
+    if (!res.ok) continue;
+    (giveUp ? report.failed : report.requeued).push(res.row);
+    // The dead worker never closed its stage run; the rescue is the last we know of it.
+    await tasks.db
+      .updateTable('stage_runs')
+      .set({ ended_at: now, outcome: 'lease_expired' })
+      .where('task_id', '=', row.id)
+      .where('worker_id', '=', lease.owner)
+      .where('ended_at', 'is', null)
+      .execute();
   }
   return report;
 }

@@ -16,17 +16,17 @@ export function validateTransforms(transforms: unknown): Issue[] {
 export function validateCaptioning(strategy: string | null, prompt: string | null, config: Config): Issue[] {
   const issues: Issue[] = [];
   if (strategy !== null && !STRATEGIES.includes(strategy)) {
-    issues.push({ loc: ['body', 'captioning_strategy'], msg: `Input should be one of ${STRATEGIES.join(', ')}`, type: 'literal_error' });
+    issues.push({ loc: ['body', 'preprocessing_captioning_strategy'], msg: `Input should be one of ${STRATEGIES.join(', ')}`, type: 'literal_error' });
   }
   if (strategy === 'vlm' && !config.vlm.url && !config.vlm.model) {
     issues.push({
-      loc: ['body', 'captioning_strategy'],
+      loc: ['body', 'preprocessing_captioning_strategy'],
       msg: 'vlm captioning is not available: the server has neither KILN_VLM_URL nor KILN_VLM_MODEL configured',
       type: 'value_error',
     });
   }
   if (prompt !== null && prompt.length > MAX_PROMPT) {
-    issues.push({ loc: ['body', 'captioning_prompt'], msg: `String should have at most ${MAX_PROMPT} characters`, type: 'string_too_long' });
+    issues.push({ loc: ['body', 'preprocessing_captioning_prompt'], msg: `String should have at most ${MAX_PROMPT} characters`, type: 'string_too_long' });
   }
   return issues;
 }

@@ -61,6 +61,8 @@ export function trainerEnv(config: Config, slot: Slot): NodeJS.ProcessEnv {
   return {
     ...process.env,
     PYTHONUNBUFFERED: '1',
+    // The trainer's log is the task's human log: always at INFO, whatever the service logs at.
+    KILN_LOG_LEVEL: 'INFO',
     KILN_DATA_DIR: config.dataDir,
     CUDA_VISIBLE_DEVICES: slot.kind === 'gpu' ? slot.device : '',
   };

@@ -39,7 +39,7 @@ describe('create-time validation', () => {
 
   it('vlm needs KILN_VLM_URL or KILN_VLM_MODEL', () => {
     const [issue] = validateCaptioning('vlm', null, config);
-    assert.deepEqual(issue!.loc, ['body', 'captioning_strategy']);
+    assert.deepEqual(issue!.loc, ['body', 'preprocessing_captioning_strategy']);
     assert.match(issue!.msg, /neither KILN_VLM_URL nor KILN_VLM_MODEL/);
     assert.deepEqual(validateCaptioning('vlm', null, { ...config, vlm: { url: 'http://vlm:8000/v1/chat/completions', model: '', apiKey: '' } }), []);
     assert.deepEqual(validateCaptioning('template', 'a photo of [trigger]', config), []);

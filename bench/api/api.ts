@@ -1,0 +1,199 @@
+/**
+ * API throughput: Kiln against the FastAPI + SQLAlchemy baseline, same endpoints, same table,
+ * same 100k rows, same HS256 JWT check, on SQLite and on Postgres.
+ *
+ * Each service runs in its own process; autocannon runs in this one. All three processes
+ * share the machine's cores, and the conditions are the same for both services.
+ *
+ * Run directly: node --import tsx bench/api/api.ts [--quick] [--dialect sqlite|postgres]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createVerifier } from '../../src/auth/jwt.js';
+import { loadConfig } from '../../src/config.js';
+import { openStore, type Dialect, type Store } from '../../src/store/db.js';
+import { migrate } from '../../src/store/migrations.js';
+import { runLoad, type LoadSpec } from '../lib/load.js';
+import { formatMachine } from '../lib/machine.js';
+import { isMain } from '../lib/paths.js';
+import { BENCH_PG_URL, createBenchSchema } from '../lib/pg.js';
+import { BENCH_TENANT, countTasks, historyStatus, seedTasks } from '../lib/seed.js';
+import { round, sleep } from '../lib/stats.js';
+import { printTable } from '../lib/table.js';
+import { startBaseline, startKiln, type RunningService, type ServiceName, type StoreTarget } from './services.js';
+
+export interface ApiRow {
+  bench: 'api';
+  dialect: Dialect;
+  service: ServiceName;
+  endpoint: string;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+
+export interface ApiBenchOptions {
+  /** Tasks in the store before any request. */
+  rows?: number;
+  /** Measured seconds per endpoint and service. */
+  durationS?: number;
+  /** Unmeasured seconds before each measurement (JIT, pools, caches). */
+  warmupS?: number;
+  connections?: number;
+  dialects?: Dialect[];
+  services?: ServiceName[];
+  log?: (line: string) => void;
+}
+
+const DEFAULTS = { rows: 100_000, durationS: 8, warmupS: 2, connections: 16 };
+const JWT_SECRET = 'bench-secret-bench-secret-bench-secret!';
+/** GET /{id} cycles through this many distinct ids so it is not one hot row. */
+const ID_SAMPLE = 1000;
+const CREATE_BODY = JSON.stringify({ trigger_word: 'SNKR' });
+
+interface Endpoint {
+  name: string;
+  method: 'GET' | 'POST';
+  paths: string[];
+  body?: string;
+  status: number;
+}
+
+function endpoints(ids: string[]): Endpoint[] {
+  const sample = Array.from({ length: Math.min(ID_SAMPLE, ids.length) }, () => ids[Math.floor(Math.random() * ids.length)]);
+  return [
+    { name: 'GET /training/{id}', method: 'GET', paths: sample.map((id) => `/api/v1/training/${id}`), status: 200 },
+    { name: 'GET /training/?limit=100', method: 'GET', paths: ['/api/v1/training/?limit=100'], status: 200 },
+    { name: 'POST /training/', method: 'POST', paths: ['/api/v1/training/'], body: CREATE_BODY, status: 201 },
+  ];
+}
+
+interface PreparedStore {
+  target: StoreTarget;
+  store: Store;
+  ids: string[];
+  cleanup(): Promise<void>;
+}
+
+/** A fresh store of the dialect with `rows` tasks of one tenant, migrated by Kiln's migrations. */
+async function prepareStore(dialect: Dialect, rows: number): Promise<PreparedStore> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-api-'));
+  const schema = dialect === 'postgres' ? await createBenchSchema() : null;
+  const store = openStore({ databaseUrl: schema ? BENCH_PG_URL : '', dataDir, pgSchema: schema?.name });
+  await migrate(store.db, store.dialect);
+  const ids = await seedTasks(store.db, rows, { dataDir, status: historyStatus });
+  if (dialect === 'postgres') await store.pool!.query('analyze training_tasks');
+  return {
+    target: { dataDir, jwtSecret: JWT_SECRET, pgUrl: schema ? BENCH_PG_URL : '', pgSchema: schema?.name, pgUrlWithSchema: schema?.url },
+    store,
+    ids,
+    async cleanup() {
+      await store.close();
+      await schema?.drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The token both services check: Kiln's own HS256 minting with the shared secret. */
+async function mintToken(dataDir: string): Promise<string> {
+  const verifier = createVerifier(loadConfig({ KILN_DATA_DIR: dataDir, KILN_JWT_SECRET: JWT_SECRET }));
+  return verifier.mint!({ tenantId: BENCH_TENANT, ttlSeconds: 3600 });
+}
+
+function keysOf(value: unknown): string {
+  const obj = Array.isArray(value) ? value[0] : value;
+  return Object.keys(obj ?? {}).sort().join(',');
+}
+
+/** One request per endpoint to each service: same status, same keys, else the comparison is void. */
+async function checkShapes(services: RunningService[], eps: Endpoint[], headers: Record<string, string>): Promise<void> {
+  for (const ep of eps) {
+    const shapes = new Map<string, string>();
+    for (const svc of services) {
+      const res = await fetch(svc.url + ep.paths[0], { method: ep.method, headers, body: ep.body });
+      const body = await res.json();
+      if (res.status !== ep.status) throw new Error(`${svc.name} ${ep.name}: status ${res.status}, expected ${ep.status}: ${JSON.stringify(body).slice(0, 300)}`);
+      if (Array.isArray(body) && body.length !== 100) throw new Error(`${svc.name} ${ep.name}: ${body.length} items, expected 100`);
+      shapes.set(svc.name, keysOf(body));
+    }
+    const distinct = new Set(shapes.values());
+    if (distinct.size > 1) throw new Error(`${ep.name}: response keys differ: ${JSON.stringify(Object.fromEntries(shapes))}`);
+  }
+}
+
+async function benchDialect(dialect: Dialect, o: Required<Omit<ApiBenchOptions, 'dialects' | 'log'>>, log: (s: string) => void): Promise<ApiRow[]> {
+  const seedStart = performance.now();
+  const prepared = await prepareStore(dialect, o.rows);
+  log(`[api ${dialect}] seeded ${o.rows} tasks in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
+  const services: RunningService[] = [];
+  const rows: ApiRow[] = [];
+  try {
+    for (const name of o.services) services.push(name === 'kiln' ? await startKiln(prepared.target) : await startBaseline(prepared.target));
+    const token = await mintToken(prepared.target.dataDir);
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const eps = endpoints(prepared.ids);
+    await checkShapes(services, eps, headers);
+    log(`[api ${dialect}] response shapes match across ${services.map((s) => s.name).join(', ')}`);
+
+    // Endpoint-major order: both services see the table in the same state for each endpoint.
+    for (const ep of eps) {
+      for (const svc of services) {
+        const spec: LoadSpec = { url: svc.url, method: ep.method, paths: ep.paths, headers, body: ep.body, connections: o.connections, durationS: o.warmupS };
+        if (o.warmupS > 0) await runLoad(spec);
+        // The warm-up's last requests may still be committing; count only after they have.
+        if (ep.method === 'POST') await sleep(500);
+        const before = ep.method === 'POST' ? await countTasks(prepared.store.db) : 0;
+        const r = await runLoad({ ...spec, durationS: o.durationS });
+        if (ep.method === 'POST') await verifyCreated(prepared.store, before, r.ok, o.connections, `${svc.name} ${dialect}`, log);
+        log(`[api ${dialect}] ${svc.name} ${ep.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, codes ${JSON.stringify(r.statusCodes)}`);
+        rows.push({ bench: 'api', dialect, service: svc.name, endpoint: ep.name, rps: round(r.rps, 0), p50_ms: round(r.p50_ms, 2), p99_ms: round(r.p99_ms, 2), errors: r.errors });
+      }
+    }
+  } finally {
+    for (const svc of services) await svc.stop();
+    await prepared.cleanup();
+  }
+  return rows;
+}
+
+/**
+ * The rows a POST run really created must match the 2xx it counted. Requests still in flight
+ * when autocannon stops may commit without being counted, so up to one per connection more.
+ */
+async function verifyCreated(store: Store, before: number, ok: number, connections: number, what: string, log: (s: string) => void): Promise<void> {
+  await sleep(500); // let in-flight requests commit
+  const created = (await countTasks(store.db)) - before;
+  if (created < ok || created > ok + connections) {
+    throw new Error(`${what}: POST reported ${ok} created but the table grew by ${created}`);
+  }
+  log(`[api] ${what}: POST verified, ${created} rows created for ${ok} counted 2xx`);
+}
+
+export async function benchApi(opts: ApiBenchOptions = {}): Promise<ApiRow[]> {
+  const o = { ...DEFAULTS, services: ['kiln', 'baseline'] as ServiceName[], ...opts };
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const rows: ApiRow[] = [];
+  for (const dialect of opts.dialects ?? (['sqlite', 'postgres'] as Dialect[])) {
+    rows.push(...(await benchDialect(dialect, o, log)));
+  }
+  return rows;
+}
+
+if (isMain(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const dialectArg = args[args.indexOf('--dialect') + 1];
+  const dialects = args.includes('--dialect') ? [dialectArg as Dialect] : undefined;
+  const started = performance.now();
+  const rows = await benchApi(quick ? { rows: 5000, durationS: 2, warmupS: 1, dialects } : { dialects });
+  console.log(formatMachine());
+  console.log(
+    `load: autocannon in the bench process, ${quick ? 2 : DEFAULTS.durationS} s per run after ${quick ? 1 : DEFAULTS.warmupS} s warm-up, ` +
+      `${DEFAULTS.connections} connections; each service one process (uvicorn: 1 worker); all on the same cores`,
+  );
+  printTable('API throughput', rows);
+  console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}

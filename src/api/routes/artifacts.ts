@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { contentTypeOf, listArtifacts, resolveArtifact } from '../../artifacts/catalog.js';
+import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
+import { TaskIdParams } from '../schemas/training.js';
+import { HttpError } from '../errors.js';
+import type { ApiDeps } from '../deps.js';
+
+const Artifact = Type.Object(
+  {
+    path: Type.String({ description: 'Relative to the task folder' }),
+    kind: Type.String({ description: 'weights, checkpoint, sample, manifest, log or image' }),
+    size: Type.Integer(),
+    sha256: Type.String(),
+  },
+  { title: 'Artifact' },
+);
+
+/** Parses a single `bytes=a-b` range; null for none, 'invalid' for one that cannot be served. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | 'invalid' {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return 'invalid';
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'invalid';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  return start > end || start >= size ? 'invalid' : { start, end };
+}
+
+const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
+
+/** Final weights, checkpoints, samples, manifest and log of a task: listed, then streamed. */
+export const artifactRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
+  app.get(
+    '/:task_id/artifacts',
+    {
+      schema: {
+        summary: 'List Artifacts',
+        tags: ['Artifacts'],
+        params: TaskIdParams,
+        response: { 200: Type.Array(Artifact), ...errors },
+      },
+    },
+    async (request) => {
+      const task = await deps.tasks.get(request.params.task_id, request.principal);
+      return listArtifacts(task.training_folder);
+    },
+  );
+
+  app.get(
+    '/:task_id/artifacts/*',
+    {
+      schema: {
+        summary: 'Download Artifact',
+        description: 'Streams one artifact; honours a single `Range: bytes=a-b`.',
+        tags: ['Artifacts'],
+        params: Type.Object({ task_id: Type.String({ format: 'uuid' }), '*': Type.String() }),
+      },
+    },
+    async (request, reply) => {
+      const task = await deps.tasks.get(request.params.task_id, request.principal);
+      const file = resolveArtifact(task.training_folder, request.params['*']);
+      if (!file) throw new HttpError(404, 'Artifact not found');
+      const size = fs.statSync(file).size;
+      reply.header('accept-ranges', 'bytes').type(contentTypeOf(file));
+      const range = parseRange(request.headers.range, size);
+      if (range === 'invalid') throw new HttpError(416, `Range not satisfiable for a ${size}-byte file`, { 'content-range': `bytes */${size}` });
+      if (!range) return reply.header('content-length', size).send(fs.createReadStream(file));
+      return reply
+        .code(206)
+        .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+        .header('content-length', range.end - range.start + 1)
+        .send(fs.createReadStream(file, { start: range.start, end: range.end }));
+    },
+  );
+};

@@ -1,0 +1,31 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openHarness, type Harness } from '../helpers/harness.js';
+import { insertTask } from '../helpers/tasks.js';
+
+describe('GET /metrics', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness('sqlite');
+  });
+  after(() => h.close());
+
+  test('reports tasks by status and priority, open without a token', async () => {
+    await insertTask(h.runtime.taskStore, { priority: 1 });
+    await insertTask(h.runtime.taskStore, { priority: 1 });
+    await insertTask(h.runtime.taskStore, { priority: 3, set: { status: 'FAILED' } });
+    h.runtime.metrics.leaseLosses.inc({ outcome: 'requeued' });
+    h.runtime.metrics.webhookOutcomes.inc({ outcome: 'delivered' });
+    h.runtime.metrics.queueWait.observe({ stage: 'train' }, 2);
+    h.runtime.metrics.stageDuration.observe({ stage: 'train', outcome: 'completed' }, 30);
+    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers['content-type'] as string, /text\/plain/);
+    assert.match(res.body, /kiln_tasks\{status="PENDING",priority="1"\} 2/);
+    assert.match(res.body, /kiln_tasks\{status="FAILED",priority="3"\} 1/);
+    assert.match(res.body, /kiln_lease_losses_total\{outcome="requeued"\} 1/);
+    assert.match(res.body, /kiln_webhook_deliveries_total\{outcome="delivered"\} 1/);
+    assert.match(res.body, /kiln_queue_wait_seconds_count\{stage="train"\} 1/);
+    assert.match(res.body, /kiln_stage_duration_seconds_count\{stage="train",outcome="completed"\} 1/);
+  });
+});

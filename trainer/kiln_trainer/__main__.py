@@ -1,0 +1,109 @@
+"""CLI: `train --spec FILE`, `generate --spec FILE`, `build-tiny --out DIR`.
+
+Contract with the supervisor: stdout carries only JSON events; exit 0 only after a
+`completed` or `cancelled` event, 2 for spec errors, 1 for everything else."""
+
+import argparse
+import logging
+import os
+import signal
+import stat
+import sys
+import threading
+import traceback
+
+from . import events, spec as specmod
+from .events import emit, error
+
+log = logging.getLogger("kiln")
+
+
+def install_stop_handlers(stop, watch_stdin):
+    def on_term(signum, frame):
+        if stop.is_set():
+            os._exit(143)  # second SIGTERM: the operator means it
+        log.warning("SIGTERM: stopping at the next step boundary")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, lambda s, f: os._exit(130))
+    if watch_stdin:
+        def watch():
+            # the supervisor holds our stdin open; EOF means it died, so don't train for nobody
+            try:
+                while os.read(0, 4096):
+                    pass
+            except OSError:
+                pass
+            log.warning("stdin closed: supervisor gone, stopping")
+            stop.set()
+        threading.Thread(target=watch, daemon=True, name="stdin-watch").start()
+
+
+def stdin_is_pipe():
+    try:
+        return stat.S_ISFIFO(os.fstat(0).st_mode)
+    except OSError:
+        return False
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="kiln_trainer")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("train", "generate"):
+        p = sub.add_parser(name)
+        p.add_argument("--spec", required=True)
+        p.add_argument("--watch-stdin", action=argparse.BooleanOptionalAction, default=None,
+                       help="stop when stdin reaches EOF (default: on when stdin is a pipe)")
+    p = sub.add_parser("build-tiny")
+    p.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    events.claim_stdout()
+    events.setup_logging()
+    stop = threading.Event()
+    if args.cmd != "build-tiny":
+        install_stop_handlers(stop, stdin_is_pipe() if args.watch_stdin is None else args.watch_stdin)
+    try:
+        if args.cmd == "build-tiny":
+            from . import tiny
+            path = tiny.build(args.out)
+            emit("completed", path=path)
+            return 0
+        spec = specmod.load(args.spec, args.cmd)
+        if args.cmd == "generate":
+            from . import sampling
+            sampling.generate(spec)
+            return 0
+        from . import train
+        try:
+            train.run(spec, stop)
+        except train.Cancelled as c:
+            emit("cancelled", step=c.args[0])
+        return 0
+    except specmod.SpecError as e:
+        for field, msg in e.problems:
+            error("spec", f"{field}: {msg}" if field else msg, f"spec.{field}" if field else "spec")
+        return 2
+    except Exception as e:
+        return report(e)
+
+
+def report(e):
+    from . import data, models
+
+    traceback.print_exc()
+    if isinstance(e, data.DatasetError):
+        error("dataset", str(e), e.where)
+    elif isinstance(e, models.ModelError):
+        error("model", str(e), "model")
+    elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
+        error("oom", "CUDA out of memory. Try a lower resolution, batch_size 1, gradient_checkpointing true, "
+                     f"or a smaller rank. ({str(e).splitlines()[0] if str(e) else ''})", "train")
+    else:
+        error("internal", f"{type(e).__name__}: {e}", "internal")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

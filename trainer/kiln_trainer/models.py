@@ -1,0 +1,138 @@
+"""Where model weights come from. Three sources, one code path: every source resolves to
+something `from_pretrained` understands (a folder or a repo id), then components are
+loaded one by one so that only what a phase needs is ever in memory."""
+
+import logging
+import os
+import re
+
+import torch
+
+from . import tiny
+
+log = logging.getLogger("kiln.models")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelError(Exception):
+    pass
+
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {name!r} requested but CUDA is not available; use device 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def pick_dtype(name, device):
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def dtype_name(dtype):
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def resolve(base, models_dir):
+    """Return (source for from_pretrained, is_builtin)."""
+    if base == "builtin:tiny-flux":
+        return tiny.build(os.path.join(models_dir, "tiny-flux")), True
+    if os.path.isdir(base):
+        if not os.path.isfile(os.path.join(base, "model_index.json")):
+            raise ModelError(f"{base} is not a diffusers pipeline folder (no model_index.json)")
+        return base, False
+    if base.startswith(("/", ".", "~")) or not REPO_ID.match(base):
+        raise ModelError(f"model folder {base!r} does not exist; give an existing diffusers folder, "
+                         "a Hugging Face repo id such as black-forest-labs/FLUX.1-dev, or builtin:tiny-flux")
+    return base, False
+
+
+def _explain(source, e):
+    """Turn hub/IO failures into an actionable message for the operator."""
+    from huggingface_hub import errors as hub
+
+    name = type(e).__name__
+    fix = (f"set HF_TOKEN (and accept the model licence on huggingface.co), or run "
+           f"`huggingface-cli download {source}` on a machine with network and copy the HF cache "
+           f"(HF_HOME), or use builtin:tiny-flux")
+    if isinstance(e, getattr(hub, "GatedRepoError", ())):
+        return f"{source} is gated: access denied ({name}). Fix: {fix}"
+    if isinstance(e, getattr(hub, "RepositoryNotFoundError", ())):
+        return f"{source} not found on the Hugging Face hub or not accessible ({name}). Fix: {fix}"
+    return f"cannot load {source}: {name}: {str(e).splitlines()[0] if str(e) else ''}. Fix: {fix}"
+
+
+def load(source, cls_name, subfolder, dtype=None):
+    """Load one pipeline component (subfolder) from a folder or repo id."""
+    import diffusers
+    import transformers
+
+    cls = getattr(diffusers, cls_name, None) or getattr(transformers, cls_name)
+    kw = {"subfolder": subfolder}
+    if dtype is not None:
+        kw["dtype"] = dtype
+    if os.environ.get("HF_TOKEN"):
+        kw["token"] = os.environ["HF_TOKEN"]
+    try:
+        return cls.from_pretrained(source, **kw)
+    except (OSError, ValueError, EnvironmentError) as e:
+        raise ModelError(_explain(source, e)) from e
+    except Exception as e:
+        if type(e).__module__.startswith(("huggingface_hub", "requests", "httpx")):
+            raise ModelError(_explain(source, e)) from e
+        raise
+
+
+def load_text(source, dtype):
+    return dict(tokenizer=load(source, "CLIPTokenizer", "tokenizer"),
+                text_encoder=load(source, "CLIPTextModel", "text_encoder", dtype),
+                tokenizer_2=load(source, "T5TokenizerFast", "tokenizer_2"),
+                text_encoder_2=load(source, "T5EncoderModel", "text_encoder_2", dtype))
+
+
+def load_vae(source, dtype):
+    return load(source, "AutoencoderKL", "vae", dtype)
+
+
+def load_transformer(source, dtype):
+    return load(source, "FluxTransformer2DModel", "transformer", dtype)
+
+
+def load_scheduler(source):
+    return load(source, "FlowMatchEulerDiscreteScheduler", "scheduler")
+
+
+def load_pipeline(source, dtype):
+    from diffusers import FluxPipeline
+
+    kw = {"dtype": dtype}
+    if os.environ.get("HF_TOKEN"):
+        kw["token"] = os.environ["HF_TOKEN"]
+    try:
+        return FluxPipeline.from_pretrained(source, **kw)
+    except (OSError, ValueError) as e:
+        raise ModelError(_explain(source, e)) from e
+
+
+def max_text_len(tokenizer_2):
+    # FLUX.1-dev was trained with 512 T5 tokens; tiny tokenizers declare fewer
+    return min(512, int(tokenizer_2.model_max_length))
+
+
+@torch.no_grad()
+def encode_prompts(text, prompts, device):
+    """T5 sequence + CLIP pooled embeddings, exactly as FluxPipeline.encode_prompt does."""
+    from diffusers import FluxPipeline
+
+    for m in (text["text_encoder"], text["text_encoder_2"]):
+        m.to(device)
+    shim = FluxPipeline(scheduler=None, vae=None, transformer=None, **text)
+    out = []
+    for p in prompts:
+        seq, pooled, _ = shim.encode_prompt(prompt=p, prompt_2=None, device=device,
+                                            max_sequence_length=max_text_len(text["tokenizer_2"]))
+        out.append((seq[0].float().cpu(), pooled[0].float().cpu()))
+    return out

@@ -1,0 +1,315 @@
+"""FLUX rectified-flow fine-tuning, top to bottom: load data and encoders, cache,
+drop encoders, train the transformer (LoRA or full), checkpoint, sample, export.
+
+Resume is exact because nothing random depends on history: the batch for step k comes
+from a (seed, epoch) permutation and the noise/timesteps from a (seed, step) generator;
+weights, optimizer and LR-scheduler state come from the checkpoint."""
+
+import gc
+import json
+import logging
+import os
+import random
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, lora, models, sampling, tiny
+from .events import emit
+from .spec import SpecError, to_dict
+
+log = logging.getLogger("kiln.train")
+
+
+class Cancelled(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- loss
+
+def flow_loss(transformer, x0, seq, pooled, noise, sigmas, guidance):
+    """MSE between the predicted and true velocity (noise - x0) at x_t = (1-s) x0 + s noise.
+    The transformer takes s in [0, 1]: FluxPipeline passes timestep/1000 with timestep = 1000 s."""
+    from diffusers import FluxPipeline
+
+    b, c, h, w = x0.shape
+    s = sigmas.view(b, 1, 1, 1)
+    xt = (1 - s) * x0 + s * noise
+    pack = lambda z: FluxPipeline._pack_latents(z, b, c, h, w)
+    img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x0.device, x0.dtype)
+    txt_ids = torch.zeros(seq.shape[1], 3, device=x0.device, dtype=x0.dtype)
+    g = None if guidance is None else torch.full((b,), float(guidance), device=x0.device, dtype=torch.float32)
+    pred = transformer(hidden_states=pack(xt), encoder_hidden_states=seq, pooled_projections=pooled,
+                       timestep=sigmas, img_ids=img_ids, txt_ids=txt_ids, guidance=g, return_dict=False)[0]
+    return F.mse_loss(pred.float(), pack(noise - x0).float())
+
+
+def step_noise(seed, step, micro, shape):
+    """Noise and logit-normal timesteps for one micro-batch, a pure function of its position."""
+    g = torch.Generator("cpu").manual_seed(seed * 1_000_003 + step * 1009 + micro)
+    noise = torch.randn(shape, generator=g)
+    sigmas = torch.sigmoid(torch.randn(shape[0], generator=g))  # logit-normal: mid-noise levels matter most
+    return noise, sigmas
+
+
+def guidance_value(spec, transformer):
+    if not transformer.config.guidance_embeds:
+        return None
+    # FLUX-dev's guidance embedder has no "off" input; bypass feeds 0 so the LoRA learns
+    # without tying itself to a CFG strength
+    return 0.0 if spec.bypass_guidance_embedding else spec.guidance_scale
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+def make_optimizer(name, params, lr, device):
+    if name == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+            from packaging.version import Version
+            if device.type == "cuda" or Version(bnb.__version__) >= Version("0.50"):
+                return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=1e-4), "adamw8bit"
+            why = f"bitsandbytes {bnb.__version__} has no CPU support"
+        except Exception as e:  # not installed, or no usable backend
+            why = f"bitsandbytes unusable ({type(e).__name__}: {e})"
+        log.warning("adamw8bit requested but %s; using torch.optim.AdamW", why)
+        name = "adamw"
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4), "adamw"
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+        return Adafactor(params, lr=lr, relative_step=False, scale_parameter=False, warmup_init=False), "adafactor"
+    try:
+        from prodigyopt import Prodigy
+    except ImportError:
+        raise SpecError([("optimizer", "prodigy needs the 'prodigyopt' package, which is not installed; "
+                                       "pip install prodigyopt or choose adamw/adamw8bit/adafactor")])
+    return Prodigy(params, lr=lr, weight_decay=1e-4), "prodigy"
+
+
+def warmup_steps(total):
+    return min(100, max(1, total // 20))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def list_checkpoints(ckdir):
+    if not os.path.isdir(ckdir):
+        return []
+    names = [n for n in os.listdir(ckdir) if n.startswith("step_") and n[5:].isdigit()]
+    return [os.path.join(ckdir, n) for n in sorted(names, key=lambda n: int(n[5:]))]
+
+
+def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_loss):
+    from safetensors.torch import save_file
+
+    final = os.path.join(ckdir, f"step_{step:06d}")
+    tmp = os.path.join(ckdir, f".tmp-step_{step:06d}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({n: p.detach().cpu().contiguous() for n, p in named_params}, os.path.join(tmp, "trainable.safetensors"))
+    torch.save({
+        "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "last_loss": last_loss,
+        "data": position, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                  "python": random.getstate(),
+                                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+    }, os.path.join(tmp, "state.pt"))
+    with open(os.path.join(tmp, "spec.json"), "w") as f:
+        json.dump(to_dict(spec), f, indent=2)
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.rename(tmp, final)  # a step_* folder is always complete
+    for old in list_checkpoints(ckdir)[:-spec.max_step_saves_to_keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path, named_params, opt, sched):
+    from safetensors.torch import load_file
+
+    weights = load_file(os.path.join(path, "trainable.safetensors"))
+    params = dict(named_params)
+    if set(weights) != set(params):
+        raise RuntimeError(f"checkpoint {path} does not match the model being trained "
+                           f"({len(weights)} tensors vs {len(params)} trainable); delete it or set resume=false")
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(weights[n])
+    state = torch.load(os.path.join(path, "state.pt"), weights_only=False)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["step"], state["last_loss"]
+
+
+def atomic_torch_save(obj, path):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- run
+
+def run(spec, stop):
+    t_start = time.time()
+    torch.manual_seed(spec.seed)
+    random.seed(spec.seed)
+    np.random.seed(spec.seed % 2**32)
+    device = models.pick_device(spec.device)
+    dtype = models.pick_dtype(spec.dtype, device)
+    work = os.path.abspath(spec.work_dir)
+    ckdir, sdir, odir, cdir = (os.path.join(work, d) for d in ("checkpoints", "samples", "output", "cache"))
+    for d in (ckdir, sdir, odir, cdir):
+        os.makedirs(d, exist_ok=True)
+    for n in os.listdir(ckdir):  # leftovers of a crash mid-save
+        if n.startswith(".tmp-"):
+            shutil.rmtree(os.path.join(ckdir, n), ignore_errors=True)
+
+    # -- data and caches (encoders live only inside this block)
+    items = data.list_images(spec.dataset_dir, spec.trigger_word)
+    data.check_images(items)
+    source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
+    model_key = (spec.base_model_path, tiny.SEED if builtin else os.path.abspath(source) if os.path.isdir(source) else source)
+    prompts = [p.replace("[trigger]", spec.trigger_word) for p in spec.sample_prompts]
+    captions = [c for _, c in items]
+    lat_path = os.path.join(cdir, f"latents-{data.fingerprint(items, model_key, spec.resolution)}.pt")
+    txt_path = os.path.join(cdir, f"text-{data.fingerprint([], model_key, captions, prompts)}.pt")
+    samples = torch.load(lat_path) if spec.cache_latents and os.path.isfile(lat_path) else None
+    text = torch.load(txt_path) if spec.cache_text_embeddings and os.path.isfile(txt_path) else None
+    log.info("dataset: %d images; latents %s, text %s", len(items), "cached" if samples else "to encode",
+             "cached" if text else "to encode")
+    if text is None:
+        enc = models.load_text(source, dtype)
+        embeds = models.encode_prompts(enc, captions + prompts, device)
+        text = {"captions": embeds[:len(captions)], "prompts": embeds[len(captions):]}
+        del enc, embeds
+        if spec.cache_text_embeddings:
+            atomic_torch_save(text, txt_path)
+    vae = models.load_vae(source, dtype) if (samples is None or prompts) else None
+    if samples is None:
+        samples = data.encode_images(vae, items, spec.resolution, device, dtype)
+        if spec.cache_latents:
+            atomic_torch_save(samples, lat_path)
+    if not prompts:
+        vae = None
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if stop.is_set():  # report the step a resume would continue from
+        done = list_checkpoints(ckdir) if spec.resume else []
+        raise Cancelled(int(os.path.basename(done[-1])[5:]) if done else 0)
+
+    # -- model
+    transformer = models.load_transformer(source, dtype)
+    if spec.training_type == "LORA":
+        params = lora.add_lora(transformer, spec.rank, spec.seed)
+    else:
+        transformer.requires_grad_(True)
+        params = list(transformer.parameters())
+    named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
+    if spec.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.to(device).train()
+    opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate, device)
+    warm = warmup_steps(spec.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm))
+    guidance = guidance_value(spec, transformer)
+    batches = data.Batches(samples, spec.batch_size, spec.seed)
+    accum = spec.gradient_accumulation
+
+    step, last_loss = 0, float("nan")
+    existing = list_checkpoints(ckdir)
+    if spec.resume and existing:
+        step, last_loss = load_checkpoint(existing[-1], named, opt, sched)
+        log.info("resumed from %s (step %d)", existing[-1], step)
+    start_step = step
+    emit("started", model=spec.base_model_path, device=str(device), dtype=models.dtype_name(dtype),
+         trainable_parameters=sum(p.numel() for p in params), steps=spec.steps, start_step=start_step,
+         training_type=spec.training_type, optimizer=opt_name)
+
+    pipe = sampling.make_pipeline(transformer, vae.to(device), models.load_scheduler(source)) if prompts else None
+
+    def make_samples(at):
+        for i, (p, emb) in enumerate(zip(prompts, text["prompts"])):
+            img = sampling.render(pipe, emb, spec.sample_width, spec.sample_height, spec.sample_steps,
+                                  spec.sample_guidance_scale, spec.seed + i, device, dtype)
+            path = sampling.save_png(img, os.path.join(sdir, f"step_{at}_{i}.png"))
+            emit("sample", step=at, prompt=p, path=path)
+
+    def checkpoint(at):
+        path = save_checkpoint(ckdir, at, named, opt, sched, spec, batches.position(at * accum), last_loss)
+        emit("checkpoint", step=at, path=path)
+
+    saved_at = step if existing and spec.resume else -1
+    autocast = device.type == "cuda" and dtype != torch.float32
+    while step < spec.steps:
+        if stop.is_set():
+            break
+        t0 = time.time()
+        total = 0.0
+        for micro in range(accum):
+            idx = batches.get(step * accum + micro)
+            x0 = torch.stack([samples[j][1] for j in idx]).to(device)
+            seq = torch.stack([text["captions"][samples[j][2]][0] for j in idx]).to(device)
+            pooled = torch.stack([text["captions"][samples[j][2]][1] for j in idx]).to(device)
+            noise, sigmas = step_noise(spec.seed, step, micro, x0.shape)
+            with torch.autocast(device.type, dtype=dtype, enabled=autocast):
+                loss = flow_loss(transformer, x0, seq.to(dtype), pooled.to(dtype), noise.to(device),
+                                 sigmas.to(device), guidance)
+            (loss / accum).backward()
+            total += loss.item() / accum
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        last_loss = total
+        emit("step", step=step, total=spec.steps, loss=total, lr=lr, seconds_per_step=round(time.time() - t0, 4))
+        if step % spec.save_every == 0 and step < spec.steps:
+            checkpoint(step)
+            saved_at = step
+        if pipe is not None and step % spec.sample_every == 0 and step < spec.steps:
+            make_samples(step)
+
+    if step < spec.steps:  # stopped early: keep the progress, then report
+        if step > saved_at and step > 0:
+            checkpoint(step)
+        raise Cancelled(step)
+
+    if saved_at != step:
+        checkpoint(step)
+    if pipe is not None:
+        make_samples(step)
+    weights = export(spec, transformer, odir, step)
+    emit("completed", weights_path=weights, final_loss=last_loss, wall_seconds=round(time.time() - t_start, 3),
+         steps=step)
+
+
+def export(spec, transformer, odir, step):
+    if spec.training_type == "LORA":
+        meta = {"base_model": spec.base_model_path, "trigger_word": spec.trigger_word, "rank": str(spec.rank),
+                "alpha": str(spec.rank), "steps": str(step), "format": "diffusers-peft",
+                "training_type": "LORA", "kiln_spec_version": "1"}
+        return lora.save_lora(transformer, os.path.join(odir, "lora.safetensors"), spec.rank, meta)
+    final = os.path.join(odir, "transformer")
+    tmp = os.path.join(odir, f".tmp-transformer-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if spec.gradient_checkpointing:
+        transformer.disable_gradient_checkpointing()
+    transformer.save_pretrained(tmp, safe_serialization=True)
+    if os.path.exists(final):  # swap: a reader sees the old or the new folder, never a mix
+        old = os.path.join(odir, f".old-transformer-{os.getpid()}")
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    return final

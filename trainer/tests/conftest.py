@@ -1,0 +1,127 @@
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+# tiny models on a shared 2-core box: extra threads only add contention
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def cli_env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    from kiln_trainer import tiny
+
+    d = tmp_path_factory.mktemp("models")
+    tiny.build(str(d / "tiny-flux"))
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(models_dir):
+    return os.path.join(models_dir, "tiny-flux")
+
+
+def make_dataset(folder, n=4, size=64, captions=True):
+    """A distinctive pattern: red horizontal bands crossed by blue vertical bands, with a
+    little per-image noise so the images are not byte-identical."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    idx = (np.arange(size) // (size // 8)) % 2 == 0
+    for i in range(n):
+        a = np.zeros((size, size, 3), np.int32)
+        a[idx] = [255, 40, 40]
+        a[:, idx, 2] = 255
+        a = np.clip(a + rng.integers(-20, 20, a.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(a).save(os.path.join(folder, f"img{i}.png"))
+        if captions and i % 2 == 0:
+            Path(folder, f"img{i}.txt").write_text("a photo of [trigger] bands")
+    Path(folder, "manifest.json").write_text(json.dumps({"files": ["not-an-image.png"]}))
+    return str(folder)
+
+
+def train_spec(tmp_path, models_dir, name="run", **kw):
+    spec = dict(version=1, trigger_word="sks", base_model_path="builtin:tiny-flux",
+                dataset_dir=make_dataset(tmp_path / "data"), work_dir=str(tmp_path / name),
+                resolution=[64], steps=10, learning_rate=3e-3, optimizer="adamw", save_every=1000,
+                sample_every=1000, sample_steps=2, models_dir=models_dir)
+    spec.update(kw)
+    return spec
+
+
+def write_json(path, obj):
+    Path(path).write_text(json.dumps(obj))
+    return str(path)
+
+
+class Proc:
+    """A trainer subprocess whose stdout events are collected by a thread."""
+
+    def __init__(self, cmd, spec_path, stdin=subprocess.DEVNULL, extra=()):
+        self.p = subprocess.Popen([sys.executable, "-m", "kiln_trainer", cmd, "--spec", spec_path, *extra],
+                                  stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=cli_env(), cwd=str(ROOT), text=True)
+        self.events, self.stderr = [], ""
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        self._e = threading.Thread(target=self._read_err, daemon=True)
+        self._e.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.events.append(json.loads(line))  # every stdout line must be JSON
+
+    def _read_err(self):
+        self.stderr = self.p.stderr.read()
+
+    def wait_for(self, pred, timeout=120):
+        t = time.time()
+        while time.time() - t < timeout:
+            if any(pred(e) for e in self.events):
+                return True
+            if self.p.poll() is not None and not self._t.is_alive():
+                return any(pred(e) for e in self.events)
+            time.sleep(0.05)
+        return False
+
+    def wait(self, timeout=300):
+        rc = self.p.wait(timeout=timeout)
+        self._t.join(5)
+        self._e.join(5)
+        return rc
+
+    def of(self, type_):
+        return [e for e in self.events if e["type"] == type_]
+
+
+def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json"):
+    path = spec if isinstance(spec, str) else write_json(tmp_path / name, spec)
+    p = Proc(cmd, path)
+    rc = p.wait(timeout)
+    return rc, p
+
+
+@pytest.fixture(scope="session")
+def trained_lora(tmp_path_factory, models_dir):
+    """One short LoRA run shared by the export / diffusers / generate tests."""
+    tmp = tmp_path_factory.mktemp("lora_run")
+    spec = train_spec(tmp, models_dir, steps=30, learning_rate=1e-2, sample_every=15,
+                      sample_prompts=["a [trigger] pattern", "plain prompt"])
+    rc, p = run_cli("train", spec, tmp)
+    assert rc == 0, p.stderr[-3000:]
+    return spec, p

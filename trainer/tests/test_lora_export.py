@@ -1,0 +1,102 @@
+import json
+import os
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from conftest import run_cli, write_json
+
+
+def test_lora_keys_match_transformer(trained_lora, tiny_dir):
+    from diffusers import FluxTransformer2DModel
+
+    from kiln_trainer.lora import target_linears
+
+    spec, p = trained_lora
+    path = p.of("completed")[0]["weights_path"]
+    tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    modules = dict(tr.named_modules())
+    targets = set(target_linears(tr))
+    with safe_open(path, "pt") as f:
+        keys, meta = list(f.keys()), f.metadata()
+        shapes = {k: f.get_slice(k).get_shape() for k in keys}
+    pairs = {}
+    for k in keys:
+        assert k.startswith("transformer.") and k.endswith((".lora_A.weight", ".lora_B.weight")), k
+        mod, ab = k[len("transformer."):].rsplit(".lora_", 1)
+        assert isinstance(modules.get(mod), nn.Linear) and mod in targets, k
+        pairs.setdefault(mod, set()).add(ab)
+    assert all(v == {"A.weight", "B.weight"} for v in pairs.values())
+    assert set(pairs) == targets and len(pairs) == len(targets) == 34
+    for mod in pairs:  # A: [r, in], B: [out, r]
+        lin = modules[mod]
+        assert shapes[f"transformer.{mod}.lora_A.weight"] == [16, lin.in_features]
+        assert shapes[f"transformer.{mod}.lora_B.weight"] == [lin.out_features, 16]
+    assert meta["base_model"] == "builtin:tiny-flux" and meta["trigger_word"] == "sks"
+    assert meta["rank"] == "16" and meta["steps"] == "30" and meta["format"]
+
+
+def test_samples_written(trained_lora):
+    spec, p = trained_lora
+    samples = p.of("sample")
+    assert [(e["step"], e["prompt"]) for e in samples] == [
+        (15, "a sks pattern"), (15, "plain prompt"), (30, "a sks pattern"), (30, "plain prompt")]
+    for e in samples:
+        assert os.path.isfile(e["path"]) and e["path"].endswith(f"step_{e['step']}_{samples.index(e) % 2}.png")
+    assert sorted(os.listdir(os.path.join(spec["work_dir"], "samples"))) == [
+        "step_15_0.png", "step_15_1.png", "step_30_0.png", "step_30_1.png"]
+
+
+def test_diffusers_loads_lora_and_it_changes_output(trained_lora, tiny_dir):
+    from diffusers import FluxPipeline
+
+    _, p = trained_lora
+    path = p.of("completed")[0]["weights_path"]
+    pipe = FluxPipeline.from_pretrained(tiny_dir)
+    pipe.set_progress_bar_config(disable=True)
+
+    def render():
+        out = pipe("a photo of sks", width=64, height=64, num_inference_steps=3, max_sequence_length=32,
+                   generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+        return np.asarray(out)
+
+    base = render()
+    assert np.array_equal(base, render())  # same seed, same image
+    pipe.load_lora_weights(path)
+    with_lora = render()
+    assert np.abs(with_lora - base).mean() > 1e-3
+
+
+def test_generate_with_lora(trained_lora, tmp_path, models_dir):
+    _, p = trained_lora
+    lora = p.of("completed")[0]["weights_path"]
+    spec = dict(version=1, base_model_path="builtin:tiny-flux", loras=[{"path": lora, "scale": 0.8}],
+                prompts=["a [trigger] pattern", "another"], width=64, height=64, steps=3, seed=7, num_images=2,
+                output_dir=str(tmp_path / "gen"), models_dir=models_dir)
+    rc, g = run_cli("generate", spec, tmp_path)
+    assert rc == 0, g.stderr[-3000:]
+    images = g.of("image")
+    assert [(e["prompt"], e["index"], e["seed"]) for e in images] == [
+        ("a [trigger] pattern", 0, 7), ("a [trigger] pattern", 1, 8), ("another", 2, 9), ("another", 3, 10)]
+    (done,) = g.of("completed")
+    assert done["images"] == [e["path"] for e in images] and done["wall_seconds"] > 0
+    from PIL import Image
+    for e in images:
+        with Image.open(e["path"]) as im:
+            assert im.size == (64, 64)
+    assert len(os.listdir(tmp_path / "gen")) == 4
+
+    # scale 0 must give the base model's image: the adapter weight really is applied
+    rc0, g0 = run_cli("generate", dict(spec, loras=[{"path": lora, "scale": 0.0}], num_images=1,
+                                        prompts=["another"], seed=9, output_dir=str(tmp_path / "g0")),
+                      tmp_path, name="g0.json")
+    rcb, gb = run_cli("generate", dict(spec, loras=[], num_images=1, prompts=["another"], seed=9,
+                                        output_dir=str(tmp_path / "gb")), tmp_path, name="gb.json")
+    assert rc0 == 0 and rcb == 0
+    a = np.asarray(Image.open(g0.of("image")[0]["path"]), dtype=np.int16)
+    b = np.asarray(Image.open(gb.of("image")[0]["path"]), dtype=np.int16)
+    c = np.asarray(Image.open(images[2]["path"]), dtype=np.int16)
+    assert np.abs(a - b).max() <= 1
+    assert np.abs(c - b).mean() > 0.5

@@ -1,0 +1,119 @@
+"""The CLI contract for bad input: one `error` event per bad field, exit 2 (spec) or 1."""
+
+import os
+
+import pytest
+
+from conftest import make_dataset, run_cli, train_spec, write_json
+
+BAD = [
+    ("version", {"version": 2}),
+    ("version", {"version": None}),
+    ("trigger_word", {"trigger_word": None}),
+    ("trigger_word", {"trigger_word": ""}),
+    ("rank", {"rank": 0}),
+    ("rank", {"rank": 257}),
+    ("steps", {"steps": 0}),
+    ("learning_rate", {"learning_rate": -1e-4}),
+    ("optimizer", {"optimizer": "sgd"}),
+    ("training_type", {"training_type": "DORA"}),
+    ("dataset_dir", {"dataset_dir": None}),
+    ("dataset_dir", {"dataset_dir": "/nonexistent/kiln"}),
+    ("work_dir", {"work_dir": None}),
+    ("base_model_path", {"base_model_path": None}),
+    ("base_model_path", {"base_model_path": "builtin:huge-flux"}),
+    ("bogus_field", {"bogus_field": 1}),
+    ("batch_size", {"batch_size": 0}),
+    ("gradient_accumulation", {"gradient_accumulation": 1.5}),
+    ("save_every", {"save_every": 0}),
+    ("max_step_saves_to_keep", {"max_step_saves_to_keep": 0}),
+    ("sample_every", {"sample_every": -5}),
+    ("sample_steps", {"sample_steps": 0}),
+    ("sample_prompts", {"sample_prompts": "a cat"}),
+    ("resolution", {"resolution": [100]}),
+    ("resolution", {"resolution": []}),
+    ("dtype", {"dtype": "fp8"}),
+    ("device", {"device": "tpu"}),
+    ("resume", {"resume": "yes"}),
+    ("seed", {"seed": -1}),
+    ("sample_width", {"sample_width": 30}),
+]
+
+
+@pytest.mark.parametrize("field,patch", BAD, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD)])
+def test_bad_field(tmp_path, models_dir, field, patch):
+    spec = train_spec(tmp_path, models_dir)
+    for k, v in patch.items():
+        if v is None:
+            spec.pop(k)
+        else:
+            spec[k] = v
+    rc, p = run_cli("train", spec, tmp_path, timeout=60)
+    assert rc == 2, p.stderr
+    errs = p.of("error")
+    assert errs and all(e["kind"] == "spec" for e in errs)
+    assert [e for e in errs if e["where"] == f"spec.{field}" and field in e["message"]], errs
+    assert not p.of("started") and not p.of("completed")
+
+
+def test_not_json(tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_text("{nope")
+    rc, p = run_cli("train", str(path), tmp_path)
+    assert rc == 2 and p.of("error")[0]["kind"] == "spec"
+
+
+def test_prodigy_missing_is_spec_error(tmp_path, models_dir):
+    try:
+        import prodigyopt  # noqa: F401
+        pytest.skip("prodigyopt installed")
+    except ImportError:
+        pass
+    rc, p = run_cli("train", train_spec(tmp_path, models_dir, optimizer="prodigy", steps=1), tmp_path)
+    assert rc == 2
+    (e,) = p.of("error")
+    assert e["kind"] == "spec" and e["where"] == "spec.optimizer" and "prodigyopt" in e["message"]
+
+
+def test_unreadable_image(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=1)
+    with open(os.path.join(spec["dataset_dir"], "broken.jpg"), "w") as f:
+        f.write("this is text, not a jpeg")
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 1
+    (e,) = p.of("error")
+    assert e["kind"] == "dataset" and "broken.jpg" in e["message"] and "broken.jpg" in e["where"]
+    assert not p.of("completed")
+
+
+def test_empty_dataset(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    spec["dataset_dir"] = str(empty)
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 1 and p.of("error")[0]["kind"] == "dataset"
+
+
+def test_missing_model_offline(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path="kiln-test/not-a-real-flux")
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 1
+    (e,) = p.of("error")
+    assert e["kind"] == "model"
+    assert "HF_TOKEN" in e["message"] and "huggingface-cli download kiln-test/not-a-real-flux" in e["message"]
+    assert "builtin:tiny-flux" in e["message"]
+
+
+def test_missing_local_folder(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path=str(tmp_path / "nope"))
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 1 and p.of("error")[0]["kind"] == "model"
+
+
+def test_generate_bad_spec(tmp_path, models_dir):
+    spec = dict(version=1, base_model_path="builtin:tiny-flux", prompts=[], output_dir=str(tmp_path / "o"),
+                loras=[{"path": "/nope.safetensors", "scale": 1}], num_images=0, models_dir=models_dir)
+    rc, p = run_cli("generate", spec, tmp_path)
+    assert rc == 2
+    assert {e["where"] for e in p.of("error")} == {"spec.prompts", "spec.loras", "spec.num_images"}

@@ -1,0 +1,146 @@
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import Proc, run_cli, train_spec, write_json
+
+
+def fixed_eval_loss(transformer, tiny_dir, dataset_dir):
+    """Loss on a fixed batch: the training images, fixed noise, sigmas 0.25/0.5/0.75."""
+    from kiln_trainer import data, models, train
+
+    cpu = torch.device("cpu")
+    items = data.list_images(dataset_dir, "sks")
+    lat = data.encode_images(models.load_vae(tiny_dir, torch.float32), items, [64], cpu, torch.float32)
+    emb = models.encode_prompts(models.load_text(tiny_dir, torch.float32), [c for _, c in items], cpu)
+    g = torch.Generator().manual_seed(1234)
+    losses = []
+    with torch.no_grad():
+        for s in (0.25, 0.5, 0.75):
+            for _, x0, ci in lat:
+                noise = torch.randn((1, *x0.shape), generator=g)
+                losses.append(train.flow_loss(transformer, x0[None], emb[ci][0][None], emb[ci][1][None],
+                                              noise, torch.tensor([s]), 1.0).item())
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.slow
+def test_lora_learns(tmp_path, models_dir, tiny_dir):
+    from diffusers import FluxTransformer2DModel
+
+    spec = train_spec(tmp_path, models_dir, steps=200, learning_rate=3e-3, rank=16)
+    t0 = time.time()
+    rc, p = run_cli("train", spec, tmp_path)
+    wall = time.time() - t0
+    assert rc == 0, p.stderr[-3000:]
+    maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\n200-step run: wall {wall:.1f}s, child maxrss {maxrss_mb:.0f} MB")
+    (done,) = p.of("completed")
+    assert done["steps"] == 200 and done["weights_path"].endswith("output/lora.safetensors")
+    steps = p.of("step")
+    assert [e["step"] for e in steps] == list(range(1, 201))
+    assert all(e["total"] == 200 and e["lr"] > 0 and e["seconds_per_step"] >= 0 for e in steps)
+
+    tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    before = fixed_eval_loss(tr, tiny_dir, spec["dataset_dir"])
+    tr.load_lora_adapter(done["weights_path"], prefix="transformer")
+    after = fixed_eval_loss(tr, tiny_dir, spec["dataset_dir"])
+    print(f"fixed-batch loss {before:.4f} -> {after:.4f} ({(1 - after / before) * 100:.1f}% lower)")
+    assert after <= 0.7 * before
+
+
+def test_checkpoint_rotation(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=7, save_every=2, max_step_saves_to_keep=2)
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    assert [e["step"] for e in p.of("checkpoint")] == [2, 4, 6, 7]
+    ck = os.path.join(spec["work_dir"], "checkpoints")
+    assert sorted(os.listdir(ck)) == ["step_000006", "step_000007"]
+    for e in p.of("checkpoint"):
+        assert e["path"] == os.path.join(ck, f"step_{e['step']:06d}")
+    assert sorted(os.listdir(os.path.join(ck, "step_000007"))) == ["spec.json", "state.pt", "trainable.safetensors"]
+    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(spec["work_dir"]) for f in fs + _ if ".tmp" in f or f.startswith(".")]
+    assert not leftovers
+    state = torch.load(os.path.join(ck, "step_000007", "state.pt"), weights_only=False)
+    assert state["step"] == 7 and set(state["rng"]) == {"torch", "numpy", "python", "cuda"}
+    assert set(state["data"]) == {"epoch", "batch_in_epoch"}
+
+    # running again with resume=true and nothing left to do just re-exports
+    rc, p2 = run_cli("train", spec, tmp_path)
+    assert rc == 0
+    assert p2.of("started")[0]["start_step"] == 7 and not p2.of("step")
+    assert p2.of("completed")[0]["final_loss"] == p.of("completed")[0]["final_loss"]
+
+
+def test_resume_is_exact(tmp_path, models_dir):
+    full = train_spec(tmp_path, models_dir, name="full", steps=120, save_every=60, batch_size=2,
+                      gradient_accumulation=2)
+    rc, a = run_cli("train", full, tmp_path, name="full.json")
+    assert rc == 0, a.stderr[-3000:]
+
+    # a second task folder that only holds the step-60 checkpoint of that same 120-step run
+    resumed = dict(full, work_dir=str(tmp_path / "resumed"))
+    os.makedirs(os.path.join(resumed["work_dir"], "checkpoints"))
+    shutil.copytree(os.path.join(full["work_dir"], "checkpoints", "step_000060"),
+                    os.path.join(resumed["work_dir"], "checkpoints", "step_000060"))
+    rc, b = run_cli("train", resumed, tmp_path, name="resumed.json")
+    assert rc == 0, b.stderr[-3000:]
+    assert b.of("started")[0]["start_step"] == 60
+    assert [e["step"] for e in b.of("step")] == list(range(61, 121))
+    la = {e["step"]: e["loss"] for e in a.of("step")}
+    for e in b.of("step"):
+        assert abs(e["loss"] - la[e["step"]]) < 1e-5
+    wa = load_file(a.of("completed")[0]["weights_path"])
+    wb = load_file(b.of("completed")[0]["weights_path"])
+    assert set(wa) == set(wb)
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+
+
+def test_sigterm_cancels_cleanly(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=100000)
+    p = Proc("train", write_json(tmp_path / "spec.json", spec))
+    assert p.wait_for(lambda e: e["type"] == "step" and e["step"] >= 3), p.stderr
+    t = time.time()
+    p.p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=30)
+    assert rc == 0 and time.time() - t < 10, p.stderr[-2000:]
+    (c,) = p.of("cancelled")
+    assert c["step"] >= 3 and not p.of("completed")
+    assert p.of("checkpoint")[-1]["step"] == c["step"]  # progress is kept for a resume
+    assert os.path.isdir(os.path.join(spec["work_dir"], "checkpoints", f"step_{c['step']:06d}"))
+
+
+def test_stdin_close_stops(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=100000)
+    p = Proc("train", write_json(tmp_path / "spec.json", spec), stdin=subprocess.PIPE)
+    assert p.wait_for(lambda e: e["type"] == "step" and e["step"] >= 2), p.stderr
+    t = time.time()
+    p.p.stdin.close()
+    rc = p.wait(timeout=30)
+    assert time.time() - t < 5, "did not stop within 5 s of stdin EOF"
+    assert rc == 0 and p.of("cancelled")
+
+
+def test_full_finetune(tmp_path, models_dir, tiny_dir):
+    from diffusers import FluxTransformer2DModel
+
+    spec = train_spec(tmp_path, models_dir, steps=3, training_type="FULL", learning_rate=1e-3)
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    (started,) = p.of("started")
+    base = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    assert started["trainable_parameters"] == sum(x.numel() for x in base.parameters())
+    out = p.of("completed")[0]["weights_path"]
+    assert out == os.path.join(spec["work_dir"], "output", "transformer")
+    tuned = FluxTransformer2DModel.from_pretrained(out)
+    sb, st = base.state_dict(), tuned.state_dict()
+    assert set(sb) == set(st)
+    assert any(not torch.equal(sb[k], st[k]) for k in sb)
