@@ -12,6 +12,8 @@ import { metricsRoutes } from './api/routes/metrics.js';
 import { artifactRoutes } from './api/routes/artifacts.js';
 import { liveRoutes } from './api/routes/live.js';
 import { uploadRoutes } from './api/routes/uploads.js';
+import { generationRoutes } from './api/routes/generations.js';
+import { Generation, GenerationCreate } from './api/schemas/generations.js';
 import multipart from '@fastify/multipart';
 import { SHARED_SCHEMAS } from './api/schemas/errors.js';
 import {
@@ -50,7 +52,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     reply.header('x-request-id', request.id);
   });
 
-  const shared = [TrainingType, EntityType, TrainingStatus, CaptioningStrategy, TaskPriority, TrainingTaskCreate, TrainingTask, PriorityBody, ...SHARED_SCHEMAS];
+  const shared = [TrainingType, EntityType, TrainingStatus, CaptioningStrategy, TaskPriority, TrainingTaskCreate, TrainingTask, PriorityBody, GenerationCreate, Generation, ...SHARED_SCHEMAS];
   for (const schema of shared) app.addSchema(schema);
   app.setValidatorCompiler(createValidatorCompiler(shared));
 
@@ -80,6 +82,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       await api.register(liveRoutes, { ...deps, prefix: '/training' });
       await api.register(artifactRoutes, { ...deps, prefix: '/training' });
       await api.register(uploadRoutes, { ...deps, prefix: '/uploads' });
+      await api.register(generationRoutes, { ...deps, prefix: '/generations' });
     },
     { prefix: '/api/v1' },
   );

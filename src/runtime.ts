@@ -8,6 +8,7 @@ import { TasksService } from './tasks/service.js';
 import { createValidator } from './api/validate-create.js';
 import { installNotifications } from './engine/notifications.js';
 import { Metrics } from './metrics/metrics.js';
+import { GenerationsService } from './generations/service.js';
 import { installOutbox } from './webhooks/outbox.js';
 
 export interface Runtime extends ApiDeps {
@@ -30,6 +31,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
     tasks,
     verifier,
     metrics: new Metrics(store),
+    generations: new GenerationsService(store, taskStore),
     validateCreate: createValidator(config),
     close: () => store.close(),
   };

@@ -7,6 +7,7 @@ import type { Store } from '../store/db.js';
 import type { TaskStore } from '../store/tasks.js';
 import type { TasksService } from '../tasks/service.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { GenerationsService } from '../generations/service.js';
 
 /** Everything the HTTP layer needs, built once by the process that serves it. */
 export interface ApiDeps {
@@ -15,6 +16,7 @@ export interface ApiDeps {
   taskStore: TaskStore;
   tasks: TasksService;
   metrics: Metrics;
+  generations: GenerationsService;
   verifier: TokenVerifier;
   /** Checks beyond the schema (outbound URLs, transforms, captioning); throws RequestValidationError. */
   validateCreate(body: TrainingTaskCreate, principal: Principal): Promise<void>;

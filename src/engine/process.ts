@@ -6,6 +6,7 @@ import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import { realHandlers } from './handlers.js';
 import type { Slot, StageHandlers } from './stages.js';
 import { Worker } from './worker.js';
+import { generationJobs } from '../generations/runner.js';
 
 export interface WorkerSlots {
   gpus: string[];
@@ -34,6 +35,7 @@ export async function startWorker(runtime: Runtime, log: Logger, slots: WorkerSl
     metrics: runtime.metrics,
     trainSlots: trainSlotsOf(slots),
     preprocessSlots: slots.preprocess,
+    slotJobs: generationJobs(runtime.store, runtime.config),
   });
   await worker.start();
   const deliverer = startDeliverer(runtime, log);

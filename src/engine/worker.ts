@@ -10,6 +10,7 @@ import { isoNow } from '../util/time.js';
 import { claimNext, type StageKind } from './claim.js';
 import { CANCEL_CHANNEL, WORK_CHANNEL, dropLease, renewLease, rescueExpired } from './leases.js';
 import { StageFailure, type Slot, type StageHandlers, type StopReason } from './stages.js';
+import type { SlotJob, SlotJobSource } from '../generations/runner.js';
 
 export interface WorkerOptions {
   tasks: TaskStore;
@@ -23,12 +24,20 @@ export interface WorkerOptions {
   /** How often to look for work and for cancels without a notification (ms). */
   pollMs?: number;
   id?: string;
+  /** Short jobs (generations) that share the training slots and go before training stages. */
+  slotJobs?: SlotJobSource;
 }
 
 interface Running {
   task: TrainingTaskRow;
   stage: StageKind;
   slot: Slot;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+interface RunningJob {
+  job: SlotJob;
   abort: AbortController;
   done: Promise<void>;
 }
@@ -41,6 +50,7 @@ interface Running {
 export class Worker {
   readonly id: string;
   private running = new Map<string, Running>();
+  private jobs = new Map<string, RunningJob>();
   private freeTrain: Slot[];
   private freePreprocess: Slot[];
   private timers: NodeJS.Timeout[] = [];
@@ -77,8 +87,8 @@ export class Worker {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    for (const r of this.running.values()) r.abort.abort('shutdown' satisfies StopReason);
-    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    for (const r of [...this.running.values(), ...this.jobs.values()]) r.abort.abort('shutdown' satisfies StopReason);
+    await Promise.allSettled([...this.running.values(), ...this.jobs.values()].map((r) => r.done));
     if (this.listener) {
       this.listener.release();
       this.listener = null;
@@ -106,7 +116,7 @@ export class Worker {
       do {
         this.tickAgain = false;
         while (!this.stopping && this.freePreprocess.length && (await this.claimInto('preprocess', this.freePreprocess)));
-        while (!this.stopping && this.freeTrain.length && (await this.claimInto('train', this.freeTrain)));
+        while (!this.stopping && this.freeTrain.length && ((await this.claimSlotJob()) || (await this.claimInto('train', this.freeTrain))));
       } while (this.tickAgain && !this.stopping);
     } catch (err) {
       this.log.error({ err }, 'claim failed');
@@ -134,6 +144,27 @@ export class Worker {
       free.push(slot);
       void this.tick();
     });
+    return true;
+  }
+
+  private async claimSlotJob(): Promise<boolean> {
+    const source = this.opts.slotJobs;
+    if (!source) return false;
+    const job = await source.claim(this.id, this.opts.config.leaseSeconds);
+    if (!job) return false;
+    const slot = this.freeTrain.shift()!;
+    const abort = new AbortController();
+    const entry: RunningJob = { job, abort, done: Promise.resolve() };
+    this.jobs.set(job.id, entry);
+    entry.done = job
+      .run(slot, abort.signal)
+      .catch((err) => this.log.error({ err, job: job.id }, 'slot job crashed'))
+      .finally(async () => {
+        await source.release(job.id, this.id).catch((err) => this.log.error({ err }, 'releasing a slot job failed'));
+        this.jobs.delete(job.id);
+        this.freeTrain.push(slot);
+        void this.tick();
+      });
     return true;
   }
 
@@ -208,6 +239,10 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
+    for (const [id, r] of this.jobs) {
+      const held = await this.opts.slotJobs!.renew(id, this.id, this.opts.config.leaseSeconds).catch(() => true);
+      if (!held && !r.abort.signal.aborted) r.abort.abort('lease_lost' satisfies StopReason);
+    }
     for (const r of this.running.values()) {
       try {
         const held = await renewLease(this.opts.tasks.store, r.task.id, this.id, this.opts.config.leaseSeconds);
@@ -223,6 +258,10 @@ export class Worker {
 
   /** The fallback to LISTEN/NOTIFY and the only path on SQLite: poll the running tasks' status. */
   private async watchCancels(): Promise<void> {
+    if (this.jobs.size && this.opts.slotJobs) {
+      const cancelled = await this.opts.slotJobs.cancelledAmong([...this.jobs.keys()]).catch(() => []);
+      for (const id of cancelled) this.jobs.get(id)?.abort.abort('cancelled' satisfies StopReason);
+    }
     const ids = [...this.running.keys()];
     if (!ids.length) return;
     try {
@@ -243,6 +282,7 @@ export class Worker {
 
   private async rescue(): Promise<void> {
     try {
+      await this.opts.slotJobs?.rescue(this.opts.config.maxAttempts);
       const report = await rescueExpired(this.opts.tasks, this.opts.config.maxAttempts);
       for (const t of report.requeued) this.log.warn({ task: t.id, status: t.status }, 'rescued an expired lease');
       for (const t of report.failed) this.log.warn({ task: t.id }, 'failed a task after its last attempt');

@@ -94,8 +94,28 @@ export interface WebhookDeliveryRow {
   delivered_at: string | null;
 }
 
+/** A generation job: a short run of the sampler on a training slot, with LoRAs of finished tasks. */
+export interface GenerationRow {
+  id: string;
+  created_at: string;
+  updated_at: string;
+  tenant_id: string | null;
+  status: string;
+  /** The validated request, JSON: prompt, loras (with their weights paths), sizes, seed. */
+  request: string;
+  base_model_path: string;
+  images: string;
+  error_message: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  attempt: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+}
+
 export interface KilnDatabase {
   training_tasks: TrainingTaskRow;
+  generations: GenerationRow;
   stage_runs: StageRunRow;
   webhook_deliveries: WebhookDeliveryRow;
 }

@@ -113,6 +113,29 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('webhook_deliveries_task').on('webhook_deliveries').column('task_id').execute();
       },
     },
+    '0003_generations': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('generations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('tenant_id', 'text')
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('PENDING','RUNNING','COMPLETED','FAILED','CANCELLED')`))
+          .addColumn('request', 'text', (c) => c.notNull())
+          .addColumn('base_model_path', 'text', (c) => c.notNull())
+          .addColumn('images', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('error_message', 'text')
+          .addColumn('started_at', 'text')
+          .addColumn('completed_at', 'text')
+          .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_expires_at', 'text')
+          .execute();
+        await db.schema.createIndex('generations_claim').on('generations').columns(['status', 'created_at']).execute();
+        await db.schema.createIndex('generations_lease').on('generations').column('lease_expires_at').execute();
+      },
+    },
   };
 }
 

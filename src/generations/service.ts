@@ -1,0 +1,112 @@
+import type { GenerationCreate, Generation } from '../api/schemas/generations.js';
+import type { Principal } from '../auth/principal.js';
+import type { GenerationRow, Store } from '../store/db.js';
+import type { TaskStore } from '../store/tasks.js';
+import { scopeOf } from '../auth/principal.js';
+import { uuidv7 } from '../util/ids.js';
+import { isoNow } from '../util/time.js';
+import type { GenerationRequest } from './runner.js';
+
+/** A request that names LoRAs it cannot use; each problem names the LoRA's index. */
+export class GenerationRefused extends Error {
+  constructor(readonly problems: { index: number | null; field: string; msg: string }[]) {
+    super(problems.map((p) => p.msg).join('; '));
+  }
+}
+
+export class GenerationNotFound extends Error {}
+
+export class GenerationsService {
+  constructor(
+    private readonly store: Store,
+    private readonly tasks: TaskStore,
+  ) {}
+
+  /**
+   * Checks each LoRA: the caller's own task, COMPLETED, a LoRA (not a full fine-tune), and of
+   * the base model the generation runs on. The base defaults to the first LoRA's.
+   */
+  async create(body: GenerationCreate, principal: Principal, defaultBase: string): Promise<GenerationRow> {
+    const problems: GenerationRefused['problems'] = [];
+    const loras: GenerationRequest['loras'] = [];
+    let base = body.base_model_path;
+    let trigger: string | null = null;
+    for (const [index, lora] of (body.loras ?? []).entries()) {
+      const task = await this.tasks.get(lora.training_task_id, scopeOf(principal));
+      if (!task) {
+        problems.push({ index, field: 'training_task_id', msg: `training task ${lora.training_task_id} not found` });
+        continue;
+      }
+      if (task.status !== 'COMPLETED' || !task.local_model_path) {
+        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} is ${task.status}; only a COMPLETED task's LoRA can be used` });
+        continue;
+      }
+      if (task.training_type !== 'LORA') {
+        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} is a FULL fine-tune, not a LoRA; use its weights as base_model_path` });
+        continue;
+      }
+      base ??= task.base_model_path;
+      trigger ??= task.trigger_word;
+      if (task.base_model_path !== base) {
+        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} was trained on ${task.base_model_path}, not ${base}` });
+        continue;
+      }
+      loras.push({ training_task_id: task.id, scale: lora.scale ?? 1, weights_path: task.local_model_path });
+    }
+    if (problems.length) throw new GenerationRefused(problems);
+    const now = isoNow();
+    const request: GenerationRequest = {
+      prompt: trigger ? body.prompt.replaceAll('[trigger]', trigger) : body.prompt,
+      loras,
+      width: body.width ?? null,
+      height: body.height ?? null,
+      steps: body.steps ?? null,
+      guidance_scale: body.guidance_scale ?? 3.5,
+      seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
+      num_images: body.num_images ?? 1,
+    };
+    const row: GenerationRow = {
+      id: uuidv7(),
+      created_at: now,
+      updated_at: now,
+      tenant_id: principal.tenantId,
+      status: 'PENDING',
+      request: JSON.stringify(request),
+      base_model_path: base ?? defaultBase,
+      images: '[]',
+      error_message: null,
+      started_at: null,
+      completed_at: null,
+      attempt: 0,
+      lease_owner: null,
+      lease_expires_at: null,
+    };
+    await this.store.db.insertInto('generations').values(row).execute();
+    return row;
+  }
+
+  async get(id: string, principal: Principal): Promise<GenerationRow> {
+    let q = this.store.db.selectFrom('generations').selectAll().where('id', '=', id);
+    if (!principal.admin) q = principal.tenantId === null ? q.where('tenant_id', 'is', null) : q.where('tenant_id', '=', principal.tenantId);
+    const row = await q.executeTakeFirst();
+    if (!row) throw new GenerationNotFound('Generation not found');
+    return row;
+  }
+}
+
+export function toGeneration(row: GenerationRow, baseUrl: string): Generation {
+  const request = JSON.parse(row.request) as GenerationRequest;
+  return {
+    id: row.id,
+    status: row.status as Generation['status'],
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    started_at: row.started_at,
+    completed_at: row.completed_at,
+    base_model_path: row.base_model_path,
+    prompt: request.prompt,
+    loras: request.loras.map((l) => ({ training_task_id: l.training_task_id, scale: l.scale })),
+    images: (JSON.parse(row.images) as string[]).map((name) => `${baseUrl}/api/v1/generations/${row.id}/images/${name}`),
+    error_message: row.error_message,
+  };
+}
