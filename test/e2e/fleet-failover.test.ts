@@ -1,0 +1,112 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { openStore, type Store } from '../../src/store/db.js';
+import { createPgSchema, tmpDir, TEST_PG_URL } from '../helpers/harness.js';
+import { isAlive, mintToken, startKiln, until, waitForHttp, type KilnProcess } from '../helpers/processes.js';
+import { api, makePhotos, type Target } from './scenario.js';
+
+// Fleet mode on Postgres with real processes: one API, two workers, six tasks. One worker
+// is SIGKILLed mid-stage; its task must finish on the other worker as attempt 2, and no
+// stage may ever run on two workers at once.
+describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, () => {
+  const workers: KilnProcess[] = [];
+  let apiProc: KilnProcess;
+  let drop: () => Promise<void>;
+  let store: Store;
+  let target: Target;
+  before(async () => {
+    const schema = await createPgSchema();
+    drop = schema.drop;
+    const dataDir = tmpDir('kiln-fleet-');
+    const port = 20000 + Math.floor(Math.random() * 2000);
+    const databaseUrl = `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}`;
+    // The lease outlives the trainer's own 5 s stop after its supervisor dies.
+    const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), KILN_LEASE_SECONDS: '8', KILN_MAX_RUNNING_PER_TENANT: '0' };
+    apiProc = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
+    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    for (const name of ['a', 'b']) workers.push(startKiln(['worker', '--cpu-slots', '1', '--preprocess', '1'], env, path.join(dataDir, `worker-${name}.log`)));
+    store = openStore({ databaseUrl, dataDir });
+    target = { baseUrl: `http://127.0.0.1:${port}`, token: await mintToken('fleet'), dataDir };
+  });
+  after(async () => {
+    for (const p of [...workers, apiProc]) await p.stop();
+    await store.close();
+    await drop();
+  });
+
+  test('six tasks complete; the killed worker’s task resumes elsewhere as attempt 2', async () => {
+    const client = api(target);
+    const refs = await client.upload(await makePhotos(3, 7));
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await client.json('POST', '/api/v1/training/', {
+        trigger_word: `FLEET${i}`,
+        base_model_path: 'builtin:tiny-flux',
+        steps: 80,
+        save_every: 20,
+        sample_every: 1000,
+        source_images: refs,
+      });
+      assert.equal(res.status, 201);
+      ids.push(res.body.id);
+    }
+
+    // Catch a training stage in flight, with its trainer running, and kill its worker outright.
+    const victim = await until(
+      async () =>
+        store.db
+          .selectFrom('training_tasks')
+          .select(['id', 'lease_owner', 'current_step'])
+          .where('status', '=', 'TRAINING')
+          .where('current_step', '>', 0)
+          .executeTakeFirst(),
+      'a training stage with steps',
+      240_000,
+      50,
+    );
+    const killedWorker = workers.find((w) => victim.lease_owner!.includes(`:${w.child.pid}:`))!;
+    assert.ok(killedWorker, `worker of ${victim.lease_owner}`);
+    const trainerPid = Number(fs.readFileSync(path.join(target.dataDir, 'tasks', victim.id, 'logs', 'trainer.pid'), 'utf8'));
+    await killedWorker.stop('SIGKILL');
+    const orphanGone = await until(async () => !isAlive(trainerPid) && Date.now(), 'the orphaned trainer to stop by itself', 15_000, 50);
+
+    const finals = await until(
+      async () => {
+        const rows = await store.db.selectFrom('training_tasks').selectAll().where('id', 'in', ids).execute();
+        return rows.every((r) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(r.status)) && rows;
+      },
+      'all six tasks to finish',
+      420_000,
+      500,
+    );
+    for (const row of finals) assert.equal(row.status, 'COMPLETED', `${row.id}: ${row.error_message}`);
+    const victimRow = finals.find((r) => r.id === victim.id)!;
+    assert.equal(victimRow.attempt, 2, 'the killed stage ran again as attempt 2');
+    assert.equal(victimRow.celery_training_task_id, `${victim.id}:train:2`);
+
+    const runs = await store.db.selectFrom('stage_runs').selectAll().where('task_id', 'in', ids).orderBy('task_id').orderBy('started_at').execute();
+    const victimRuns = runs.filter((r) => r.task_id === victim.id && r.stage === 'train');
+    assert.equal(victimRuns.length, 2);
+    assert.equal(victimRuns[0].worker_id, victim.lease_owner);
+    assert.notEqual(victimRuns[1].worker_id, victim.lease_owner, 'resumed on the other worker');
+    assert.equal(victimRuns[1].outcome, 'completed');
+    assert.ok(Date.parse(victimRuns[1].started_at) > orphanGone, 'the new attempt started only after the old trainer was gone');
+    // No stage of any task ever ran on two workers at once.
+    for (const id of ids) {
+      for (const stage of ['preprocess', 'train']) {
+        const own = runs.filter((r) => r.task_id === id && r.stage === stage);
+        for (let i = 1; i < own.length; i++) {
+          assert.ok(own[i - 1].ended_at, `${id} ${stage} run ${i - 1} closed`);
+          assert.ok(own[i - 1].ended_at! <= own[i].started_at, `${id} ${stage}: runs ${i - 1} and ${i} overlap`);
+        }
+      }
+    }
+    // The resumed run picked up from a checkpoint rather than from scratch.
+    const log = fs.readFileSync(path.join(target.dataDir, 'tasks', victim.id, 'logs', 'events.jsonl'), 'utf8');
+    const starts = log.split('\n').filter((l) => l.includes('"type":"started"')).map((l) => JSON.parse(l).start_step as number);
+    assert.equal(starts.length, 2);
+    assert.equal(starts[0], 0);
+  });
+});
