@@ -1,6 +1,12 @@
 import { loadConfig } from '../config.js';
 import { startServer } from '../server.js';
 import type { Command } from './commands.js';
+import fs from 'node:fs';
+
+/** NVIDIA's driver exposes this device node wherever CUDA can run. */
+function hasCudaDevice(): boolean {
+  return fs.existsSync('/dev/nvidiactl');
+}
 
 export const serveCommand: Command = {
   summary: 'Run the API (and an in-process worker unless --no-worker)',
@@ -20,6 +26,17 @@ Configuration comes from KILN_* environment variables; see the README.`,
       console.log('A JWT secret was generated in the data dir. A token for tenant "local" with admin scope, valid 24 h:\n');
       console.log(`  export KILN_TOKEN=${token}\n`);
       console.log('Mint more with: ./kiln token --tenant <name> [--admin] [--ttl 1h]\n');
+    }
+    if (!values['no-worker'] && config.gpus.length === 0 && !hasCudaDevice()) {
+      console.log(
+        [
+          'No CUDA GPU here, so the worker trains on the CPU.',
+          `  ${config.defaultBaseModel} (the default base model) needs a GPU and its weights in the Hugging Face cache;`,
+          '  on this machine use the built-in tiny FLUX model instead: "base_model_path": "builtin:tiny-flux",',
+          '  or ./kiln train <photos> --trigger TOK --base builtin:tiny-flux --wait (see the README demo).',
+          '',
+        ].join('\n'),
+      );
     }
     const shutdown = (signal: string) => {
       server.app.log.info({ signal }, 'shutting down');

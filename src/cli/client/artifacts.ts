@@ -1,0 +1,62 @@
+import path from 'node:path';
+import type { Command } from '../commands.js';
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument, UsageError } from './http.js';
+
+export interface Artifact {
+  path: string;
+  kind: string;
+  size: number;
+  sha256: string;
+}
+
+export function listArtifacts(client: KilnClient, id: string): Promise<Artifact[]> {
+  return client.json<Artifact[]>('GET', `/api/v1/training/${id}/artifacts`);
+}
+
+/** Artifact paths may hold any character a file name can; each segment is escaped on its own. */
+export function artifactUrl(id: string, artifactPath: string): string {
+  return `/api/v1/training/${id}/artifacts/${artifactPath.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let n = bytes;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
+}
+
+const usage = `Usage: kiln artifacts <task-id> [--download PATH [--out DIR]]
+
+Lists a task's artifacts (kind, size, path); with --download, fetches one and checks its sha256.
+
+  --download PATH  the artifact's path as listed, e.g. output/lora.safetensors
+  --out DIR        where to save it (default ./kiln-output/<task-id>/)
+${CONNECTION_USAGE}`;
+
+export const artifactsCommand: Command = {
+  summary: 'List or download the artifacts of a task',
+  usage,
+  options: { download: { type: 'string' }, out: { type: 'string' }, ...CONNECTION_OPTIONS },
+  run: (values, positionals) =>
+    runClient('artifacts', usage, async () => {
+      const id = taskIdArgument(positionals);
+      const client = KilnClient.fromOptions(values);
+      const artifacts = await listArtifacts(client, id);
+      const wanted = values.download as string | undefined;
+      if (wanted === undefined) {
+        if (artifacts.length === 0) console.error('no artifacts yet');
+        for (const a of artifacts) console.log(`${a.kind.padEnd(11)}${formatSize(a.size).padStart(11)}  ${a.path}`);
+        return 0;
+      }
+      const artifact = artifacts.find((a) => a.path === wanted);
+      if (!artifact) throw new UsageError(`${wanted}: not among this task's artifacts (run "kiln artifacts ${id}" to list them)`);
+      const dest = path.join((values.out as string | undefined) ?? path.join('kiln-output', id), path.basename(artifact.path));
+      await client.download(artifactUrl(id, artifact.path), dest, artifact.sha256);
+      console.log(dest);
+      return 0;
+    }),
+};
