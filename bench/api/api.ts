@@ -82,19 +82,25 @@ async function prepareStore(dialect: Dialect, rows: number): Promise<PreparedSto
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-api-'));
   const schema = dialect === 'postgres' ? await createBenchSchema() : null;
   const store = openStore({ databaseUrl: schema ? BENCH_PG_URL : '', dataDir, pgSchema: schema?.name });
-  await migrate(store.db, store.dialect);
-  const ids = await seedTasks(store.db, rows, { dataDir, status: historyStatus });
-  if (dialect === 'postgres') await store.pool!.query('analyze training_tasks');
-  return {
-    target: { dataDir, jwtSecret: JWT_SECRET, pgUrl: schema ? BENCH_PG_URL : '', pgSchema: schema?.name, pgUrlWithSchema: schema?.url },
-    store,
-    ids,
-    async cleanup() {
-      await store.close();
-      await schema?.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
+  const cleanup = async () => {
+    await store.close();
+    await schema?.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
   };
+  try {
+    await migrate(store.db, store.dialect);
+    const ids = await seedTasks(store.db, rows, { dataDir, status: historyStatus });
+    if (dialect === 'postgres') await store.pool!.query('analyze training_tasks');
+    return {
+      target: { dataDir, jwtSecret: JWT_SECRET, pgUrl: schema ? BENCH_PG_URL : '', pgSchema: schema?.name, pgUrlWithSchema: schema?.url },
+      store,
+      ids,
+      cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 }
 
 /** The token both services check: Kiln's own HS256 minting with the shared secret. */
@@ -182,6 +188,29 @@ export async function benchApi(opts: ApiBenchOptions = {}): Promise<ApiRow[]> {
   return rows;
 }
 
+export interface ApiVerdict {
+  dialect: Dialect;
+  endpoint: string;
+  /** Kiln's requests/s over the baseline's. */
+  rps_ratio: number;
+  kiln_p99_ms: number;
+  baseline_p99_ms: number;
+  /** The stated goal: at least 3x the throughput at a lower p99. */
+  goal_met: boolean;
+}
+
+/** Kiln against the baseline per dialect and endpoint, from benchApi's rows. */
+export function apiVerdicts(rows: ApiRow[]): ApiVerdict[] {
+  const out: ApiVerdict[] = [];
+  for (const k of rows.filter((r) => r.service === 'kiln')) {
+    const b = rows.find((r) => r.service === 'baseline' && r.dialect === k.dialect && r.endpoint === k.endpoint);
+    if (!b) continue;
+    const ratio = k.rps / b.rps;
+    out.push({ dialect: k.dialect, endpoint: k.endpoint, rps_ratio: round(ratio, 2), kiln_p99_ms: k.p99_ms, baseline_p99_ms: b.p99_ms, goal_met: ratio >= 3 && k.p99_ms < b.p99_ms });
+  }
+  return out;
+}
+
 if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
@@ -195,5 +224,6 @@ if (isMain(import.meta.url)) {
       `${DEFAULTS.connections} connections; each service one process (uvicorn: 1 worker); all on the same cores`,
   );
   printTable('API throughput', rows);
+  printTable('Kiln vs baseline (goal: >= 3x requests/s at a lower p99)', apiVerdicts(rows));
   console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -60,3 +60,22 @@ export const artifactsCommand: Command = {
       return 0;
     }),
 };
+
+/**
+ * Downloads a finished task's weights into `outDir`, paths kept relative to output/: a
+ * LoRA's .safetensors, or every file of a FULL fine-tune's model folder.
+ */
+export async function downloadWeights(client: KilnClient, id: string, trainingType: string, outDir: string): Promise<string[]> {
+  const weights = (await listArtifacts(client, id)).filter((a) => a.kind === 'weights' && (trainingType === 'FULL' || a.path.endsWith('.safetensors')));
+  if (weights.length === 0) throw new Error(`task ${id} completed but lists no weights`);
+  const root = path.resolve(outDir);
+  const saved: string[] = [];
+  for (const a of weights) {
+    const dest = path.resolve(root, ...a.path.split('/').slice(1));
+    // The listing comes from the network: never let it write outside the chosen folder.
+    if (!dest.startsWith(root + path.sep)) throw new Error(`refusing artifact path ${a.path}`);
+    await client.download(artifactUrl(id, a.path), dest, a.sha256);
+    saved.push(dest);
+  }
+  return saved;
+}

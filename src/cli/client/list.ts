@@ -1,0 +1,51 @@
+import type { TrainingTask } from '../../api/schemas/training.js';
+import type { Command } from '../commands.js';
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient } from './http.js';
+
+const usage = `Usage: kiln list [--status S] [--limit N] [--skip N] [--json]
+
+  --status S     only tasks in this status (PENDING, TRAINING, COMPLETED, …)
+  --limit N      at most N tasks (server default 10, at most 100)
+  --skip N       skip the first N
+  --json         print the tasks as the API returns them
+${CONNECTION_USAGE}`;
+
+/** Plain columns, padded to their widest cell: readable, and still cut-able by awk. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
+  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd()).join('\n');
+}
+
+export const listCommand: Command = {
+  summary: 'List training tasks',
+  usage,
+  options: {
+    status: { type: 'string' },
+    limit: { type: 'string' },
+    skip: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    ...CONNECTION_OPTIONS,
+  },
+  run: (values) =>
+    runClient('list', usage, async () => {
+      const query = new URLSearchParams();
+      for (const name of ['limit', 'skip']) {
+        const n = numberOption(values, name);
+        if (n !== undefined) query.set(name, String(n));
+      }
+      if (values.status) query.set('status', String(values.status).toUpperCase());
+      const tasks = await KilnClient.fromOptions(values).json<TrainingTask[]>('GET', `/api/v1/training/?${query}`);
+      if (values.json) {
+        console.log(JSON.stringify(tasks, null, 2));
+        return 0;
+      }
+      if (tasks.length === 0) {
+        console.error('no tasks');
+        return 0;
+      }
+      const header = ['ID', 'STATUS', 'TRIGGER', 'STEPS', 'PROGRESS', 'CREATED'];
+      const rows = tasks.map((t) => [t.id, t.status, t.trigger_word, `${t.current_step}/${t.total_steps}`, `${t.progress.toFixed(1)}%`, t.created_at]);
+      console.log(table([header, ...rows]));
+      return 0;
+    }),
+};

@@ -1,0 +1,106 @@
+import path from 'node:path';
+import type { TrainingTask } from '../../api/schemas/training.js';
+import type { Command } from '../commands.js';
+import { downloadWeights } from './artifacts.js';
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
+import { resolveSources, uploadFiles } from './sources.js';
+import { watchTask } from './watch.js';
+
+/** Exit code of `train --wait` when the task was cancelled (1 is kept for failures). */
+export const EXIT_CANCELLED = 3;
+
+const usage = `Usage: kiln train <folder|image|zip|url>... --trigger WORD [options]
+
+Uploads the images (a folder's .png .jpg .jpeg .webp files, each image, each .zip as it is;
+http(s) URLs go to the server as they are), creates a training task and prints its id.
+
+  --trigger WORD        trigger word (required)
+  --steps N             training steps (server default 1000)
+  --rank N              LoRA rank (default 16)
+  --lr X                learning rate (default 0.0001)
+  --base MODEL          base model path or id (default black-forest-labs/FLUX.1-dev)
+  --type LORA|FULL      training type (default LORA)
+  --entity PRODUCT|SUBJECT|STYLE   what the images show (default PRODUCT)
+  --sample "PROMPT"     a sample prompt, [trigger] is replaced; repeat for several
+  --sample-every N      sample every N steps (default 250)
+  --save-every N        checkpoint every N steps (default 2000)
+  --caption STRATEGY    trigger_only, template or provided (provided reads .txt files in a .zip)
+  --caption-prompt TEXT the template or captioning prompt
+  --wait                follow the task, then download its weights (exit 1 failed, ${EXIT_CANCELLED} cancelled)
+  --out DIR             where --wait saves the weights (default ./kiln-output/<task-id>/)
+${CONNECTION_USAGE}`;
+
+/** The create body: only the flags given, so the server's defaults apply to the rest. */
+function createBody(values: Record<string, unknown>, sourceImages: string[]): Record<string, unknown> {
+  const upper = (name: string) => (values[name] as string | undefined)?.toUpperCase();
+  const samples = values.sample as string[] | undefined;
+  const body: Record<string, unknown> = {
+    trigger_word: values.trigger,
+    source_images: sourceImages,
+    steps: numberOption(values, 'steps'),
+    rank: numberOption(values, 'rank'),
+    learning_rate: numberOption(values, 'lr'),
+    base_model_path: values.base,
+    training_type: upper('type'),
+    entity_type: upper('entity'),
+    sample_prompts: samples?.length ? samples : undefined,
+    sample_every: numberOption(values, 'sample-every'),
+    save_every: numberOption(values, 'save-every'),
+    preprocessing_captioning_strategy: values.caption,
+    preprocessing_captioning_prompt: values['caption-prompt'],
+  };
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+}
+
+export const trainCommand: Command = {
+  summary: 'Upload images and start training a LoRA (--wait to follow it and download)',
+  usage,
+  options: {
+    trigger: { type: 'string' },
+    steps: { type: 'string' },
+    rank: { type: 'string' },
+    lr: { type: 'string' },
+    base: { type: 'string' },
+    type: { type: 'string' },
+    entity: { type: 'string' },
+    sample: { type: 'string', multiple: true },
+    'sample-every': { type: 'string' },
+    'save-every': { type: 'string' },
+    caption: { type: 'string' },
+    'caption-prompt': { type: 'string' },
+    wait: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    ...CONNECTION_OPTIONS,
+  },
+  run: (values, positionals) =>
+    runClient('train', usage, async () => {
+      if (typeof values.trigger !== 'string') throw new UsageError('--trigger is required');
+      if (positionals.length === 0) throw new UsageError('give at least one folder, image, .zip or URL');
+      const sources = resolveSources(positionals);
+      // Check the flags before spending time on uploads.
+      createBody(values, []);
+      for (const note of sources.notes) console.error(`note: ${note}`);
+      const client = KilnClient.fromOptions(values);
+
+      if (sources.files.length) console.error(`uploading ${sources.files.length} file(s) to ${client.baseUrl}`);
+      const references = await uploadFiles(client, sources.files);
+      const task = await client.json<TrainingTask>('POST', '/api/v1/training/', createBody(values, [...references, ...sources.urls]));
+      console.log(task.id);
+      if (!values.wait) return 0;
+
+      const final = await watchTask(client, task.id);
+      if (final.status === 'FAILED') {
+        console.error(`task ${task.id} failed: ${final.error_message ?? 'no error message'}`);
+        return 1;
+      }
+      if (final.status === 'CANCELLED') {
+        console.error(`task ${task.id} was cancelled`);
+        return EXIT_CANCELLED;
+      }
+      const outDir = (values.out as string | undefined) ?? path.join('kiln-output', task.id);
+      const saved = await downloadWeights(client, task.id, final.training_type, outDir);
+      // A LoRA is one file; a FULL fine-tune is a folder, which is what to point a loader at.
+      console.log(final.training_type === 'FULL' ? path.resolve(outDir) : saved.join('\n'));
+      return 0;
+    }),
+};
