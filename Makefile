@@ -29,7 +29,7 @@ build: $(STAMP_NODE)
 	npx tsc -p tsconfig.json
 
 test: setup build
-	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p tsconfig.check.json
 	$(MAKE) --no-print-directory test-python
 	$(MAKE) --no-print-directory test-node
 
@@ -41,6 +41,7 @@ test-node: $(STAMP_NODE)
 	$(NODE_TEST) $$(find test -name '*.test.ts' | sort)
 
 bench: setup build
+	$(PY) -m pip install -q -r bench/baselines/requirements.txt
 	node --import tsx bench/run.ts
 
 clean:

@@ -21,21 +21,10 @@ async function run(statement: string): Promise<void> {
   }
 }
 
-/**
- * Kysely's Migrator decides whether its bookkeeping tables exist by looking in every schema
- * of the database, then uses them through search_path. While another schema holds them (a
- * test run beside the bench), migrating a fresh schema skips creating them and fails with
- * 'relation "kysely_migration_lock" does not exist'. Creating them up front, with the
- * Migrator's own definitions, makes the bench independent of what else is in the database.
- */
-const MIGRATOR_TABLES = (schema: string) => `
-  create table ${schema}.kysely_migration (name varchar(255) not null primary key, timestamp varchar(255) not null);
-  create table ${schema}.kysely_migration_lock (id varchar(255) not null primary key, is_locked integer not null default 0);`;
-
 /** A fresh schema per bench run, so benches never see test rows or each other's. */
 export async function createBenchSchema(prefix = 'kiln_bench'): Promise<BenchSchema> {
   const name = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  await run(`create schema ${name}; ${MIGRATOR_TABLES(name)}`);
+  await run(`create schema ${name}`);
   const sep = BENCH_PG_URL.includes('?') ? '&' : '?';
   return {
     name,

@@ -1,7 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { SignJWT, exportSPKI } from 'jose';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, exportJWK, exportSPKI } from 'jose';
 import { buildApp } from '../../src/app.js';
 import { DIALECTS, openHarness, tmpDir, type Harness } from '../helpers/harness.js';
 import { testConfig } from '../../src/config.js';
@@ -98,12 +100,11 @@ describe('token verification settings', () => {
     await rt.close();
   });
 
-  for (const [alg, options] of [
-    ['RS256', { type: 'rsa', modulusLength: 2048 }],
-    ['ES256', { type: 'ec', namedCurve: 'P-256' }],
-  ] as const) {
+  const keyPair = (alg: 'RS256' | 'ES256') => (alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+
+  for (const alg of ['RS256', 'ES256'] as const) {
     test(`${alg} tokens verify against a PEM public key; HS256 ones are refused`, async () => {
-      const { publicKey, privateKey } = generateKeyPairSync(options.type as 'rsa', options as any);
+      const { publicKey, privateKey } = keyPair(alg);
       const dataDir = tmpDir();
       const pem = await exportSPKI(publicKey);
       const config = testConfig(dataDir, { jwt: { secret: '', jwksUrl: '', publicKey: pem, issuer: '', audience: '' } });
@@ -119,6 +120,24 @@ describe('token verification settings', () => {
       await rt.close();
     });
   }
+
+  test('RS256 tokens verify against keys fetched from a JWKS URL', async () => {
+    const { publicKey, privateKey } = keyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
+    const dataDir = tmpDir();
+    const rt = await openRuntime(testConfig(dataDir, { jwt: { secret: '', jwksUrl: url, publicKey: '', issuer: '', audience: '' } }));
+    const app = await buildApp(rt, { logger: false });
+    const call = async (token: string) => (await app.inject({ method: 'GET', url: '/api/v1/training/', headers: { authorization: `Bearer ${token}` } })).statusCode;
+    assert.equal(await call(await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setExpirationTime('5m').sign(privateKey)), 200);
+    const other = keyPair('RS256');
+    assert.equal(await call(await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setExpirationTime('5m').sign(other.privateKey)), 401);
+    await app.close();
+    await rt.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
 
   test('with no secret configured one is generated in the data dir and reused', async () => {
     const dataDir = tmpDir();

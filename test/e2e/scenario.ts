@@ -53,7 +53,7 @@ export function api(t: Target) {
     },
     async upload(files: Buffer[]) {
       const form = new FormData();
-      files.forEach((f, i) => form.append('file', new Blob([f], { type: 'image/png' }), `photo-${i}.png`));
+      files.forEach((f, i) => form.append('file', new Blob([new Uint8Array(f)], { type: 'image/png' }), `photo-${i}.png`));
       const res = await fetch(`${t.baseUrl}/api/v1/uploads/`, { method: 'POST', headers, body: form });
       assert.equal(res.status, 201, await res.clone().text());
       return ((await res.json()) as { uploads: { reference: string }[] }).uploads.map((u) => u.reference);

@@ -41,8 +41,10 @@ def install_stop_handlers(stop, watch_stdin):
 
 
 def stdin_is_pipe():
+    # Python's subprocess gives a FIFO, Node's child_process (libuv) a socketpair
     try:
-        return stat.S_ISFIFO(os.fstat(0).st_mode)
+        mode = os.fstat(0).st_mode
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
     except OSError:
         return False
 
@@ -54,7 +56,7 @@ def main(argv=None):
         p = sub.add_parser(name)
         p.add_argument("--spec", required=True)
         p.add_argument("--watch-stdin", action=argparse.BooleanOptionalAction, default=None,
-                       help="stop when stdin reaches EOF (default: on when stdin is a pipe)")
+                       help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)")
     p = sub.add_parser("build-tiny")
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -73,7 +75,7 @@ def main(argv=None):
         spec = specmod.load(args.spec, args.cmd)
         if args.cmd == "generate":
             from . import sampling
-            sampling.generate(spec)
+            sampling.generate(spec, stop)
             return 0
         from . import train
         try:
@@ -96,7 +98,7 @@ def report(e):
     if isinstance(e, data.DatasetError):
         error("dataset", str(e), e.where)
     elif isinstance(e, models.ModelError):
-        error("model", str(e), "model")
+        error("model", str(e), e.where)
     elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
         error("oom", "CUDA out of memory. Try a lower resolution, batch_size 1, gradient_checkpointing true, "
                      f"or a smaller rank. ({str(e).splitlines()[0] if str(e) else ''})", "train")

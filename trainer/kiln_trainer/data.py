@@ -28,7 +28,7 @@ def list_images(dataset_dir, trigger_word):
     for name in sorted(os.listdir(dataset_dir)):
         path = os.path.join(dataset_dir, name)
         stem, ext = os.path.splitext(name)
-        if ext.lower() not in IMAGE_EXTS or not os.path.isfile(path):
+        if name.startswith(".") or ext.lower() not in IMAGE_EXTS or not os.path.isfile(path):
             continue
         cap_path = os.path.join(dataset_dir, stem + ".txt")
         caption = trigger_word

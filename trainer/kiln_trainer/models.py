@@ -15,14 +15,17 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ModelError(Exception):
-    pass
+    def __init__(self, message, where="spec.base_model_path"):
+        super().__init__(message)
+        self.where = where
 
 
 def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {name!r} requested but CUDA is not available; use device 'auto' or 'cpu'")
+        raise ModelError(f"device {name!r} requested but CUDA is not available; use device 'auto' or 'cpu'",
+                         "spec.device")
     return torch.device(name)
 
 
@@ -58,9 +61,13 @@ def _explain(source, e):
     fix = (f"set HF_TOKEN (and accept the model licence on huggingface.co), or run "
            f"`huggingface-cli download {source}` on a machine with network and copy the HF cache "
            f"(HF_HOME), or use builtin:tiny-flux")
-    if isinstance(e, getattr(hub, "GatedRepoError", ())):
+    chain = [e]
+    while len(chain) < 10 and (chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    is_a = lambda cls: any(isinstance(x, cls) for x in chain if cls is not None)
+    if is_a(getattr(hub, "GatedRepoError", None)) or "gated" in str(e).lower():
         return f"{source} is gated: access denied ({name}). Fix: {fix}"
-    if isinstance(e, getattr(hub, "RepositoryNotFoundError", ())):
+    if is_a(getattr(hub, "RepositoryNotFoundError", None)):
         return f"{source} not found on the Hugging Face hub or not accessible ({name}). Fix: {fix}"
     return f"cannot load {source}: {name}: {str(e).splitlines()[0] if str(e) else ''}. Fix: {fix}"
 

@@ -40,7 +40,7 @@ def save_png(image, path):
     return path
 
 
-def generate(spec):
+def generate(spec, stop=None):
     """The `generate` command: base model + LoRAs -> PNGs, one `image` event each."""
     import time
 
@@ -51,6 +51,8 @@ def generate(spec):
     device = models.pick_device(spec.device)
     dtype = models.pick_dtype(spec.dtype, device)
     source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
+    if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)  # see train.run
     width, height = spec.width or (64 if builtin else 512), spec.height or (64 if builtin else 512)
     steps = spec.steps or (4 if builtin else 28)
     pipe = models.load_pipeline(source, dtype)
@@ -68,6 +70,9 @@ def generate(spec):
     paths, k = [], 0
     for p, (prompt, emb) in enumerate(zip(spec.prompts, embeds)):
         for j in range(spec.num_images):
+            if stop is not None and stop.is_set():
+                emit("cancelled", step=k)  # step = images finished
+                return
             seed = spec.seed + k
             img = render(pipe, emb, width, height, steps, spec.guidance_scale, seed, device, dtype)
             path = save_png(img, os.path.join(os.path.abspath(spec.output_dir), f"image_{p:03d}_{j:03d}.png"))

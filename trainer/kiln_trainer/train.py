@@ -76,6 +76,7 @@ def make_optimizer(name, params, lr, device):
         except Exception as e:  # not installed, or no usable backend
             why = f"bitsandbytes unusable ({type(e).__name__}: {e})"
         log.warning("adamw8bit requested but %s; using torch.optim.AdamW", why)
+        emit("log", message=f"adamw8bit unavailable ({why}); using adamw")
         name = "adamw"
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4), "adamw"
@@ -176,6 +177,8 @@ def run(spec, stop):
     items = data.list_images(spec.dataset_dir, spec.trigger_word)
     data.check_images(items)
     source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
+    if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)  # tiny matmuls gain nothing from threads and stall badly on a busy host
     model_key = (spec.base_model_path, tiny.SEED if builtin else os.path.abspath(source) if os.path.isdir(source) else source)
     prompts = [p.replace("[trigger]", spec.trigger_word) for p in spec.sample_prompts]
     captions = [c for _, c in items]
@@ -229,6 +232,11 @@ def run(spec, stop):
     if spec.resume and existing:
         step, last_loss = load_checkpoint(existing[-1], named, opt, sched)
         log.info("resumed from %s (step %d)", existing[-1], step)
+        emit("log", message=f"resumed from {existing[-1]} at step {step}")
+    elif existing:  # resume=false means start over: stale higher-numbered saves would win rotation
+        for old in existing:
+            shutil.rmtree(old, ignore_errors=True)
+        emit("log", message=f"resume=false: removed {len(existing)} old checkpoint(s)")
     start_step = step
     emit("started", model=spec.base_model_path, device=str(device), dtype=models.dtype_name(dtype),
          trainable_parameters=sum(p.numel() for p in params), steps=spec.steps, start_step=start_step,

@@ -100,7 +100,7 @@ def test_missing_model_offline(tmp_path, models_dir):
     rc, p = run_cli("train", spec, tmp_path)
     assert rc == 1
     (e,) = p.of("error")
-    assert e["kind"] == "model"
+    assert e["kind"] == "model" and e["where"] == "spec.base_model_path"
     assert "HF_TOKEN" in e["message"] and "huggingface-cli download kiln-test/not-a-real-flux" in e["message"]
     assert "builtin:tiny-flux" in e["message"]
 

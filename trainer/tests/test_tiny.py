@@ -68,3 +68,14 @@ def test_buckets():
     assert w % 16 == 0 and h % 16 == 0 and w > h and abs(w * h - 512 * 512) / 512 ** 2 < 0.15
     w, h = data.pick_bucket(100, 300, 128)
     assert h > w
+
+
+def test_concurrent_builders_do_not_corrupt(tmp_path, tiny_dir):
+    out = tmp_path / "shared" / "tiny-flux"
+    cmd = [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)]
+    procs = [subprocess.Popen(cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) for _ in range(3)]
+    assert all(p.wait(timeout=180) == 0 for p in procs)
+    a, b = _weights(tiny_dir), _weights(str(out))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert os.listdir(out.parent) == ["tiny-flux"]

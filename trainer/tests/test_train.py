@@ -35,7 +35,7 @@ def fixed_eval_loss(transformer, tiny_dir, dataset_dir):
 def test_lora_learns(tmp_path, models_dir, tiny_dir):
     from diffusers import FluxTransformer2DModel
 
-    spec = train_spec(tmp_path, models_dir, steps=200, learning_rate=3e-3, rank=16)
+    spec = train_spec(tmp_path, models_dir, steps=200, learning_rate=3e-3, rank=16, batch_size=4)
     t0 = time.time()
     rc, p = run_cli("train", spec, tmp_path)
     wall = time.time() - t0
@@ -144,3 +144,70 @@ def test_full_finetune(tmp_path, models_dir, tiny_dir):
     sb, st = base.state_dict(), tuned.state_dict()
     assert set(sb) == set(st)
     assert any(not torch.equal(sb[k], st[k]) for k in sb)
+
+
+def test_stdin_socket_close_stops(tmp_path, models_dir):
+    """Node's child_process hands the child a socketpair, not a FIFO, as stdin."""
+    import socket
+
+    spec = train_spec(tmp_path, models_dir, steps=100000)
+    ours, theirs = socket.socketpair()
+    p = Proc("train", write_json(tmp_path / "spec.json", spec), stdin=theirs.fileno())
+    theirs.close()
+    assert p.wait_for(lambda e: e["type"] == "step" and e["step"] >= 2), p.stderr
+    t = time.time()
+    ours.close()
+    rc = p.wait(timeout=30)
+    assert time.time() - t < 5 and rc == 0 and p.of("cancelled")
+
+
+def test_sigint_exits_at_once(tmp_path, models_dir):
+    spec = train_spec(tmp_path, models_dir, steps=100000)
+    p = Proc("train", write_json(tmp_path / "spec.json", spec))
+    assert p.wait_for(lambda e: e["type"] == "step"), p.stderr
+    p.p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=10)
+    assert rc != 0 and not p.of("cancelled") and not p.of("completed")
+
+
+def test_buckets_multires_and_cache(tmp_path, models_dir):
+    import numpy as np
+    from PIL import Image
+
+    spec = train_spec(tmp_path, models_dir, steps=4, batch_size=2, resolution=[64, 96])
+    d = spec["dataset_dir"]
+    for i, (w, h) in enumerate([(120, 60), (60, 120), (90, 70)]):
+        Image.fromarray(np.full((h, w, 3), 40 * i, np.uint8)).save(os.path.join(d, f"odd{i}.jpg"))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.path.join(d, "._hidden.png"))
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    cache = sorted(os.listdir(os.path.join(spec["work_dir"], "cache")))
+    assert [c.split("-")[0] for c in cache] == ["latents", "text"]
+    samples = torch.load(os.path.join(spec["work_dir"], "cache", cache[0]))
+    assert len(samples) == 7 * 2  # every image at every base resolution
+    buckets = {b for b, _, _ in samples}
+    assert all(w % 16 == 0 and h % 16 == 0 for w, h in buckets) and len(buckets) >= 5
+    for (w, h), lat, _ in samples:
+        assert lat.shape == (16, h // 8, w // 8)
+
+    # a second run (fresh, resume off) reuses the caches: no encoder is loaded
+    rc, p2 = run_cli("train", dict(spec, resume=False), tmp_path, name="again.json")
+    assert rc == 0
+    assert "latents cached, text cached" in p2.stderr
+    assert [e["loss"] for e in p2.of("step")] == [e["loss"] for e in p.of("step")]
+
+
+@pytest.mark.parametrize("name", ["adamw8bit", "adafactor"])
+def test_other_optimizers(tmp_path, models_dir, name):
+    spec = train_spec(tmp_path, models_dir, steps=3, optimizer=name)
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    used = p.of("started")[0]["optimizer"]
+    if name == "adamw8bit":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            assert used == "adamw" and any("adamw8bit" in e["message"] for e in p.of("log"))
+    else:
+        assert used == "adafactor"
+    assert len(p.of("step")) == 3 and p.of("completed")

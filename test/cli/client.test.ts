@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { tmpDir } from '../helpers/harness.js';
+import { photoFolder, runKiln, startApiOnly, type ApiServer } from './helpers.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// The CLI run as a child process against the API on a socket, no worker: tasks stay PENDING.
+describe('kiln client commands', { timeout: 90_000 }, () => {
+  let server: ApiServer;
+  let kiln: (...args: string[]) => ReturnType<typeof runKiln>;
+  let folder: string;
+  let taskId: string;
+
+  before(async () => {
+    server = await startApiOnly();
+    const token = await server.token();
+    kiln = (...args) => runKiln(args, { server: server.url, token });
+    folder = await photoFolder(3, { 'photo-0.txt': 'a caption', 'notes.md': 'not an image' });
+  });
+  after(() => server.close());
+
+  test('train uploads a folder’s images and creates the task with upload:// references', async () => {
+    const res = await kiln('train', folder, '--trigger', 'CLITOK', '--steps', '50', '--sample', 'a [trigger]', '--sample', 'b [trigger]');
+    assert.equal(res.code, 0, res.stderr);
+    taskId = res.stdout.trim();
+    assert.match(taskId, UUID);
+    assert.match(res.stderr, /captions are not uploaded/);
+    const task = await server.runtime.taskStore.get(taskId);
+    assert.ok(task);
+    const sources = JSON.parse(task.source_images) as string[];
+    assert.equal(sources.length, 3, 'the three images, not the .txt or .md');
+    for (const s of sources) assert.match(s, /^upload:\/\//);
+    assert.equal(task.trigger_word, 'CLITOK');
+    assert.equal(task.steps, 50);
+    assert.deepEqual(JSON.parse(task.sample_prompts), ['a [trigger]', 'b [trigger]']);
+  });
+
+  test('status prints a summary, --json the raw task', async () => {
+    const res = await kiln('status', taskId);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /status\s+PENDING/);
+    assert.match(res.stdout, /step\s+0\/50/);
+    const json = await kiln('status', taskId, '--json');
+    assert.equal(JSON.parse(json.stdout).id, taskId);
+  });
+
+  test('list shows the task in a table, filters by status', async () => {
+    const res = await kiln('list');
+    assert.equal(res.code, 0, res.stderr);
+    const [header, row] = res.stdout.trim().split('\n');
+    assert.match(header, /^ID\s+STATUS\s+TRIGGER\s+STEPS\s+PROGRESS\s+CREATED$/);
+    assert.match(row, new RegExp(`^${taskId}\\s+PENDING\\s+CLITOK\\s+0/50\\s+0\\.0%`));
+    const none = await kiln('list', '--status', 'COMPLETED', '--json');
+    assert.deepEqual(JSON.parse(none.stdout), []);
+  });
+
+  test('logs and artifacts of a task that has not run are empty, not errors', async () => {
+    const logs = await kiln('logs', taskId);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout, '');
+    const artifacts = await kiln('artifacts', taskId);
+    assert.equal(artifacts.code, 0, artifacts.stderr);
+    assert.equal(artifacts.stdout, '');
+  });
+
+  test('cancel cancels; cancelling again is a no-op', async () => {
+    const res = await kiln('cancel', taskId);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), `${taskId} CANCELLED`);
+    assert.equal((await server.runtime.taskStore.get(taskId))?.status, 'CANCELLED');
+    assert.equal((await kiln('cancel', taskId)).code, 0);
+  });
+
+  test('a 422 is printed one issue per line, with a non-zero exit', async () => {
+    const res = await kiln('train', folder, '--trigger', 'X', '--steps', '0', '--lr', '2');
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /rejected \(422\)/);
+    assert.match(res.stderr, /^ {2}body\.steps: Input should be greater than or equal to 1$/m);
+    assert.match(res.stderr, /^ {2}body\.learning_rate: Input should be less than or equal to 1$/m);
+  });
+
+  test('an unknown task prints the API’s detail', async () => {
+    const res = await kiln('status', '00000000-0000-4000-8000-000000000000');
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^kiln status: .*not found.*\(HTTP 404\)$/im);
+  });
+
+  test('a missing token says how to get one', async () => {
+    const res = await runKiln(['list'], { server: server.url });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /HTTP 401/);
+    assert.match(res.stderr, /KILN_TOKEN/);
+  });
+
+  test('usage mistakes exit 2 before anything is sent', async () => {
+    assert.equal((await kiln('train', folder)).code, 2, 'no --trigger');
+    const missing = await kiln('train', path.join(folder, 'nope'), '--trigger', 'X');
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no such file or folder/);
+    assert.equal((await kiln('train', folder, '--trigger', 'X', '--steps', 'many')).code, 2);
+    assert.equal((await kiln('generate', '--prompt', 'p', '--lora', 'id:big')).code, 2);
+  });
+
+  test('an unreachable server is named, with the hint', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const res = await runKiln(['list'], { server: url, token: 't' });
+    assert.equal(res.code, 1);
+    assert.equal(res.stderr.trim(), `kiln list: cannot reach Kiln at ${url}: is \`make run\` running?`);
+  });
+
+  test('a .zip is uploaded as it is, http URLs pass through', async () => {
+    // The smallest valid zip: just its end-of-central-directory record.
+    const zip = path.join(tmpDir('kiln-cli-zip-'), 'set.zip');
+    fs.writeFileSync(zip, Buffer.concat([Buffer.from('PK\x05\x06', 'binary'), Buffer.alloc(18)]));
+    const res = await kiln('train', zip, 'https://example.com/a.png', '--trigger', 'Z');
+    assert.equal(res.code, 0, res.stderr);
+    const sources = JSON.parse((await server.runtime.taskStore.get(res.stdout.trim()))!.source_images) as string[];
+    assert.equal(sources.length, 2);
+    assert.match(sources[0], /^upload:\/\//);
+    assert.equal(sources[1], 'https://example.com/a.png');
+  });
+});

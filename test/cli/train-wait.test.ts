@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { testConfig } from '../../src/config.js';
+import { startServer, type Server } from '../../src/server.js';
+import { tmpDir } from '../helpers/harness.js';
+import { photoFolder, runKiln } from './helpers.js';
+
+const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+// The one CLI test with the real worker and trainer (tiny model): train --wait, end to end.
+describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () => {
+  let server: Server;
+  let token: string;
+  before(async () => {
+    server = await startServer({ ...testConfig(tmpDir('kiln-cli-e2e-')), port: 0, host: '127.0.0.1', logLevel: 'warn' });
+    token = await server.runtime.verifier.mint!({ tenantId: 'cli' });
+  });
+  after(() => server.stop());
+
+  test('follows the task to COMPLETED and downloads the LoRA with a verified sha256', async () => {
+    const folder = await photoFolder(3);
+    const out = tmpDir('kiln-cli-out-');
+    const kiln = (...args: string[]) => runKiln(args, { server: server.url, token });
+    const res = await kiln('train', folder, '--trigger', 'CLITOK', '--steps', '10', '--base', 'builtin:tiny-flux', '--sample', 'a [trigger]', '--sample-every', '5', '--wait', '--out', out);
+    assert.equal(res.code, 0, res.stderr);
+    const [id, loraPath] = res.stdout.trim().split('\n');
+    assert.equal(loraPath, path.join(out, 'lora.safetensors'));
+    // Not a TTY here: plain progress lines, one per status at least.
+    assert.match(res.stderr, /^TRAINING\s+\d+\/10/m);
+
+    const listed = (await (await fetch(`${server.url}/api/v1/training/${id}/artifacts`, { headers: { authorization: `Bearer ${token}` } })).json()) as { path: string; sha256: string }[];
+    const weights = listed.find((a) => a.path === 'output/lora.safetensors');
+    assert.ok(weights, 'the LoRA is listed');
+    assert.equal(sha256(loraPath), weights.sha256);
+    assert.deepEqual(fs.readdirSync(out), ['lora.safetensors'], 'no .part file left behind');
+
+    const status = await kiln('status', id);
+    assert.match(status.stdout, /status\s+COMPLETED/);
+    assert.match(status.stdout, /step\s+10\/10/);
+    const logs = await kiln('logs', id, '-f');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.ok(logs.stdout.length > 0, 'the trainer log is printed');
+
+    const sample = listed.find((a) => a.path.startsWith('samples/'));
+    assert.ok(sample, 'a sample was rendered');
+    const fetched = await kiln('artifacts', id, '--download', sample.path, '--out', out);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(sha256(fetched.stdout.trim()), sample.sha256);
+
+    const images = tmpDir('kiln-cli-gen-');
+    const gen = await kiln('generate', '--prompt', 'a [trigger]', '--lora', `${id}:0.8`, '--seed', '7', '--steps', '2', '--width', '64', '--height', '64', '--out', images);
+    assert.equal(gen.code, 0, gen.stderr);
+    const [image] = gen.stdout.trim().split('\n');
+    assert.equal(path.dirname(image), images);
+    assert.equal(fs.readFileSync(image).subarray(1, 4).toString(), 'PNG');
+  });
+});
