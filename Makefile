@@ -34,7 +34,7 @@ test: setup build
 	$(MAKE) --no-print-directory test-node
 
 test-python: $(STAMP_PY)
-	$(PY) -m pytest -q trainer/tests
+	$(PY) -m pytest -q trainer/tests bench/gpu
 
 # Every TS test runs against SQLite; those that take KILN_TEST_DATABASE_URL also against Postgres.
 test-node: $(STAMP_NODE)
