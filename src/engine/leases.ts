@@ -3,10 +3,13 @@ import type { Store, TrainingTaskRow } from '../store/db.js';
 import type { TaskStore } from '../store/tasks.js';
 import { isoIn, isoNow } from '../util/time.js';
 
+/** Tables whose rows are leased to workers: both carry id, lease_owner and lease_expires_at. */
+export type LeasedTable = 'training_tasks' | 'generations';
+
 /** Extends a lease; false when the caller no longer holds it (rescued, or never did). */
-export async function renewLease(store: Store, taskId: string, workerId: string, leaseSeconds: number): Promise<boolean> {
+export async function renewLease(store: Store, taskId: string, workerId: string, leaseSeconds: number, table: LeasedTable = 'training_tasks'): Promise<boolean> {
   const res = await store.db
-    .updateTable('training_tasks')
+    .updateTable(table as 'training_tasks')
     .set({ lease_expires_at: isoIn(leaseSeconds * 1000) })
     .where('id', '=', taskId)
     .where('lease_owner', '=', workerId)

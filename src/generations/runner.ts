@@ -6,7 +6,8 @@ import type { GenerationRow, Store } from '../store/db.js';
 import { supervise } from '../training/supervisor.js';
 import { trainerEnv } from '../training/spec.js';
 import { CANCEL_GRACE_MS } from '../training/stage.js';
-import { claimGeneration, dropGenerationLease, finishGeneration, renewGeneration, rescueGenerations } from './store.js';
+import { renewLease } from '../engine/leases.js';
+import { claimGeneration, dropGenerationLease, finishGeneration, rescueGenerations } from './store.js';
 
 /** The request as stored: what the API validated, with each LoRA resolved to its weights file. */
 export interface GenerationRequest {
@@ -45,7 +46,7 @@ export function generationJobs(store: Store, config: Config): SlotJobSource {
       const row = await claimGeneration(store, workerId, leaseSeconds);
       return row && { id: row.id, run: (slot, signal) => runGeneration(store, config, row, workerId, slot, signal) };
     },
-    renew: (id, workerId, leaseSeconds) => renewGeneration(store, id, workerId, leaseSeconds),
+    renew: (id, workerId, leaseSeconds) => renewLease(store, id, workerId, leaseSeconds, 'generations'),
     release: (id, workerId) => dropGenerationLease(store, id, workerId),
     async cancelledAmong(ids) {
       if (!ids.length) return [];

@@ -23,16 +23,6 @@ export async function claimGeneration(store: Store, workerId: string, leaseSecon
   });
 }
 
-export async function renewGeneration(store: Store, id: string, workerId: string, leaseSeconds: number): Promise<boolean> {
-  const res = await store.db
-    .updateTable('generations')
-    .set({ lease_expires_at: isoIn(leaseSeconds * 1000) })
-    .where('id', '=', id)
-    .where('lease_owner', '=', workerId)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
-}
-
 /** Writes the outcome while the caller holds the lease; the lease goes with it. */
 export async function finishGeneration(store: Store, id: string, workerId: string, set: Partial<GenerationRow>): Promise<boolean> {
   const now = isoNow();
