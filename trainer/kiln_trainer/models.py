@@ -50,7 +50,33 @@ def resolve(base, models_dir):
     if base.startswith(("/", ".", "~")) or not REPO_ID.match(base):
         raise ModelError(f"model folder {base!r} does not exist; give an existing diffusers folder, "
                          "a Hugging Face repo id such as black-forest-labs/FLUX.1-dev, or builtin:tiny-flux")
-    return base, False
+    return snapshot(base), False
+
+
+# The diffusers components; a hub repo may also hold single-file checkpoints we never read.
+DIFFUSERS_FILES = ["model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "text_encoder/*",
+                   "text_encoder_2/*", "vae/*", "transformer/*"]
+
+
+def snapshot(repo):
+    """A repo id as a local folder: the HF cache when it holds the model (no network at all),
+    else a download of the diffusers components. An unreachable hub fails in seconds rather
+    than after the per-file retries of every component load."""
+    from huggingface_hub import model_info, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo, local_files_only=True, allow_patterns=DIFFUSERS_FILES)
+    except LocalEntryNotFoundError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelError(_explain(repo, LocalEntryNotFoundError(f"{repo} is not in the local cache and HF_HUB_OFFLINE is set")))
+    try:
+        model_info(repo, timeout=10)
+        log.info("downloading %s into the Hugging Face cache", repo)
+        return snapshot_download(repo, allow_patterns=DIFFUSERS_FILES)
+    except Exception as e:
+        raise ModelError(_explain(repo, e)) from e
 
 
 def _explain(source, e):

@@ -18,9 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def cli_env():
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    return env
+def cli_env(**overrides):
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +71,10 @@ def write_json(path, obj):
 class Proc:
     """A trainer subprocess whose stdout events are collected by a thread."""
 
-    def __init__(self, cmd, spec_path, stdin=subprocess.DEVNULL, extra=()):
+    def __init__(self, cmd, spec_path, stdin=subprocess.DEVNULL, extra=(), env=None):
         self.p = subprocess.Popen([sys.executable, "-m", "kiln_trainer", cmd, "--spec", spec_path, *extra],
                                   stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=cli_env(), cwd=str(ROOT), text=True)
+                                  env=env or cli_env(), cwd=str(ROOT), text=True)
         self.events, self.stderr = [], ""
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -109,9 +108,9 @@ class Proc:
         return [e for e in self.events if e["type"] == type_]
 
 
-def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json"):
+def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json", env=None):
     path = spec if isinstance(spec, str) else write_json(tmp_path / name, spec)
-    p = Proc(cmd, path)
+    p = Proc(cmd, path, env=env)
     rc = p.wait(timeout)
     return rc, p
 

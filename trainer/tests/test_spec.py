@@ -1,10 +1,11 @@
 """The CLI contract for bad input: one `error` event per bad field, exit 2 (spec) or 1."""
 
 import os
+import time
 
 import pytest
 
-from conftest import make_dataset, run_cli, train_spec, write_json
+from conftest import cli_env, make_dataset, run_cli, train_spec, write_json
 
 BAD = [
     ("version", {"version": 2}),
@@ -103,6 +104,18 @@ def test_missing_model_offline(tmp_path, models_dir):
     assert e["kind"] == "model" and e["where"] == "spec.base_model_path"
     assert "HF_TOKEN" in e["message"] and "huggingface-cli download kiln-test/not-a-real-flux" in e["message"]
     assert "builtin:tiny-flux" in e["message"]
+
+
+def test_unreachable_hub_fails_fast(tmp_path, models_dir):
+    # Online mode, but the hub endpoint is a closed loopback port: the error must come in
+    # seconds, not after the download retries of every component.
+    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path="kiln-test/not-a-real-flux")
+    env = cli_env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
+    t0 = time.time()
+    rc, p = run_cli("train", spec, tmp_path, timeout=60, env=env)
+    assert rc == 1 and time.time() - t0 < 30
+    (e,) = p.of("error")
+    assert e["kind"] == "model" and "huggingface-cli download kiln-test/not-a-real-flux" in e["message"]
 
 
 def test_missing_local_folder(tmp_path, models_dir):
