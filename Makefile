@@ -40,6 +40,12 @@ test-python: $(STAMP_PY)
 test-node: $(STAMP_NODE)
 	$(NODE_TEST) $$(find test -name '*.test.ts' | sort)
 
+# The quick loop while developing: no end-to-end, CLI-with-trainer or slow trainer tests.
+# CI runs everything (make test).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" trainer/tests
+	$(NODE_TEST) $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
+
 bench: setup build
 	$(PY) -m pip install -q -r bench/baselines/requirements.txt
 	node --import tsx bench/run.ts

@@ -130,6 +130,7 @@ export function trainingStage(deps: TrainingStageDeps): StageHandler {
       },
     });
     await flush(true).catch(() => undefined);
+    await events.close();
     if (ctx.signal.aborted) return {};
     const { outcome } = result;
     if (result.stalled) {
