@@ -3,37 +3,28 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openStore, type Store } from '../../src/store/db.js';
-import { createPgSchema, tmpDir, TEST_PG_URL } from '../helpers/harness.js';
-import { isAlive, mintToken, startKiln, until, waitForHttp, type KilnProcess } from '../helpers/processes.js';
+import { startFleet, type Fleet } from '../helpers/fleet.js';
+import { isAlive, mintToken, until, type KilnProcess } from '../helpers/processes.js';
 import { api, makePhotos, type Target } from './scenario.js';
 
 // Fleet mode on Postgres with real processes: one API, two workers, six tasks. One worker
 // is SIGKILLed mid-stage; its task must finish on the other worker as attempt 2, and no
 // stage may ever run on two workers at once.
 describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, () => {
-  const workers: KilnProcess[] = [];
-  let apiProc: KilnProcess;
-  let drop: () => Promise<void>;
+  let fleet: Fleet;
+  let workers: KilnProcess[];
   let store: Store;
   let target: Target;
   before(async () => {
-    const schema = await createPgSchema();
-    drop = schema.drop;
-    const dataDir = tmpDir('kiln-fleet-');
-    const port = 20000 + Math.floor(Math.random() * 2000);
-    const databaseUrl = `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}`;
     // The lease outlives the trainer's own 5 s stop after its supervisor dies.
-    const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), KILN_LEASE_SECONDS: '8', KILN_MAX_RUNNING_PER_TENANT: '0' };
-    apiProc = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
-    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
-    for (const name of ['a', 'b']) workers.push(startKiln(['worker', '--cpu-slots', '1', '--preprocess', '1'], env, path.join(dataDir, `worker-${name}.log`)));
-    store = openStore({ databaseUrl, dataDir });
-    target = { baseUrl: `http://127.0.0.1:${port}`, token: await mintToken('fleet'), dataDir };
+    fleet = await startFleet({ workers: 2, env: { KILN_LEASE_SECONDS: '8', KILN_MAX_RUNNING_PER_TENANT: '0' } });
+    workers = fleet.workers;
+    store = openStore({ databaseUrl: fleet.databaseUrl, dataDir: fleet.dataDir });
+    target = { baseUrl: fleet.baseUrl, token: await mintToken('fleet'), dataDir: fleet.dataDir };
   });
   after(async () => {
-    for (const p of [...workers, apiProc]) await p.stop();
     await store.close();
-    await drop();
+    await fleet.stop();
   });
 
   test('six tasks complete; the killed worker’s task resumes elsewhere as attempt 2', async () => {

@@ -1,0 +1,37 @@
+import path from 'node:path';
+import { createPgSchema, tmpDir, TEST_PG_URL } from './harness.js';
+import { startKiln, waitForHttp, type KilnProcess } from './processes.js';
+
+/** Fleet mode as deployed: a Postgres schema, one `kiln serve --no-worker`, N `kiln worker`s. */
+export interface Fleet {
+  baseUrl: string;
+  dataDir: string;
+  databaseUrl: string;
+  api: KilnProcess;
+  workers: KilnProcess[];
+  stop(): Promise<void>;
+}
+
+export async function startFleet(opts: { workers: number; env?: Record<string, string> }): Promise<Fleet> {
+  const schema = await createPgSchema();
+  const dataDir = tmpDir('kiln-fleet-');
+  const port = 18000 + Math.floor(Math.random() * 4000);
+  const databaseUrl = `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}`;
+  const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), ...opts.env };
+  const api = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+  const workers = Array.from({ length: opts.workers }, (_, i) =>
+    startKiln(['worker', '--cpu-slots', '1', '--preprocess', '1'], env, path.join(dataDir, `worker-${i}.log`)),
+  );
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    dataDir,
+    databaseUrl,
+    api,
+    workers,
+    async stop() {
+      for (const p of [...workers, api]) await p.stop();
+      await schema.drop();
+    },
+  };
+}
