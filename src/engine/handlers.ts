@@ -38,7 +38,7 @@ export function preprocessingStage(deps: HandlerDeps): StageHandler {
         {
           signal: ctx.signal,
           onProgress: async ({ stage, processed, total }) => {
-            progress = monotonic(progress, preprocessProgress(processed, total));
+            progress = monotonic(progress, preprocessProgress(stage, processed, total));
             await ctx.update({ preprocessing_stage: stage, processed_files_count: processed, total_files_count: total, progress });
           },
         },

@@ -4,8 +4,20 @@
  */
 export const PREPROCESS_SHARE = 10;
 
-export function preprocessProgress(processed: number, total: number): number {
-  return total > 0 ? (PREPROCESS_SHARE * Math.min(processed, total)) / total : 0;
+/** Where each preprocessing stage starts and ends within the preprocessing share, in order. */
+const PREPROCESS_STAGES: Record<string, [number, number]> = {
+  downloading: [0, 0.4],
+  validating: [0.4, 0.6],
+  transforming: [0.6, 0.85],
+  captioning: [0.85, 0.95],
+  finalizing: [0.95, 1],
+};
+
+/** The task's progress while a preprocessing stage has done `processed` of its `total` files. */
+export function preprocessProgress(stage: string, processed: number, total: number): number {
+  const [from, to] = PREPROCESS_STAGES[stage] ?? [0, 1];
+  const within = total > 0 ? Math.min(processed, total) / total : 1;
+  return PREPROCESS_SHARE * (from + (to - from) * within);
 }
 
 export function trainingProgress(step: number, total: number): number {
