@@ -100,4 +100,34 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     assert.equal(starts.length, 2);
     assert.equal(starts[0], 0);
   });
+
+  test('SIGTERM on a worker checkpoints, gives the stage back, and the next worker resumes it', async () => {
+    const client = api(target);
+    const refs = await client.upload(await makePhotos(2, 11));
+    const created = await client.json('POST', '/api/v1/training/', { trigger_word: 'DRAIN', base_model_path: 'builtin:tiny-flux', steps: 5000, save_every: 5000, source_images: refs });
+    const id = created.body.id as string;
+    const row = await until(
+      async () => store.db.selectFrom('training_tasks').select(['lease_owner', 'current_step']).where('id', '=', id).where('current_step', '>', 5).executeTakeFirst(),
+      'training steps',
+      180_000,
+      100,
+    );
+    const holder = workers.find((w) => row.lease_owner!.includes(`:${w.child.pid}:`))!;
+    assert.equal(await holder.stop('SIGTERM'), 0, 'the worker exits cleanly');
+    const released = (await store.db.selectFrom('training_tasks').selectAll().where('id', '=', id).executeTakeFirstOrThrow());
+    assert.equal(released.status, 'QUEUED');
+    assert.equal(released.lease_owner, null);
+    const checkpoints = fs.readdirSync(path.join(target.dataDir, 'tasks', id, 'checkpoints'));
+    assert.equal(checkpoints.length, 1, 'the trainer saved where it stopped');
+    const savedAt = Number(checkpoints[0].replace('step_', ''));
+
+    fleet.startWorker();
+    const resumed = await until(async () => {
+      const log = fs.readFileSync(path.join(target.dataDir, 'tasks', id, 'logs', 'events.jsonl'), 'utf8');
+      const starts = log.split('\n').filter((l) => l.includes('"type":"started"')).map((l) => JSON.parse(l).start_step as number);
+      return starts.length === 2 && starts;
+    }, 'the stage to resume on a new worker', 120_000, 200);
+    assert.equal(resumed[1], savedAt, 'training resumed from the checkpoint it stopped at');
+    assert.equal((await client.json('POST', `/api/v1/training/${id}/cancel`)).body.status, 'CANCELLED');
+  });
 });

@@ -9,6 +9,8 @@ export interface Fleet {
   databaseUrl: string;
   api: KilnProcess;
   workers: KilnProcess[];
+  /** Starts one more worker against the same database and data dir. */
+  startWorker(): KilnProcess;
   stop(): Promise<void>;
 }
 
@@ -20,15 +22,20 @@ export async function startFleet(opts: { workers: number; env?: Record<string, s
   const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), ...opts.env };
   const api = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
   await waitForHttp(`http://127.0.0.1:${port}/readyz`);
-  const workers = Array.from({ length: opts.workers }, (_, i) =>
-    startKiln(['worker', '--cpu-slots', '1', '--preprocess', '1'], env, path.join(dataDir, `worker-${i}.log`)),
-  );
+  const workers: KilnProcess[] = [];
+  const startWorker = () => {
+    const worker = startKiln(['worker', '--cpu-slots', '1', '--preprocess', '1'], env, path.join(dataDir, `worker-${workers.length}.log`));
+    workers.push(worker);
+    return worker;
+  };
+  for (let i = 0; i < opts.workers; i++) startWorker();
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     dataDir,
     databaseUrl,
     api,
     workers,
+    startWorker,
     async stop() {
       for (const p of [...workers, api]) await p.stop();
       await schema.drop();
