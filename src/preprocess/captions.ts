@@ -60,7 +60,7 @@ export interface VlmSettings {
  * vLLM is the usual setup); any other origin it points to is still vetted.
  */
 export async function vlmCaption(image: Buffer, ctx: CaptionContext, config: Config, settings: VlmSettings): Promise<string> {
-  if (!config.vlm.url) throw new CaptionError('vlm captioning needs KILN_VLM_URL (an OpenAI-compatible chat-completions endpoint)');
+  if (!config.vlm.url) throw new CaptionError('vlm captioning needs KILN_VLM_URL (an OpenAI-compatible chat-completions endpoint) or KILN_VLM_MODEL (a local model folder)');
   const preview = await sharp(image).resize(VLM_IMAGE_SIDE, VLM_IMAGE_SIDE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
   const prompt = (ctx.prompt?.trim() || VLM_DEFAULT_PROMPT).replaceAll('[trigger]', ctx.triggerWord).replaceAll('[entity]', ENTITY_WORDS[ctx.entityType]);
   const body = JSON.stringify({

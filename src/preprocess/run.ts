@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { CaptionError, localCaption, vlmCaption, type CaptionContext } from './captions.js';
+import { localVlmCaptions } from './local-vlm.js';
 import { mapLimit, sha256, writeFileAtomic } from './fs-util.js';
 import { gatherSources, type Gathered } from './gather.js';
 import { hammingDistance, ImageRejected, inspectImage, type ImageFacts } from './inspect.js';
@@ -124,10 +125,26 @@ export async function runPreprocessing(
   const toCaption = entries.map((e, i) => ({ e, i })).filter(({ e }) => e.status === 'accepted');
   let captioned = 0;
   await progress('captioning', 0, toCaption.length);
+  // Without an endpoint, vlm captions come from the local model, all in one process.
+  const local =
+    captionCtx.strategy === 'vlm' && !config.vlm.url
+      ? await localVlmCaptions(
+          toCaption.map(({ e }) => path.join(datasetDir, e.outputs[0]!.file)),
+          captionCtx,
+          config,
+          job.taskDir,
+          signal,
+        ).catch((err) => {
+          if (err instanceof CaptionError) throw new PreprocessError(`captioning failed: ${err.message}`);
+          throw err;
+        })
+      : null;
   await mapLimit(toCaption, imageConcurrency, async ({ e, i }) => {
     signal.throwIfAborted();
     let caption: string;
-    if (captionCtx.strategy === 'vlm') {
+    if (local) {
+      caption = local.get(path.join(datasetDir, e.outputs[0]!.file))!;
+    } else if (captionCtx.strategy === 'vlm') {
       const image = await readFile(path.join(datasetDir, e.outputs[0]!.file));
       try {
         caption = await vlmCaption(image, captionCtx, config, {

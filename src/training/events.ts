@@ -8,9 +8,10 @@ export type TrainerEvent =
   | { type: 'cancelled'; step: number }
   | { type: 'error'; kind: string; message: string; where: string }
   | { type: 'image'; path: string; prompt: string; index: number; seed: number }
+  | { type: 'caption'; path: string; caption: string }
   | { type: 'log'; message: string };
 
-const TYPES = new Set(['started', 'step', 'checkpoint', 'sample', 'completed', 'cancelled', 'error', 'image', 'log']);
+const TYPES = new Set(['started', 'step', 'checkpoint', 'sample', 'completed', 'cancelled', 'error', 'image', 'caption', 'log']);
 
 /** A line of trainer stdout as an event, or null for anything that is not one of ours. */
 export function parseEvent(line: string): TrainerEvent | null {

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { REPO_ROOT } from '../../src/config.js';
 import { PreprocessError } from '../../src/preprocess/index.js';
 import { localCaption, withTrigger } from '../../src/preprocess/captions.js';
 import { jpeg, runJob, startServer, tempDir } from './helpers.js';
@@ -61,5 +63,35 @@ describe('captions', () => {
     });
     assert.ok(out.error instanceof PreprocessError);
     assert.match(out.error.message, /captioning .*mug\.jpg failed: vlm endpoint answered HTTP 500/);
+  });
+
+  it('vlm: with only KILN_VLM_MODEL, a local model captions every image in one process', async () => {
+    const root = await tempDir();
+    const model = path.join(root, 'captioner');
+    execFileSync(path.join(REPO_ROOT, '.venv/bin/python'), ['-m', 'kiln_trainer', 'build-tiny-captioner', '--out', model], { stdio: 'ignore' });
+    await writeFile(path.join(root, 'a.jpg'), await jpeg(640, 480, 81));
+    await writeFile(path.join(root, 'b.jpg'), await jpeg(480, 640, 82));
+    const out = await runJob([path.join(root, 'a.jpg'), path.join(root, 'b.jpg')], {
+      config: { sourceRoots: [root], vlm: { url: '', model, apiKey: '' } },
+      job: { captioning: { strategy: 'vlm', prompt: null } },
+    });
+    assert.ifError(out.error);
+    for (const file of ['0001.txt', '0002.txt']) {
+      const caption = (await readFile(path.join(out.result!.datasetDir, file), 'utf8')).trim();
+      const [trigger, ...words] = caption.replace(',', '').split(' ');
+      assert.equal(trigger, 'ohwx');
+      assert.ok(words.length > 0, caption);
+    }
+  });
+
+  it('vlm: a local model that cannot load fails the task naming it', async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, 'a.jpg'), await jpeg(640, 480, 83));
+    const out = await runJob([path.join(root, 'a.jpg')], {
+      config: { sourceRoots: [root], vlm: { url: '', model: path.join(root, 'no-such-model'), apiKey: '' } },
+      job: { captioning: { strategy: 'vlm', prompt: null } },
+    });
+    assert.ok(out.error instanceof PreprocessError);
+    assert.match(out.error.message, /local captioning model \(KILN_VLM_MODEL=.*no-such-model\) failed: spec error at spec.model_path/);
   });
 });

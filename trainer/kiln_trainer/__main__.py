@@ -1,4 +1,4 @@
-"""CLI: `train --spec FILE`, `generate --spec FILE`, `build-tiny --out DIR`.
+"""CLI: `train --spec FILE`, `generate --spec FILE`, `caption --spec FILE`, `build-tiny --out DIR`.
 
 Contract with the supervisor: stdout carries only JSON events; exit 0 only after a
 `completed` or `cancelled` event, 2 for spec errors, 1 for everything else."""
@@ -52,27 +52,34 @@ def stdin_is_pipe():
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="kiln_trainer")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("train", "generate"):
+    for name in ("train", "generate", "caption"):
         p = sub.add_parser(name)
         p.add_argument("--spec", required=True)
         p.add_argument("--watch-stdin", action=argparse.BooleanOptionalAction, default=None,
                        help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)")
-    p = sub.add_parser("build-tiny")
-    p.add_argument("--out", required=True)
+    for name in ("build-tiny", "build-tiny-captioner"):
+        p = sub.add_parser(name)
+        p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
     events.claim_stdout()
     events.setup_logging()
     stop = threading.Event()
-    if args.cmd != "build-tiny":
+    if not args.cmd.startswith("build-"):
         install_stop_handlers(stop, stdin_is_pipe() if args.watch_stdin is None else args.watch_stdin)
     try:
-        if args.cmd == "build-tiny":
-            from . import tiny
-            path = tiny.build(args.out)
+        if args.cmd.startswith("build-"):
+            from . import tiny, tiny_captioner
+            path = (tiny if args.cmd == "build-tiny" else tiny_captioner).build(args.out)
             emit("completed", path=path)
             return 0
         spec = specmod.load(args.spec, args.cmd)
+        if args.cmd == "caption":
+            from . import caption
+            done = caption.run(spec, stop)
+            if stop.is_set():
+                emit("cancelled", step=done)
+            return 0
         if args.cmd == "generate":
             from . import sampling
             sampling.generate(spec, stop)

@@ -81,6 +81,16 @@ class GenerateSpec:
     models_dir: str = None
 
 
+@dataclass
+class CaptionSpec:
+    version: int
+    model_path: str
+    images: list
+    prompt: str = ""
+    max_new_tokens: int = 60
+    device: str = "auto"
+
+
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -197,6 +207,16 @@ GENERATE_RULES = {
 }
 
 
+CAPTION_RULES = {
+    "model_path": (lambda v: isinstance(v, str) and os.path.isdir(v), "must be an existing local model folder"),
+    "images": (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) and os.path.isfile(p) for p in v),
+               "must be a non-empty list of existing image files"),
+    "prompt": (lambda v: isinstance(v, str), "must be a string"),
+    "max_new_tokens": (lambda v: _is_int(v) and 1 <= v <= 512, "must be an integer in 1..512"),
+    "device": _device,
+}
+
+
 def load(path, kind):
     try:
         with open(path) as f:
@@ -208,6 +228,8 @@ def load(path, kind):
         spec.sample_width = spec.sample_width or spec.resolution[0]
         spec.sample_height = spec.sample_height or spec.resolution[0]
         return spec
+    if kind == "caption":
+        return _check(CaptionSpec, raw, CAPTION_RULES)
     spec = _check(GenerateSpec, raw, GENERATE_RULES)
     spec.loras = [LoraRef(**l) for l in spec.loras]
     return spec
