@@ -13,8 +13,8 @@ export interface StageContext {
   slot: Slot;
   /** Aborted with a StopReason as its reason; stages stop at their next safe point. */
   signal: AbortSignal;
-  /** Writes progress fields while this worker holds the lease; false once it does not. */
-  update(set: Partial<TrainingTaskRow>): Promise<boolean>;
+  /** Writes progress fields while this worker holds the lease: the row as written, or undefined once it does not. */
+  update(set: Partial<TrainingTaskRow>): Promise<TrainingTaskRow | undefined>;
   log: Logger;
 }
 

@@ -108,16 +108,16 @@ export class TaskStore {
     throw new Error(`task ${id}: ${name} kept losing the race; giving up`);
   }
 
-  /** Writes progress fields of a running stage; refused (false) once the lease is gone. */
-  async updateRunning(id: string, leaseOwner: string, set: Partial<TrainingTaskRow>, db: Executor = this.db): Promise<boolean> {
-    const res = await db
+  /** Writes progress fields of a running stage; the row as written, or undefined once the lease is gone. */
+  async updateRunning(id: string, leaseOwner: string, set: Partial<TrainingTaskRow>, db: Executor = this.db): Promise<TrainingTaskRow | undefined> {
+    return db
       .updateTable('training_tasks')
       .set({ ...set, updated_at: isoNow() })
       .where('id', '=', id)
       .where('lease_owner', '=', leaseOwner)
       .where('status', 'in', ['PREPROCESSING', 'TRAINING'])
+      .returningAll()
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
   }
 
   /** Runs the status listeners; writers outside `transition` (the claim) call it in their transaction. */

@@ -67,8 +67,7 @@ export function trainingStage(deps: TrainingStageDeps): StageHandler {
     const flush = async (force = false) => {
       if (!force && Date.now() - lastWrite < WRITE_INTERVAL_MS) return;
       lastWrite = Date.now();
-      await ctx.update({ ...current, logs: tail.value() });
-      const row = await deps.tasks.get(task.id);
+      const row = await ctx.update({ ...current, logs: tail.value() });
       if (row?.status === 'TRAINING') await deps.announcer.maybeAnnounce(deps.tasks.db, row);
     };
 

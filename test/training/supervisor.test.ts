@@ -96,7 +96,7 @@ describe('trainer supervision', () => {
       const task = await insertTask(h.runtime.taskStore, { set: { training_folder: path.join(dir, 'task') } });
       const stage = trainingStage({ config, tasks: h.runtime.taskStore, announcer: { maybeAnnounce: async () => false } as never });
       await assert.rejects(
-        stage({ task, slot: { kind: 'cpu', index: 0 }, signal: new AbortController().signal, update: async () => true, log: pino({ level: 'silent' }) }),
+        stage({ task, slot: { kind: 'cpu', index: 0 }, signal: new AbortController().signal, update: async () => undefined, log: pino({ level: 'silent' }) }),
         (err: Error) => err instanceof StageFailure && /CUDA out of memory/.test(err.message) && /smaller batch_size or rank/.test(err.message),
       );
     } finally {
