@@ -54,7 +54,7 @@ for (const dialect of DIALECTS) {
     before(async () => {
       h = await openHarness(dialect, { allowPrivateNetworks: true });
       rx = await receiver(webhookSecret(h.config));
-      deliverer = new WebhookDeliverer({ store: h.runtime.store, config: h.config, log: pino({ level: 'silent' }), retryDelaysMs: [50, 50, 50], inFlightMs: 5000 });
+      deliverer = new WebhookDeliverer({ store: h.runtime.store, config: h.config, log: pino({ level: 'silent' }), retryDelaysMs: [400, 400, 400], inFlightMs: 5000 });
     });
     after(async () => {
       await rx.close();
@@ -94,11 +94,11 @@ for (const dialect of DIALECTS) {
       assert.equal(row.attempts, 1);
       assert.equal(row.last_status_code, 503);
       assert.ok(Date.parse(row.next_attempt_at) > Date.now());
-      await new Promise((r) => setTimeout(r, 80));
+      await new Promise((r) => setTimeout(r, 500));
       await deliverer.runOnce();
       assert.equal(rx.failures, 2);
       rx.setUp(true);
-      await new Promise((r) => setTimeout(r, 80));
+      await new Promise((r) => setTimeout(r, 500));
       await deliverer.runOnce();
       assert.equal(rx.received.length, before + 1);
       const done = await h.runtime.store.db.selectFrom('webhook_deliveries').selectAll().where('task_id', '=', id).executeTakeFirstOrThrow();
@@ -113,7 +113,7 @@ for (const dialect of DIALECTS) {
       await h.app.inject({ method: 'POST', url: `/api/v1/training/${id}/cancel`, headers });
       for (let i = 0; i < 4; i++) {
         await deliverer.runOnce();
-        await new Promise((r) => setTimeout(r, 80));
+        await new Promise((r) => setTimeout(r, 500));
       }
       const row = await h.runtime.store.db.selectFrom('webhook_deliveries').selectAll().where('task_id', '=', id).executeTakeFirstOrThrow();
       assert.equal(row.status, 'failed');
