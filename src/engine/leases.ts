@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { Store, TrainingTaskRow } from '../store/db.js';
 import type { TaskStore } from '../store/tasks.js';
 import { isoIn, isoNow } from '../util/time.js';
@@ -93,8 +92,3 @@ export async function rescueExpired(tasks: TaskStore, maxAttempts: number, batch
 export const CANCEL_CHANNEL = 'kiln_cancel';
 /** Postgres channel on which new runnable work wakes idle workers. */
 export const WORK_CHANNEL = 'kiln_work';
-
-export async function notify(store: Store, channel: string, payload: string): Promise<void> {
-  if (store.dialect !== 'postgres') return;
-  await sql`select pg_notify(${channel}, ${payload})`.execute(store.db);
-}

@@ -4,7 +4,7 @@
  *   PENDING -> PREPROCESSING -> QUEUED -> TRAINING -> COMPLETED
  *   any non-terminal -> CANCELLED          any running -> FAILED
  *   a lost lease: PREPROCESSING -> PENDING, TRAINING -> QUEUED (attempt + 1)
- *   retry: FAILED | CANCELLED -> PENDING or QUEUED (by whether a dataset exists)
+ *   retry: FAILED | CANCELLED -> PENDING (preprocessing skips what it already fetched)
  *
  * Writers never set a status blindly: the store turns each transition into
  * `UPDATE … WHERE status = :from`, so a late writer cannot leave a terminal state.
@@ -21,7 +21,6 @@ export const TRAINING_STATUSES = [
 export type TrainingStatus = (typeof TRAINING_STATUSES)[number];
 
 export const TERMINAL_STATUSES: readonly TrainingStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
-export const RUNNING_STATUSES: readonly TrainingStatus[] = ['PREPROCESSING', 'TRAINING'];
 
 export type TransitionName =
   | 'claim_preprocessing'
@@ -52,9 +51,4 @@ export function isTerminal(status: TrainingStatus): boolean {
 /** The status a transition leads to from `from`, or null when the table forbids it. */
 export function nextStatus(transition: TransitionName, from: TrainingStatus): TrainingStatus | null {
   return TRANSITIONS[transition][from] ?? null;
-}
-
-/** Every (transition, from) pair whose result is `to`: used to build compare-and-set writes. */
-export function sourcesOf(transition: TransitionName): TrainingStatus[] {
-  return Object.keys(TRANSITIONS[transition]) as TrainingStatus[];
 }

@@ -28,7 +28,3 @@ export class StageFailure extends Error {}
 
 export type StageHandler = (ctx: StageContext) => Promise<StageResult>;
 export type StageHandlers = Record<StageKind, StageHandler>;
-
-export function stopReason(signal: AbortSignal): StopReason | null {
-  return signal.aborted ? (signal.reason as StopReason) : null;
-}
