@@ -23,12 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-# Published FLUX.1-dev transformer configuration (black-forest-labs/FLUX.1-dev, transformer/config.json).
-FLUX_DEV = dict(
-    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
-    guidance_embeds=True, axes_dims_rope=(16, 56, 56),
-)
+from flux_dev import TRANSFORMER as FLUX_DEV, materialise_on  # FLUX_DEV: the published transformer config
 # Same architecture shrunk to run on a CPU in seconds. in_channels stays 64 so latent
 # packing (16 channels x 2x2 patches) is the real one; rope axes must sum to the head dim.
 TINY = dict(
@@ -118,13 +113,8 @@ def build_model(cfg, device, dtype):
     # Materialise parameters directly on the target device and dtype: the default fp32 CPU
     # init of 12B parameters would take minutes and ~48 GB of host RAM. Values are random;
     # step time does not depend on them.
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = FluxTransformer2DModel(**cfg)
-    finally:
-        torch.set_default_dtype(prev)
+    with materialise_on(device, dtype):
+        model = FluxTransformer2DModel(**cfg)
     model.requires_grad_(False)
     return model
 

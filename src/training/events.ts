@@ -1,7 +1,23 @@
 /** The trainer's stdout protocol (kiln_trainer/events.py): one JSON object per line. */
 export type TrainerEvent =
-  | { type: 'started'; model: string; device: string; dtype: string; trainable_parameters: number; steps: number; start_step: number; training_type: string; optimizer?: string }
+  | {
+      type: 'started';
+      model: string;
+      device: string;
+      dtype: string;
+      trainable_parameters: number;
+      steps: number;
+      start_step: number;
+      training_type: string;
+      optimizer?: string;
+      /** SDPA backends left enabled, in torch's order of preference; never 'cudnn'. */
+      attention?: string[];
+      torch_version?: string;
+      cuda_version?: string | null;
+      cudnn_version?: number | null;
+    }
   | { type: 'step'; step: number; total: number; loss: number | null; lr: number; seconds_per_step: number }
+  | { type: 'skipped_step'; step: number; message: string }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'sample'; step: number; prompt: string; path: string }
   | { type: 'completed'; weights_path: string; final_loss: number | null; wall_seconds: number; steps: number }
@@ -11,7 +27,7 @@ export type TrainerEvent =
   | { type: 'caption'; path: string; caption: string }
   | { type: 'log'; message: string };
 
-const TYPES = new Set(['started', 'step', 'checkpoint', 'sample', 'completed', 'cancelled', 'error', 'image', 'caption', 'log']);
+const TYPES = new Set(['started', 'step', 'skipped_step', 'checkpoint', 'sample', 'completed', 'cancelled', 'error', 'image', 'caption', 'log']);
 
 /** A line of trainer stdout as an event, or null for anything that is not one of ours. */
 export function parseEvent(line: string): TrainerEvent | null {

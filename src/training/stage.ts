@@ -26,6 +26,7 @@ export interface TrainingStageDeps {
 
 /** What a trainer's error event means to the person who asked for the training. */
 function failureMessage(event: Extract<TrainerEvent, { type: 'error' }>): string {
+  if (event.kind === 'numerics') return `Training diverged: ${event.message}`;
   if (event.kind === 'oom') {
     return `CUDA out of memory while training (${event.where || 'trainer'}): ${event.message}. Try a smaller batch_size or rank, lower resolution, or a GPU with more memory.`;
   }
@@ -76,7 +77,9 @@ export function trainingStage(deps: TrainingStageDeps): StageHandler {
       switch (event.type) {
         case 'started':
           current = { ...current, total_steps: event.steps, current_step: event.start_step };
-          tail.push(`[kiln] training ${event.model} on ${event.device} (${event.dtype}), ${event.trainable_parameters} trainable parameters`);
+          tail.push(
+            `[kiln] training ${event.model} on ${event.device} (${event.dtype}, ${event.optimizer ?? 'optimizer ?'}, attention ${event.attention?.join('/') ?? '?'}), ${event.trainable_parameters} trainable parameters`,
+          );
           await flush(true);
           break;
         case 'step': {
@@ -93,6 +96,9 @@ export function trainingStage(deps: TrainingStageDeps): StageHandler {
           await flush(event.step === event.total);
           break;
         }
+        case 'skipped_step':
+          tail.push(`[kiln] warning: ${event.message}`);
+          break;
         case 'checkpoint':
           tail.push(`[kiln] checkpoint at step ${event.step}: ${path.relative(paths.root, event.path)}`);
           break;

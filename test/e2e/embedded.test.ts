@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import { startServer, type Server } from '../../src/server.js';
 import { testConfig } from '../../src/config.js';
 import { tmpDir } from '../helpers/harness.js';
-import { cancelDuringTraining, trainToCompletion, trainerKilledFromOutside, type Target } from './scenario.js';
+import { cancelDuringTraining, nonFiniteTrainingFails, trainToCompletion, trainerKilledFromOutside, type Target } from './scenario.js';
 
 // The embedded default end to end: one process, SQLite, the in-process worker, the real
 // preprocessing and the real trainer on the tiny model, driven only through HTTP.
@@ -20,4 +20,5 @@ describe('end to end, embedded (SQLite, one process)', { timeout: 600_000 }, () 
   test('train, watch, download, load in diffusers, generate', () => trainToCompletion(target));
   test('cancel during training stops the trainer within 10 s', () => cancelDuringTraining(target));
   test('a trainer killed from outside fails the task clearly', () => trainerKilledFromOutside(target));
+  test('a run whose gradients go non-finite is FAILED, never COMPLETED', () => nonFiniteTrainingFails(target));
 });

@@ -223,3 +223,38 @@ export async function trainerKilledFromOutside(t: Target): Promise<void> {
   assert.equal(failed.status, 'FAILED');
   assert.match(failed.error_message, /trainer was killed by SIGKILL/);
 }
+
+/**
+ * A trainer whose gradients go non-finite (the fault variable poisons steps 3, 4 and 5):
+ * the task is FAILED with the trainer's "non-finite" message, never COMPLETED, the skips
+ * reach the event stream, and no weights are offered for download.
+ */
+export async function nonFiniteTrainingFails(t: Target): Promise<void> {
+  const client = api(t);
+  const refs = await client.upload(await makePhotos(2, 7));
+  process.env.KILN_FAULT_NAN_GRAD_STEPS = '3,4,5';
+  try {
+    const created = await client.json('POST', '/api/v1/training/', { ...TRAIN, steps: 20, save_every: 2, sample_prompts: [], source_images: refs });
+    assert.equal(created.status, 201);
+    const id = created.body.id as string;
+    const failed = await until(
+      async () => {
+        const body = (await client.json('GET', `/api/v1/training/${id}`)).body;
+        return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(body.status) && body;
+      },
+      'the task to finish',
+      180_000,
+      100,
+    );
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.error_message, /^Training diverged: non-finite gradient norm \(nan\) at step 5: .*3 steps in a row/);
+    assert.match(failed.error_message, /dtype fp32, attention \[flash, efficient, math\], torch /);
+    assert.equal(failed.local_model_path, null);
+    const events = await client.streamEvents(id);
+    assert.deepEqual(events.filter((e) => e.event === 'skipped_step').map((e) => e.data.step), [3, 4]);
+    const artifacts = (await client.json('GET', `/api/v1/training/${id}/artifacts`)).body as { kind: string }[];
+    assert.ok(!artifacts.some((a) => a.kind === 'weights'), 'no weights from a diverged run');
+  } finally {
+    delete process.env.KILN_FAULT_NAN_GRAD_STEPS;
+  }
+}

@@ -99,11 +99,13 @@ def main(argv=None):
 
 
 def report(e):
-    from . import data, models
+    from . import data, models, numerics
 
     traceback.print_exc()
     if isinstance(e, data.DatasetError):
         error("dataset", str(e), e.where)
+    elif isinstance(e, numerics.NonFinite):
+        error("numerics", str(e), "train")
     elif isinstance(e, models.ModelError):
         error("model", str(e), e.where)
     elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):

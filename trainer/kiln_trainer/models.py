@@ -29,16 +29,6 @@ def pick_device(name):
     return torch.device(name)
 
 
-def pick_dtype(name, device):
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def dtype_name(dtype):
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
 def resolve(base, models_dir):
     """Return (source for from_pretrained, is_builtin)."""
     if base == "builtin:tiny-flux":

@@ -5,6 +5,8 @@ import os
 
 import torch
 
+from . import numerics
+
 
 def make_pipeline(transformer, vae, scheduler, text=None):
     from diffusers import FluxPipeline
@@ -24,7 +26,7 @@ def render(pipe, embeds, width, height, steps, guidance, seed, device, dtype):
     pipe.transformer.eval()
     try:
         g = torch.Generator("cpu").manual_seed(seed)
-        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype != torch.float32):
+        with numerics.autocast(device, dtype):
             out = pipe(prompt_embeds=seq[None].to(device, dtype), pooled_prompt_embeds=pooled[None].to(device, dtype),
                        width=width, height=height, num_inference_steps=steps, guidance_scale=guidance,
                        generator=g, output_type="pil")
@@ -49,7 +51,8 @@ def generate(spec, stop=None):
 
     t0 = time.time()
     device = models.pick_device(spec.device)
-    dtype = models.pick_dtype(spec.dtype, device)
+    dtype = numerics.compute_dtype(spec.dtype, device)
+    numerics.configure_attention()
     source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # see train.run

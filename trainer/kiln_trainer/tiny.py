@@ -16,7 +16,26 @@ CHARS = string.ascii_lowercase + string.digits + string.punctuation
 T5_MAX_LEN = 32  # short text sequence keeps the joint attention cheap
 
 
-def _tokenizers():
+# Component configs; the tokenizer-dependent ids are filled in by `text_configs`.
+TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=16,
+                   num_attention_heads=4, joint_attention_dim=32, pooled_projection_dim=32,
+                   guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+# 4 levels -> 8x downsampling like the FLUX VAE; 16 latent channels -> 64 after 2x2 packing
+VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=1,
+           down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+           block_out_channels=[8, 16, 16, 16], norm_num_groups=8, sample_size=512,
+           scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
+           mid_block_add_attention=False)
+CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            max_position_embeddings=77, projection_dim=32)
+T5 = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+# The scheduler FLUX.1-dev ships with, tiny or not.
+SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                 max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+
+
+def tokenizers(t5_max_len=T5_MAX_LEN):
+    """Character-level CLIP and T5 tokenizers: nothing to download, ids fit any vocab size."""
     from transformers import CLIPTokenizer, T5TokenizerFast
 
     vocab = {}
@@ -30,48 +49,43 @@ def _tokenizers():
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
     pieces += [(c, -2.0) for c in CHARS] + [("\u2581" + c, -1.5) for c in CHARS]
-    t5 = T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=T5_MAX_LEN)
+    t5 = T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=t5_max_len)
     return clip, t5
+
+
+def text_configs(clip_tok, t5_tok, clip, t5):
+    """CLIP and T5 configs whose vocab and special ids match our tokenizers."""
+    from transformers import CLIPTextConfig, T5Config
+
+    clip_cfg = CLIPTextConfig(**{"vocab_size": len(clip_tok), **clip}, bos_token_id=clip_tok.bos_token_id,
+                              eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)
+    t5_cfg = T5Config(**{"vocab_size": len(t5_tok), **t5}, pad_token_id=0, eos_token_id=1,
+                      decoder_start_token_id=0)
+    return clip_cfg, t5_cfg
 
 
 def build_components(seed=SEED):
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import CLIPTextModel, T5EncoderModel
 
-    clip_tok, t5_tok = _tokenizers()
+    clip_tok, t5_tok = tokenizers()
+    clip_cfg, t5_cfg = text_configs(clip_tok, t5_tok, CLIP, T5)
     # re-seed before each component so that each one is reproducible on its own
     torch.manual_seed(seed)
-    clip = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(clip_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=clip_tok.bos_token_id, eos_token_id=clip_tok.eos_token_id,
-        pad_token_id=clip_tok.pad_token_id))
+    clip = CLIPTextModel(clip_cfg)
     torch.manual_seed(seed + 1)
-    t5 = T5EncoderModel(T5Config(
-        vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+    t5 = T5EncoderModel(t5_cfg)
     torch.manual_seed(seed + 2)
-    # 4 levels -> 8x downsampling like the FLUX VAE; 16 latent channels -> 64 after 2x2 packing
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=16, layers_per_block=1,
-        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-        block_out_channels=[8, 16, 16, 16], norm_num_groups=8, sample_size=512,
-        scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
-        mid_block_add_attention=False)
+    vae = AutoencoderKL(**VAE)
     with torch.no_grad():
         # a fresh encoder emits latents with std ~0.1, real FLUX latents (after scaling) have
         # std ~1; boosting the mean head gives the flow objective a realistic signal-to-noise
         vae.encoder.conv_out.weight[:16] *= 8.0
         vae.encoder.conv_out.bias[:16] *= 8.0
     torch.manual_seed(seed + 3)
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=16,
-        num_attention_heads=4, joint_attention_dim=32, pooled_projection_dim=32,
-        guidance_embeds=True, axes_dims_rope=(4, 6, 6))
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-        max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+    transformer = FluxTransformer2DModel(**TRANSFORMER)
+    scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
     return dict(transformer=transformer, vae=vae, text_encoder=clip, tokenizer=clip_tok,
                 text_encoder_2=t5, tokenizer_2=t5_tok, scheduler=scheduler)
 

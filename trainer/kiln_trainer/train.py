@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, lora, models, sampling, tiny
+from . import data, lora, models, numerics, sampling, tiny
 from .events import emit
 from .spec import SpecError, to_dict
 
@@ -31,20 +31,44 @@ class Cancelled(Exception):
 # ----------------------------------------------------------------------------- loss
 
 def flow_loss(transformer, x0, seq, pooled, noise, sigmas, guidance):
-    """MSE between the predicted and true velocity (noise - x0) at x_t = (1-s) x0 + s noise.
-    The transformer takes s in [0, 1]: FluxPipeline passes timestep/1000 with timestep = 1000 s."""
+    """MSE, in fp32, between the predicted and true velocity (noise - x0) at
+    x_t = (1-s) x0 + s noise. The transformer takes s in [0, 1]: FluxPipeline passes
+    timestep/1000 with timestep = 1000 s. Inputs meet the model in its own dtype."""
     from diffusers import FluxPipeline
 
     b, c, h, w = x0.shape
+    dt = numerics.input_dtype(transformer)
     s = sigmas.view(b, 1, 1, 1)
     xt = (1 - s) * x0 + s * noise
     pack = lambda z: FluxPipeline._pack_latents(z, b, c, h, w)
     img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x0.device, x0.dtype)
     txt_ids = torch.zeros(seq.shape[1], 3, device=x0.device, dtype=x0.dtype)
     g = None if guidance is None else torch.full((b,), float(guidance), device=x0.device, dtype=torch.float32)
-    pred = transformer(hidden_states=pack(xt), encoder_hidden_states=seq, pooled_projections=pooled,
-                       timestep=sigmas, img_ids=img_ids, txt_ids=txt_ids, guidance=g, return_dict=False)[0]
+    pred = transformer(hidden_states=pack(xt).to(dt), encoder_hidden_states=seq.to(dt),
+                       pooled_projections=pooled.to(dt), timestep=sigmas, img_ids=img_ids, txt_ids=txt_ids,
+                       guidance=g, return_dict=False)[0]
     return F.mse_loss(pred.float(), pack(noise - x0).float())
+
+
+def forward_backward(transformer, x0, seq, pooled, noise, sigmas, guidance, dtype, scale=1.0):
+    """One micro-batch under the dtype policy; gradients accumulate into the fp32 weights."""
+    with numerics.autocast(x0.device, dtype):
+        loss = flow_loss(transformer, x0, seq, pooled, noise, sigmas, guidance)
+    (loss * scale).backward()
+    return loss.item()
+
+
+def optimizer_step(params, opt, guard, step, loss, poison=False):
+    """Clip, then update only if the loss and the gradient norm are finite (the guard decides,
+    and fails the run when skipping is no longer a fix). Returns whether the update ran."""
+    if poison:
+        numerics.poison_grads(params)
+    norm = torch.nn.utils.clip_grad_norm_(params, numerics.MAX_GRAD_NORM)
+    applied = guard.allows(step, loss, norm)
+    if applied:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return applied
 
 
 def step_noise(seed, step, micro, shape):
@@ -65,19 +89,17 @@ def guidance_value(spec, transformer):
 
 # ----------------------------------------------------------------------------- optimizer
 
-def make_optimizer(name, params, lr, device):
+def make_optimizer(name, params, lr):
+    """Returns (optimizer, the name of what really runs). Never falls back quietly: a memory
+    plan made for 8-bit state must not meet 32-bit state on the card."""
     if name == "adamw8bit":
         try:
             import bitsandbytes as bnb
-            from packaging.version import Version
-            if device.type == "cuda" or Version(bnb.__version__) >= Version("0.50"):
-                return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=1e-4), "adamw8bit"
-            why = f"bitsandbytes {bnb.__version__} has no CPU support"
-        except Exception as e:  # not installed, or no usable backend
-            why = f"bitsandbytes unusable ({type(e).__name__}: {e})"
-        log.warning("adamw8bit requested but %s; using torch.optim.AdamW", why)
-        emit("log", message=f"adamw8bit unavailable ({why}); using adamw")
-        name = "adamw"
+        except Exception as e:
+            raise SpecError([("optimizer", f"adamw8bit needs bitsandbytes (pinned in trainer/requirements.txt), "
+                                           f"which does not import here: {type(e).__name__}: {e}; "
+                                           "install it or choose adamw")])
+        return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=1e-4), "adamw8bit"
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4), "adamw"
     if name == "adafactor":
@@ -104,9 +126,10 @@ def list_checkpoints(ckdir):
     return [os.path.join(ckdir, n) for n in sorted(names, key=lambda n: int(n[5:]))]
 
 
-def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_loss):
+def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_loss, skipped):
     from safetensors.torch import save_file
 
+    numerics.assert_finite(named_params, f"the step {step} checkpoint")
     final = os.path.join(ckdir, f"step_{step:06d}")
     tmp = os.path.join(ckdir, f".tmp-step_{step:06d}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -114,6 +137,7 @@ def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_
     save_file({n: p.detach().cpu().contiguous() for n, p in named_params}, os.path.join(tmp, "trainable.safetensors"))
     torch.save({
         "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "last_loss": last_loss,
+        "skipped_steps": list(skipped),
         "data": position, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                                   "python": random.getstate(),
                                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
@@ -129,6 +153,7 @@ def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_
 
 
 def load_checkpoint(path, named_params, opt, sched):
+    """Restores weights, optimizer, scheduler and RNGs; returns the saved training state."""
     from safetensors.torch import load_file
 
     weights = load_file(os.path.join(path, "trainable.safetensors"))
@@ -136,6 +161,11 @@ def load_checkpoint(path, named_params, opt, sched):
     if set(weights) != set(params):
         raise RuntimeError(f"checkpoint {path} does not match the model being trained "
                            f"({len(weights)} tensors vs {len(params)} trainable); delete it or set resume=false")
+    try:
+        numerics.assert_finite(weights.items(), "a resume")
+    except numerics.NonFinite as e:
+        raise numerics.NonFinite(f"checkpoint {path} holds non-finite weights ({e}); it cannot be resumed: "
+                                 "delete it or set resume=false") from None
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(weights[n])
@@ -147,7 +177,7 @@ def load_checkpoint(path, named_params, opt, sched):
     random.setstate(state["rng"]["python"])
     if state["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["step"], state["last_loss"]
+    return {"step": state["step"], "last_loss": state["last_loss"], "skipped_steps": state.get("skipped_steps", [])}
 
 
 def atomic_torch_save(obj, path):
@@ -164,7 +194,9 @@ def run(spec, stop):
     random.seed(spec.seed)
     np.random.seed(spec.seed % 2**32)
     device = models.pick_device(spec.device)
-    dtype = models.pick_dtype(spec.dtype, device)
+    dtype = numerics.compute_dtype(spec.dtype, device)
+    attention = numerics.configure_attention()
+    faults = numerics.fault_steps()
     work = os.path.abspath(spec.work_dir)
     ckdir, sdir, odir, cdir = (os.path.join(work, d) for d in ("checkpoints", "samples", "output", "cache"))
     for d in (ckdir, sdir, odir, cdir):
@@ -215,22 +247,23 @@ def run(spec, stop):
         params = lora.add_lora(transformer, spec.rank, spec.seed)
     else:
         transformer.requires_grad_(True)
-        params = list(transformer.parameters())
+        params = numerics.trainable_to_fp32(list(transformer.parameters()))
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
     if spec.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     transformer.to(device).train()
-    opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate, device)
+    opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate)
     warm = warmup_steps(spec.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm))
     guidance = guidance_value(spec, transformer)
     batches = data.Batches(samples, spec.batch_size, spec.seed)
     accum = spec.gradient_accumulation
 
-    step, last_loss = 0, float("nan")
+    step, last_loss, skipped = 0, float("nan"), []
     existing = list_checkpoints(ckdir)
     if spec.resume and existing:
-        step, last_loss = load_checkpoint(existing[-1], named, opt, sched)
+        state = load_checkpoint(existing[-1], named, opt, sched)
+        step, last_loss, skipped = state["step"], state["last_loss"], state["skipped_steps"]
         log.info("resumed from %s (step %d)", existing[-1], step)
         emit("log", message=f"resumed from {existing[-1]} at step {step}")
     elif existing:  # resume=false means start over: stale higher-numbered saves would win rotation
@@ -238,25 +271,30 @@ def run(spec, stop):
             shutil.rmtree(old, ignore_errors=True)
         emit("log", message=f"resume=false: removed {len(existing)} old checkpoint(s)")
     start_step = step
-    emit("started", model=spec.base_model_path, device=str(device), dtype=models.dtype_name(dtype),
+    stack = numerics.versions(device)
+    guard = numerics.Guard(numerics.describe(dtype, attention, stack), emit, skipped, first_step=step + 1)
+    emit("started", model=spec.base_model_path, device=str(device), dtype=numerics.dtype_name(dtype),
          trainable_parameters=sum(p.numel() for p in params), steps=spec.steps, start_step=start_step,
-         training_type=spec.training_type, optimizer=opt_name)
+         training_type=spec.training_type, optimizer=opt_name, attention=attention,
+         torch_version=stack["torch"], cuda_version=stack["cuda"], cudnn_version=stack["cudnn"], versions=stack,
+         load_seconds=round(time.time() - t_start, 3))
 
     pipe = sampling.make_pipeline(transformer, vae.to(device), models.load_scheduler(source)) if prompts else None
 
     def make_samples(at):
         for i, (p, emb) in enumerate(zip(prompts, text["prompts"])):
+            t0 = time.time()
             img = sampling.render(pipe, emb, spec.sample_width, spec.sample_height, spec.sample_steps,
                                   spec.sample_guidance_scale, spec.seed + i, device, dtype)
             path = sampling.save_png(img, os.path.join(sdir, f"step_{at}_{i}.png"))
-            emit("sample", step=at, prompt=p, path=path)
+            emit("sample", step=at, prompt=p, path=path, seconds=round(time.time() - t0, 3))
 
     def checkpoint(at):
-        path = save_checkpoint(ckdir, at, named, opt, sched, spec, batches.position(at * accum), last_loss)
+        path = save_checkpoint(ckdir, at, named, opt, sched, spec, batches.position(at * accum), last_loss,
+                               guard.skipped)
         emit("checkpoint", step=at, path=path)
 
     saved_at = step if existing and spec.resume else -1
-    autocast = device.type == "cuda" and dtype != torch.float32
     while step < spec.steps:
         if stop.is_set():
             break
@@ -268,18 +306,14 @@ def run(spec, stop):
             seq = torch.stack([text["captions"][samples[j][2]][0] for j in idx]).to(device)
             pooled = torch.stack([text["captions"][samples[j][2]][1] for j in idx]).to(device)
             noise, sigmas = step_noise(spec.seed, step, micro, x0.shape)
-            with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-                loss = flow_loss(transformer, x0, seq.to(dtype), pooled.to(dtype), noise.to(device),
-                                 sigmas.to(device), guidance)
-            (loss / accum).backward()
-            total += loss.item() / accum
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+            total += forward_backward(transformer, x0, seq, pooled, noise.to(device), sigmas.to(device), guidance,
+                                      dtype, scale=1 / accum) / accum
         lr = opt.param_groups[0]["lr"]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        applied = optimizer_step(params, opt, guard, step + 1, total, poison=step + 1 in faults)
+        sched.step()  # the schedule follows steps taken, skipped or not, so a resume lands on the same lr
         step += 1
-        last_loss = total
+        if applied:
+            last_loss = total
         emit("step", step=step, total=spec.steps, loss=total, lr=lr, seconds_per_step=round(time.time() - t0, 4))
         if step % spec.save_every == 0 and step < spec.steps:
             checkpoint(step)
@@ -292,16 +326,21 @@ def run(spec, stop):
             checkpoint(step)
         raise Cancelled(step)
 
+    if not np.isfinite(last_loss):
+        raise numerics.NonFinite(f"no finite loss to report at step {step}; nothing was exported")
     if saved_at != step:
         checkpoint(step)
     if pipe is not None:
         make_samples(step)
-    weights = export(spec, transformer, odir, step)
+    weights = export(spec, transformer, named, odir, step)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     emit("completed", weights_path=weights, final_loss=last_loss, wall_seconds=round(time.time() - t_start, 3),
-         steps=step)
+         steps=step, skipped_steps=len(guard.skipped), attention=numerics.attention_backends(),
+         peak_gpu_memory_gib=None if peak is None else round(peak, 3))
 
 
-def export(spec, transformer, odir, step):
+def export(spec, transformer, named, odir, step):
+    numerics.assert_finite(named, "the exported weights")
     if spec.training_type == "LORA":
         meta = {"base_model": spec.base_model_path, "trigger_word": spec.trigger_word, "rank": str(spec.rank),
                 "alpha": str(spec.rank), "steps": str(step), "format": "diffusers-peft",

@@ -10,9 +10,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import numpy as np
 import pytest
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,19 +35,9 @@ def tiny_dir(models_dir):
 
 
 def make_dataset(folder, n=4, size=64, captions=True):
-    """A distinctive pattern: red horizontal bands crossed by blue vertical bands, with a
-    little per-image noise so the images are not byte-identical."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
-    idx = (np.arange(size) // (size // 8)) % 2 == 0
-    for i in range(n):
-        a = np.zeros((size, size, 3), np.int32)
-        a[idx] = [255, 40, 40]
-        a[:, idx, 2] = 255
-        a = np.clip(a + rng.integers(-20, 20, a.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(a).save(os.path.join(folder, f"img{i}.png"))
-        if captions and i % 2 == 0:
-            Path(folder, f"img{i}.txt").write_text("a photo of [trigger] bands")
+    from kiln_trainer import synthetic
+
+    synthetic.bands(folder, n, size, "a photo of [trigger] bands" if captions else None)
     Path(folder, "manifest.json").write_text(json.dumps({"files": ["not-an-image.png"]}))
     return str(folder)
 

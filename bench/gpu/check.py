@@ -1,0 +1,363 @@
+#!/usr/bin/env python
+"""The one command that proves Kiln's GPU path, made for a single try on a lent GPU.
+
+    python bench/gpu/check.py --out DIR                      # FLUX.1-dev sizes, random weights, cuda
+    python bench/gpu/check.py --out DIR --model PATH_OR_REPO # real FLUX.1-dev weights
+    python bench/gpu/check.py --tiny --device cpu --out DIR  # the same four sections on a CPU, < 2 min
+
+Sections (`--sections a,b` runs a subset, in this order):
+  tiny_train      builtin:tiny-flux, 200 steps, bf16 on a GPU (fp32 on a CPU): every loss finite
+                  and the fixed-batch loss at least 30% lower with the LoRA than without
+  pipeline_train  a FLUX.1-dev pipeline folder (published configs, random weights written to disk)
+                  trained by `kiln_trainer train` at 1024 px, rank 16, adamw8bit, checkpointing,
+                  40 steps with a checkpoint and a sample: s/step, peak memory, load and sample time
+  generate        `kiln_trainer generate` at 1024 px with that LoRA
+  step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
+                  and the product's own (kiln_trainer.train), with MFU
+
+Each section runs in its own process group under a time cap (`--cap name=seconds`), so a crash
+or a hang in one (a CUDA illegal memory access poisons its process) costs only that section.
+DIR/check.json is rewritten after every section: {"device", "versions", "sections": {name:
+{"status": "ok" | "failed", ...figures}}}; DIR/<section>.log holds each one's output."""
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+HERE = Path(__file__).resolve().parent
+TRAINER = HERE.parents[1] / "trainer"
+sys.path[:0] = [str(HERE), str(TRAINER)]
+
+SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench")
+# Caps add up to 470 s, inside the 8 minutes one device call may take.
+CAPS = {"tiny_train": 60, "pipeline_train": 210, "generate": 90, "step_bench": 110}
+TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45}
+PROMPT = "a photo of [trigger] bands"
+
+
+# ----------------------------------------------------------------------------- running the trainer
+
+def trainer(cmd, spec, work, name, timeout):
+    """`python -m kiln_trainer <cmd>` as the service runs it; returns (exit code, events)."""
+    path = work / f"{name}.json"
+    path.write_text(json.dumps(spec, indent=1))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TRAINER), os.environ.get("PYTHONPATH", "")]),
+           "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    try:
+        p = subprocess.run([sys.executable, "-m", "kiln_trainer", cmd, "--spec", str(path), "--no-watch-stdin"],
+                           stdout=subprocess.PIPE, stderr=None, text=True, env=env, timeout=max(1, timeout))
+    except subprocess.TimeoutExpired:
+        return f"timed out after {max(1, timeout):.0f} s", []
+    events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    for e in events:
+        if e["type"] not in ("step", "log"):
+            print("event:", json.dumps(e), flush=True)
+    return p.returncode, events
+
+
+def of(events, type_):
+    return [e for e in events if e["type"] == type_]
+
+
+def finite(x):
+    return x is not None and math.isfinite(x)
+
+
+def failure(rc, events):
+    errors = of(events, "error")
+    return {"error": errors[-1]["message"] if errors else f"trainer exited with code {rc}" if isinstance(rc, int)
+            else f"trainer {rc}"}
+
+
+def spec_common(args):
+    return dict(version=1, trigger_word="sks", device=args.device, dtype="auto", save_every=1000,
+                sample_every=1000, models_dir=str(args.work / "models"))
+
+
+# ----------------------------------------------------------------------------- sections
+
+def tiny_train(args):
+    import torch
+    from diffusers import FluxTransformer2DModel
+    from kiln_trainer import models, numerics, synthetic, tiny
+    from kiln_trainer.evaluate import fixed_batch_loss
+
+    data = synthetic.bands(str(args.work / "tiny-data"), n=4, size=64, caption=PROMPT)
+    spec = dict(spec_common(args), base_model_path="builtin:tiny-flux", dataset_dir=data,
+                work_dir=str(args.work / "tiny_train"), resolution=[64], steps=200, learning_rate=3e-3,
+                rank=16, batch_size=4, optimizer="adamw8bit", resume=False)
+    rc, ev = trainer("train", spec, args.work, "tiny_train", args.budget - 20)
+    if rc != 0 or not of(ev, "completed"):
+        return failure(rc, ev)
+    losses = [e["loss"] for e in of(ev, "step")]
+    device = models.pick_device(args.device)
+    dtype = numerics.compute_dtype("auto", device)
+    source = tiny.build(str(args.work / "models" / "tiny-flux"))
+    tr = FluxTransformer2DModel.from_pretrained(source, subfolder="transformer", dtype=dtype).to(device)
+    before = fixed_batch_loss(tr, source, data, "sks", 64, device, dtype)
+    tr.load_lora_adapter(of(ev, "completed")[0]["weights_path"], prefix="transformer")
+    after = fixed_batch_loss(tr, source, data, "sks", 64, device, dtype)
+    started = of(ev, "started")[0]
+    out = dict(dtype=started["dtype"], optimizer=started["optimizer"], attention=started["attention"],
+               steps=len(losses), all_finite=all(map(finite, losses)), skipped_steps=len(of(ev, "skipped_step")),
+               first_loss=losses[0], final_loss=of(ev, "completed")[0]["final_loss"],
+               s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[5:]),
+               eval_loss_before=before, eval_loss_after=after, eval_drop=1 - after / before)
+    out["ok"] = out["all_finite"] and out["steps"] == 200 and out["eval_drop"] >= 0.30
+    return out
+
+
+def pipeline_source(args):
+    """--model, or the random FLUX.1-dev folder (written once, shared with `generate`)."""
+    import torch
+    import flux_dev
+
+    if args.model:
+        return args.model, 0.0
+    t0 = time.time()
+    folder = args.work / ("flux-tiny-random" if args.tiny else "flux-dev-random")
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    flux_dev.write_random_pipeline(str(folder), "tiny" if args.tiny else "full", args.device, dtype)
+    return str(folder), time.time() - t0
+
+
+def pipeline_train(args):
+    from kiln_trainer import synthetic
+
+    res = 64 if args.tiny else 1024
+    source, write_s = pipeline_source(args)
+    data = synthetic.bands(str(args.work / f"data-{res}"), n=4, size=res, caption=PROMPT)
+    spec = dict(spec_common(args), base_model_path=source, dataset_dir=data, work_dir=str(args.work / "pipeline_train"),
+                resolution=[res], steps=40, save_every=20, learning_rate=1e-4, rank=16, optimizer="adamw8bit",
+                gradient_checkpointing=True, sample_prompts=[PROMPT], sample_steps=2 if args.tiny else 8,
+                resume=False)
+    t0 = time.time()
+    rc, ev = trainer("train", spec, args.work, "pipeline_train", args.budget - write_s - 10)
+    if rc != 0 or not of(ev, "completed"):
+        return dict(failure(rc, ev), write_seconds=write_s)
+    done, started = of(ev, "completed")[0], of(ev, "started")[0]
+    losses = [e["loss"] for e in of(ev, "step")]
+    out = dict(model=source, resolution=res, write_seconds=round(write_s, 1), wall_seconds=round(time.time() - t0, 1),
+               load_seconds=started["load_seconds"], dtype=started["dtype"], optimizer=started["optimizer"],
+               attention=started["attention"], trainable_parameters=started["trainable_parameters"],
+               s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[3:]),
+               peak_gpu_memory_gib=done["peak_gpu_memory_gib"], checkpoints=[e["step"] for e in of(ev, "checkpoint")],
+               sample_seconds=[e["seconds"] for e in of(ev, "sample")], first_loss=losses[0],
+               final_loss=done["final_loss"], all_finite=all(map(finite, losses)),
+               skipped_steps=done["skipped_steps"], lora=done["weights_path"])
+    out["ok"] = out["all_finite"] and len(losses) == 40 and out["checkpoints"] and out["sample_seconds"]
+    return out
+
+
+def generate(args):
+    import numpy as np
+    from PIL import Image
+
+    res = 64 if args.tiny else 1024
+    source, write_s = pipeline_source(args)
+    lora = args.work / "pipeline_train" / "output" / "lora.safetensors"
+    spec = dict(version=1, base_model_path=source, prompts=["a photo of sks bands"], output_dir=str(args.work / "generate"),
+                loras=[{"path": str(lora), "scale": 1.0}] if lora.is_file() else [], width=res, height=res,
+                steps=2 if args.tiny else 8, device=args.device, dtype="auto", models_dir=str(args.work / "models"))
+    t0 = time.time()
+    rc, ev = trainer("generate", spec, args.work, "generate", args.budget - write_s - 5)
+    if rc != 0 or not of(ev, "completed"):
+        return failure(rc, ev)
+    pixels = np.asarray(Image.open(of(ev, "image")[0]["path"]), dtype=np.float32)
+    out = dict(resolution=res, wall_seconds=round(time.time() - t0, 1), trainer_seconds=of(ev, "completed")[0]["wall_seconds"],
+               with_lora=lora.is_file(), images=len(of(ev, "image")), pixel_std=float(pixels.std()))
+    out["ok"] = out["images"] == 1 and out["with_lora"] and out["pixel_std"] > 0  # NaN latents decode to one flat colour
+    return out
+
+
+def step_bench(args):
+    import torch
+    import flux_lora_step as bench
+    from kiln_trainer import lora, models, numerics, train
+
+    device = models.pick_device(args.device)
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    attention = numerics.configure_attention()
+    cfg = bench.TINY if args.tiny else bench.FLUX_DEV
+    res = 128 if args.tiny else 1024
+    n_txt = bench.T5_TOKENS["tiny" if args.tiny else "full"]
+    peak, card = bench.detect_peak_tflops(device, None)
+    timing = SimpleNamespace(tiny=args.tiny, batch=1, warmup=1 if args.tiny else 2, steps=2 if args.tiny else 4,
+                             check_flops=False)
+    t0 = time.time()
+    model = bench.build_model(cfg, device, dtype)
+    rows = []
+
+    params = lora.add_lora(model, bench.LORA_RANK, 0)  # the product: fp32 LoRA, autocast, adamw8bit, guard
+    model.train()
+    lat = res // 8
+    g = torch.Generator("cpu").manual_seed(0)
+    x0, seq, pooled = (torch.randn(s, generator=g).to(device) for s in
+                       [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])])
+    guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
+    for ckpt in (False, True):
+        (model.enable_gradient_checkpointing if ckpt else model.disable_gradient_checkpointing)()
+        opt, _ = train.make_optimizer("adamw8bit", params, 1e-4)
+        fl = bench.step_flops(bench.flux_flops(cfg, (res // 16) ** 2, n_txt, 1), ckpt)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        times, losses = [], []
+        for i in range(timing.warmup + timing.steps):
+            noise, sigmas = train.step_noise(0, i, 0, x0.shape)
+            bench.sync(device)
+            t = time.perf_counter()
+            loss = train.forward_backward(model, x0, seq, pooled, noise.to(device), sigmas.to(device), 1.0, dtype)
+            train.optimizer_step(params, opt, guard, i + 1, loss)
+            bench.sync(device)
+            if i >= timing.warmup:
+                times.append(time.perf_counter() - t)
+                losses.append(loss)
+        s = sum(times) / len(times)
+        rows.append(dict(step="product", resolution=res, gradient_checkpointing=ckpt, status="ok", sec_per_step=s,
+                         peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+                         loss=sum(losses) / len(losses), loss_finite=all(map(finite, losses)),
+                         step_lora_tflop=fl["step_lora"] / 1e12, achieved_tflops=fl["step_lora"] / 1e12 / s,
+                         mfu=fl["step_lora"] / 1e12 / s / peak if peak else None))
+        del opt
+    model.delete_adapters("default")
+
+    layers = bench.add_lora(model)  # idealised: bf16 LoRA, plain AdamW, no clipping or checks
+    model.train()
+    for ckpt in (False, True):
+        rows.append(dict(bench.run_config(model, layers, cfg, timing, device, dtype, res, ckpt, peak), step="idealised"))
+    out = dict(card=card, peak_tflops=peak, attention=attention, build_and_run_seconds=round(time.time() - t0, 1),
+               rows=rows)
+    out["ok"] = all(r["status"] == "ok" and r["loss_finite"] for r in rows)
+    return out
+
+
+RUNNERS = {"tiny_train": tiny_train, "pipeline_train": pipeline_train, "generate": generate, "step_bench": step_bench}
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+def environment(device):
+    import torch
+    from kiln_trainer import models, numerics
+
+    dev = models.pick_device(device)
+    info = {"type": dev.type, "name": "cpu: " + (platform.processor() or platform.machine())}
+    if dev.type == "cuda":
+        p = torch.cuda.get_device_properties(dev)
+        info = {"type": "cuda", "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
+                "capability": f"{p.major}.{p.minor}", "multiprocessors": p.multi_processor_count}
+    return info, dict(numerics.versions(dev), python=platform.python_version())
+
+
+def run_section(name, args, extra):
+    """The section in a child process group; its whole tree goes at the cap."""
+    result = args.out / f".{name}.result.json"
+    result.unlink(missing_ok=True)
+    cmd = [sys.executable, __file__, "--section-child", name, "--result", str(result), *extra]
+    t0 = time.time()
+    with open(args.out / f"{name}.log", "w") as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = p.wait(timeout=args.caps[name])
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            rc = None
+    wall = round(time.time() - t0, 1)
+    if result.is_file():
+        out = json.loads(result.read_text())
+        result.unlink()
+        ok = out.pop("ok", False)
+        return dict(status="ok" if ok else "failed", seconds=wall, **out)
+    tail = (args.out / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
+    why = f"timed out after {args.caps[name]} s" if rc is None else f"exited with code {rc}"
+    return dict(status="failed", seconds=wall, error=f"{why}; last lines: {' | '.join(tail)}")
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt(x) for x in v) + "]"
+    return str(v)
+
+
+SHOWN = {"tiny_train": ["dtype", "s_per_step", "first_loss", "final_loss", "eval_drop", "skipped_steps"],
+         "pipeline_train": ["s_per_step", "peak_gpu_memory_gib", "load_seconds", "sample_seconds", "write_seconds",
+                            "final_loss"],
+         "generate": ["wall_seconds", "trainer_seconds", "with_lora"],
+         "step_bench": ["card", "attention"]}
+
+
+def print_table(report):
+    print(f"\n# {report['device']['name']} | " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v))
+    print(f"{'section':<15} {'status':<7} {'seconds':>7}  figures")
+    for name, r in report["sections"].items():
+        figs = r.get("error") or ", ".join(f"{k} {fmt(r[k])}" for k in SHOWN[name] if k in r)
+        print(f"{name:<15} {r['status']:<7} {r['seconds']:>7}  {figs}")
+        for row in r.get("rows", []):
+            peak = row.get("peak_mem_gib")
+            print(f"{'':<15} {row['step']:<9} {row['resolution']}px ckpt {'on ' if row['gradient_checkpointing'] else 'off'} "
+                  f"{row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, peak {fmt(peak) if peak else '-'} GiB, "
+                  f"{fmt(row.get('achieved_tflops'))} TFLOP/s, MFU {fmt(row.get('mfu'))}, loss {fmt(row.get('loss'))}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true", help="tiny shapes everywhere (CPU smoke mode)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--out", required=True, type=Path, help="check.json and one log per section go here")
+    ap.add_argument("--work", type=Path, help="models, datasets and runs (default: OUT/work)")
+    ap.add_argument("--model", help="a FLUX.1-dev folder or cached repo id instead of random weights")
+    ap.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS")
+    ap.add_argument("--section-child", choices=SECTIONS, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work = (args.work or args.out / "work").resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.caps = dict(TINY_CAPS if args.tiny else CAPS)
+    for c in args.cap:
+        name, _, secs = c.partition("=")
+        if name not in SECTIONS or not secs.isdigit():
+            ap.error(f"--cap takes SECTION=SECONDS with SECTION one of {', '.join(SECTIONS)}, got {c!r}")
+        args.caps[name] = int(secs)
+
+    if args.section_child:
+        from kiln_trainer import events, numerics
+        events.setup_logging()
+        numerics.configure_attention()
+        args.budget = args.caps[args.section_child]
+        args.result.write_text(json.dumps(RUNNERS[args.section_child](args), indent=1, default=str))
+        return 0
+
+    names = [s for s in args.sections.split(",") if s]
+    unknown = set(names) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    extra = ["--out", str(args.out), "--work", str(args.work), "--device", args.device, *(["--tiny"] if args.tiny else []),
+             *(["--model", args.model] if args.model else []), *(f"--cap={n}={s}" for n, s in args.caps.items())]
+    device, versions = environment(args.device)
+    report = {"device": device, "versions": versions, "sections": {}}
+    for name in [s for s in SECTIONS if s in names]:
+        print(f"# {name} (cap {args.caps[name]} s) ...", flush=True)
+        report["sections"][name] = run_section(name, args, extra)
+        (args.out / "check.json").write_text(json.dumps(report, indent=1))
+        print(f"# {name}: {report['sections'][name]['status']} in {report['sections'][name]['seconds']} s", flush=True)
+    print_table(report)
+    return 0 if all(r["status"] == "ok" for r in report["sections"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

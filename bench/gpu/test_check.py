@@ -1,0 +1,55 @@
+"""check.py in its CPU mode (part of `make test`), and the published configs it writes at full size."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "trainer")]
+
+
+def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    report = json.loads((out / "check.json").read_text())
+    assert p.returncode == 0, p.stdout + p.stderr + json.dumps(report, indent=1)
+    assert report["device"]["type"] == "cpu" and report["versions"]["bitsandbytes"]
+    s = report["sections"]
+    assert list(s) == ["tiny_train", "pipeline_train", "generate", "step_bench"]
+    assert all(r["status"] == "ok" for r in s.values())
+    assert s["tiny_train"]["eval_drop"] >= 0.30 and s["tiny_train"]["all_finite"]
+    assert s["tiny_train"]["optimizer"] == "adamw8bit" and "cudnn" not in s["tiny_train"]["attention"]
+    pt = s["pipeline_train"]
+    assert pt["checkpoints"] == [20, 40] and len(pt["sample_seconds"]) == 1 and pt["s_per_step"] > 0
+    assert pt["optimizer"] == "adamw8bit" and pt["load_seconds"] > 0
+    assert s["generate"]["with_lora"] and s["generate"]["pixel_std"] > 0
+    kinds = [(r["step"], r["gradient_checkpointing"]) for r in s["step_bench"]["rows"]]
+    assert kinds == [("product", False), ("product", True), ("idealised", False), ("idealised", True)]
+    assert all(r["sec_per_step"] > 0 and r["loss_finite"] for r in s["step_bench"]["rows"])
+    for name in s:
+        assert (out / f"{name}.log").is_file()
+    assert "step_bench" in p.stdout and "s/step" in p.stdout  # the table
+
+
+def test_a_section_past_its_cap_fails_and_the_rest_still_run(tmp_path):
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out),
+                        "--sections", "generate,step_bench", "--cap", "generate=1"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 1
+    s = json.loads((out / "check.json").read_text())["sections"]
+    assert s["generate"]["status"] == "failed" and "timed out after 1 s" in s["generate"]["error"]
+    assert s["step_bench"]["status"] == "ok"
+
+
+def test_full_size_pipeline_has_the_published_parameter_counts():
+    import flux_dev
+
+    parts = flux_dev.build(flux_dev.configs("full"), "meta", torch.bfloat16)
+    counts = {k: sum(p.numel() for p in v.parameters()) for k, v in parts.items() if hasattr(v, "parameters")}
+    assert counts == flux_dev.PUBLISHED_PARAMS
+    assert parts["tokenizer_2"].model_max_length == 512
