@@ -39,7 +39,7 @@ sys.path[:0] = [str(HERE), str(TRAINER)]
 
 SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench")
 # Caps add up to 470 s, inside the 8 minutes one device call may take.
-CAPS = {"tiny_train": 60, "pipeline_train": 210, "generate": 90, "step_bench": 110}
+CAPS = {"tiny_train": 45, "pipeline_train": 240, "generate": 85, "step_bench": 100}
 TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45}
 PROMPT = "a photo of [trigger] bands"
 
