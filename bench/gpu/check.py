@@ -335,9 +335,8 @@ def main(argv=None):
         args.caps[name] = int(secs)
 
     if args.section_child:
-        from kiln_trainer import events, numerics
+        from kiln_trainer import events
         events.setup_logging()
-        numerics.configure_attention()
         args.budget = args.caps[args.section_child]
         args.result.write_text(json.dumps(RUNNERS[args.section_child](args), indent=1, default=str))
         return 0

@@ -8,6 +8,8 @@ import re
 import torch
 from torch import nn
 
+from . import numerics
+
 TARGET = re.compile(
     r"^(transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
     r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2))"
@@ -31,8 +33,7 @@ def add_lora(transformer, rank, seed):
     params = [p for n, p in transformer.named_parameters() if "lora_" in n]
     for p in params:
         p.requires_grad_(True)
-        p.data = p.data.float()  # LoRA weights train in fp32 even on a bf16 base
-    return params
+    return numerics.trainable_to_fp32(params)  # LoRA weights train in fp32 even on a bf16 base
 
 
 def lora_state_dict(transformer, rank, alpha=None):
