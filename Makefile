@@ -6,7 +6,7 @@ STAMP_NODE := node_modules/.kiln-installed
 STAMP_PY := $(VENV)/.kiln-installed
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: run test test-node test-python test-fast setup build bench clean
+.PHONY: run test test-node test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -28,13 +28,26 @@ $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml
 build: $(STAMP_NODE)
 	npx tsc -p tsconfig.json
 
+# The Python and the TypeScript suites run side by side: the node tests mostly wait on processes
+# and the database, the trainer's mostly compute (on one thread, so each suite has a core).
 test: setup build
 	npx tsc -p tsconfig.check.json
-	$(MAKE) --no-print-directory test-python
-	$(MAKE) --no-print-directory test-node
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-node
 
 test-python: $(STAMP_PY)
-	$(PY) -m pytest -q trainer/tests bench/gpu
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q trainer/tests bench/gpu
+
+# ESLint (type-checked) and Prettier for the TypeScript, ruff for the Python.
+lint: setup
+	npm run --silent lint
+	$(PY) -m ruff check trainer bench
+	$(PY) -m ruff format --check trainer bench
+
+format: setup
+	npm run --silent format
+	$(PY) -m ruff format trainer bench
+	$(PY) -m ruff check --fix trainer bench
 
 # Every TS test runs against SQLite; those that take KILN_TEST_DATABASE_URL also against Postgres.
 test-node: $(STAMP_NODE)

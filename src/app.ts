@@ -13,19 +13,10 @@ import { artifactRoutes } from './api/routes/artifacts.js';
 import { liveRoutes } from './api/routes/live.js';
 import { uploadRoutes } from './api/routes/uploads.js';
 import { generationRoutes } from './api/routes/generations.js';
-import { Generation, GenerationCreate } from './api/schemas/generations.js';
+import { Generation, GenerationCreate } from './domain/schemas/generations.js';
 import multipart from '@fastify/multipart';
-import { SHARED_SCHEMAS } from './api/schemas/errors.js';
-import {
-  CaptioningStrategy,
-  EntityType,
-  PriorityBody,
-  TaskPriority,
-  TrainingStatus,
-  TrainingTask,
-  TrainingTaskCreate,
-  TrainingType,
-} from './api/schemas/training.js';
+import { SHARED_SCHEMAS } from './domain/schemas/errors.js';
+import { CaptioningStrategy, EntityType, PriorityBody, TaskPriority, TrainingStatus, TrainingTask, TrainingTaskCreate, TrainingType } from './domain/schemas/training.js';
 import { uuidv7 } from './util/ids.js';
 import { createValidatorCompiler } from './api/validation.js';
 
@@ -52,7 +43,19 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     reply.header('x-request-id', request.id);
   });
 
-  const shared = [TrainingType, EntityType, TrainingStatus, CaptioningStrategy, TaskPriority, TrainingTaskCreate, TrainingTask, PriorityBody, GenerationCreate, Generation, ...SHARED_SCHEMAS];
+  const shared = [
+    TrainingType,
+    EntityType,
+    TrainingStatus,
+    CaptioningStrategy,
+    TaskPriority,
+    TrainingTaskCreate,
+    TrainingTask,
+    PriorityBody,
+    GenerationCreate,
+    Generation,
+    ...SHARED_SCHEMAS,
+  ];
   for (const schema of shared) app.addSchema(schema);
   app.setValidatorCompiler(createValidatorCompiler(shared));
 
@@ -64,7 +67,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       security: [{ HTTPBearer: [] }],
     },
     // Keep each shared schema under its own name (TrainingTask, HTTPValidationError, …).
-    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -103,7 +103,10 @@ function reader(env: NodeJS.ProcessEnv) {
       throw new ConfigError(`${name} must be 0 or 1, got "${v}"`);
     },
     list(name: VarName): string[] {
-      return raw(name).split(',').map((s) => s.trim()).filter(Boolean);
+      return raw(name)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     },
   };
 }

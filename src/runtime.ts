@@ -2,6 +2,7 @@ import type { ApiDeps } from './api/deps.js';
 import { createVerifier } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { openStore, type Store } from './store/db.js';
+import { GenerationStore } from './store/generations.js';
 import { migrate } from './store/migrations.js';
 import { TaskStore } from './store/tasks.js';
 import { TasksService } from './tasks/service.js';
@@ -20,18 +21,20 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
   const store = opts.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: opts.pgSchema });
   await migrate(store.db, store.dialect);
   const taskStore = new TaskStore(store);
-  installOutbox(taskStore);
+  const generationStore = new GenerationStore(store);
+  installOutbox(taskStore, generationStore);
   installNotifications(taskStore);
-  const tasks = new TasksService(taskStore, config);
+  installNotifications(generationStore);
   const verifier = createVerifier(config);
   return {
     config,
     store,
     taskStore,
-    tasks,
+    generationStore,
+    tasks: new TasksService(taskStore, config),
     verifier,
     metrics: new Metrics(store),
-    generations: new GenerationsService(store, taskStore),
+    generations: new GenerationsService(generationStore, taskStore),
     validateCreate: createValidator(config),
     close: () => store.close(),
   };

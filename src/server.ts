@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
-import { slotsFromConfig, startDeliverer, startWorker } from './engine/process.js';
+import { slotsFromConfig, startDeliverer, startWorker } from './worker-process.js';
 import { openRuntime, type Runtime } from './runtime.js';
 
 export interface Server {

@@ -30,7 +30,10 @@ describe('configuration', () => {
     assert.deepEqual(c.gpus, ['0', '1']);
     assert.equal(c.allowPrivateNetworks, true);
     assert.deepEqual(c.sourceRoots, ['/a', '/b']);
-    assert.throws(() => loadConfig({ KILN_PORT: 'eighty' }), (e: Error) => e instanceof ConfigError && /KILN_PORT must be an integer/.test(e.message));
+    assert.throws(
+      () => loadConfig({ KILN_PORT: 'eighty' }),
+      (e: Error) => e instanceof ConfigError && /KILN_PORT must be an integer/.test(e.message),
+    );
     assert.throws(() => loadConfig({ KILN_ALLOW_PRIVATE_NETWORKS: 'maybe' }), /KILN_ALLOW_PRIVATE_NETWORKS must be 0 or 1/);
   });
 });

@@ -110,8 +110,10 @@ async function mintToken(dataDir: string): Promise<string> {
 }
 
 function keysOf(value: unknown): string {
-  const obj = Array.isArray(value) ? value[0] : value;
-  return Object.keys(obj ?? {}).sort().join(',');
+  const obj: unknown = Array.isArray(value) ? value[0] : value;
+  return Object.keys(obj ?? {})
+    .sort()
+    .join(',');
 }
 
 /** One request per endpoint to each service: same status, same keys, else the comparison is void. */
@@ -120,7 +122,7 @@ async function checkShapes(services: RunningService[], eps: Endpoint[], headers:
     const shapes = new Map<string, string>();
     for (const svc of services) {
       const res = await fetch(svc.url + ep.paths[0], { method: ep.method, headers, body: ep.body });
-      const body = await res.json();
+      const body: unknown = await res.json();
       if (res.status !== ep.status) throw new Error(`${svc.name} ${ep.name}: status ${res.status}, expected ${ep.status}: ${JSON.stringify(body).slice(0, 300)}`);
       if (Array.isArray(body) && body.length !== 100) throw new Error(`${svc.name} ${ep.name}: ${body.length} items, expected 100`);
       shapes.set(svc.name, keysOf(body));
@@ -154,7 +156,9 @@ async function benchDialect(dialect: Dialect, o: Required<Omit<ApiBenchOptions, 
         const before = ep.method === 'POST' ? await countTasks(prepared.store.db) : 0;
         const r = await runLoad({ ...spec, durationS: o.durationS });
         if (ep.method === 'POST') await verifyCreated(prepared.store, before, r.ok, o.connections, `${svc.name} ${dialect}`, log);
-        log(`[api ${dialect}] ${svc.name} ${ep.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, codes ${JSON.stringify(r.statusCodes)}`);
+        log(
+          `[api ${dialect}] ${svc.name} ${ep.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, codes ${JSON.stringify(r.statusCodes)}`,
+        );
         rows.push({ bench: 'api', dialect, service: svc.name, endpoint: ep.name, rps: round(r.rps, 0), p50_ms: round(r.p50_ms, 2), p99_ms: round(r.p99_ms, 2), errors: r.errors });
       }
     }
@@ -206,7 +210,14 @@ export function apiVerdicts(rows: ApiRow[]): ApiVerdict[] {
     const b = rows.find((r) => r.service === 'baseline' && r.dialect === k.dialect && r.endpoint === k.endpoint);
     if (!b) continue;
     const ratio = k.rps / b.rps;
-    out.push({ dialect: k.dialect, endpoint: k.endpoint, rps_ratio: round(ratio, 2), kiln_p99_ms: k.p99_ms, baseline_p99_ms: b.p99_ms, goal_met: ratio >= 3 && k.p99_ms < b.p99_ms });
+    out.push({
+      dialect: k.dialect,
+      endpoint: k.endpoint,
+      rps_ratio: round(ratio, 2),
+      kiln_p99_ms: k.p99_ms,
+      baseline_p99_ms: b.p99_ms,
+      goal_met: ratio >= 3 && k.p99_ms < b.p99_ms,
+    });
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { forkTs, nextMessage, stopChild } from '../lib/child.js';
+import { forkTs, isMessage, nextMessage, stopChild } from '../lib/child.js';
 import { REPO_ROOT } from '../lib/paths.js';
 import { sleep } from '../lib/stats.js';
 
@@ -37,7 +37,7 @@ export async function startKiln(target: StoreTarget): Promise<RunningService> {
     KILN_DEV_PRINT_TOKEN: '0',
     BENCH_PG_SCHEMA: target.pgSchema ?? '',
   });
-  const isListening = (m: any): m is { type: 'listening'; port: number } => m?.type === 'listening';
+  const isListening = isMessage<{ type: 'listening'; port: number }>('listening');
   try {
     const { port } = await nextMessage(child, isListening, START_TIMEOUT_MS, 'kiln server');
     return { name: 'kiln', url: `http://127.0.0.1:${port}`, stop: () => stopChild(child) };

@@ -16,9 +16,10 @@ import argparse
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Iterator, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
@@ -42,7 +43,7 @@ def make_engine(url: str):
         # The FastAPI tutorial's SQLite setup: sessions cross threads of the threadpool.
         return create_engine(url, connect_args={"check_same_thread": False})
     if url.startswith("postgres://"):
-        url = "postgresql+psycopg2://" + url[len("postgres://"):]
+        url = "postgresql+psycopg2://" + url[len("postgres://") :]
     return create_engine(url)
 
 
@@ -56,10 +57,10 @@ class JSONText(TypeDecorator):
     impl = Text
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect) -> Optional[str]:
+    def process_bind_param(self, value: Any, dialect) -> str | None:
         return None if value is None else json.dumps(value)
 
-    def process_result_value(self, value: Optional[str], dialect) -> Any:
+    def process_result_value(self, value: str | None, dialect) -> Any:
         return None if value is None else json.loads(value)
 
 
@@ -79,17 +80,17 @@ class TrainingTaskModel(Base):
     created_at: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[str] = mapped_column(Text)
     origin_instance: Mapped[str] = mapped_column(Text, default="unknown")
-    origin_zone: Mapped[Optional[str]] = mapped_column(Text)
-    origin_version: Mapped[Optional[str]] = mapped_column(Text)
-    origin_tenant_id: Mapped[Optional[str]] = mapped_column(Text)
+    origin_zone: Mapped[str | None] = mapped_column(Text)
+    origin_version: Mapped[str | None] = mapped_column(Text)
+    origin_tenant_id: Mapped[str | None] = mapped_column(Text)
     training_type: Mapped[str] = mapped_column(Text, default="LORA")
     entity_type: Mapped[str] = mapped_column(Text, default="PRODUCT")
-    entity_id: Mapped[Optional[str]] = mapped_column(Text)
+    entity_id: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, default="PENDING")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int] = mapped_column(Integer, default=1000)
-    eta_seconds: Mapped[Optional[int]] = mapped_column(Integer)
+    eta_seconds: Mapped[int | None] = mapped_column(Integer)
     trigger_word: Mapped[str] = mapped_column(Text)
     training_folder: Mapped[str] = mapped_column(Text, default="")
     rank: Mapped[int] = mapped_column(Integer, default=16)
@@ -103,33 +104,33 @@ class TrainingTaskModel(Base):
     # An integer column in the shared table; pydantic turns 0/1 into the API's boolean.
     bypass_guidance_embedding: Mapped[int] = mapped_column(Integer, default=0)
     base_model_path: Mapped[str] = mapped_column(Text, default="black-forest-labs/FLUX.1-dev")
-    local_model_path: Mapped[Optional[str]] = mapped_column(Text)
+    local_model_path: Mapped[str | None] = mapped_column(Text)
     sample_every: Mapped[int] = mapped_column(Integer, default=250)
     sample_steps: Mapped[int] = mapped_column(Integer, default=25)
     sample_prompts: Mapped[list] = mapped_column(JSONText, default=list)
-    started_at: Mapped[Optional[str]] = mapped_column(Text)
-    completed_at: Mapped[Optional[str]] = mapped_column(Text)
+    started_at: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[str | None] = mapped_column(Text)
     logs: Mapped[str] = mapped_column(Text, default="")
-    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str] = mapped_column(Text, default="")
-    celery_training_task_id: Mapped[Optional[str]] = mapped_column(Text)
-    celery_preprocessing_task_id: Mapped[Optional[str]] = mapped_column(Text)
-    celery_chain_task_id: Mapped[Optional[str]] = mapped_column(Text)
-    preprocessing_stage: Mapped[Optional[str]] = mapped_column(Text)
-    processed_files_count: Mapped[Optional[int]] = mapped_column(Integer)
-    total_files_count: Mapped[Optional[int]] = mapped_column(Integer)
-    preprocessing_started_at: Mapped[Optional[str]] = mapped_column(Text)
-    preprocessing_completed_at: Mapped[Optional[str]] = mapped_column(Text)
+    celery_training_task_id: Mapped[str | None] = mapped_column(Text)
+    celery_preprocessing_task_id: Mapped[str | None] = mapped_column(Text)
+    celery_chain_task_id: Mapped[str | None] = mapped_column(Text)
+    preprocessing_stage: Mapped[str | None] = mapped_column(Text)
+    processed_files_count: Mapped[int | None] = mapped_column(Integer)
+    total_files_count: Mapped[int | None] = mapped_column(Integer)
+    preprocessing_started_at: Mapped[str | None] = mapped_column(Text)
+    preprocessing_completed_at: Mapped[str | None] = mapped_column(Text)
     source_images: Mapped[list] = mapped_column(JSONText, default=list)
-    processed_dataset_path: Mapped[Optional[str]] = mapped_column(Text)
-    preprocessing_transforms: Mapped[Optional[list]] = mapped_column(JSONText)
+    processed_dataset_path: Mapped[str | None] = mapped_column(Text)
+    preprocessing_transforms: Mapped[list | None] = mapped_column(JSONText)
     preprocessing_captioning_strategy: Mapped[str] = mapped_column(Text, default="trigger_only")
-    preprocessing_captioning_prompt: Mapped[Optional[str]] = mapped_column(Text)
+    preprocessing_captioning_prompt: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=1)
-    priority_changed_at: Mapped[Optional[str]] = mapped_column(Text)
+    priority_changed_at: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[Optional[str]] = mapped_column(Text)
-    lease_expires_at: Mapped[Optional[str]] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[str] = mapped_column(Text)
 
 
@@ -143,7 +144,7 @@ def get_db() -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Principal:
-    tenant_id: Optional[str]
+    tenant_id: str | None
     admin: bool
 
 
@@ -154,7 +155,9 @@ def current_principal(creds: Annotated[HTTPAuthorizationCredentials, Depends(bea
     try:
         claims = jwt.decode(creds.credentials, JWT_SECRET, algorithms=["HS256"], options={"require": ["exp"]})
     except jwt.PyJWTError:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Could not validate credentials", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "Could not validate credentials", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
     scopes = str(claims.get("scope", "")).split()
     return Principal(tenant_id=claims.get("tenant_id") or None, admin=ADMIN_SCOPE in scopes)
 
@@ -179,23 +182,23 @@ CaptioningStrategy = Literal["trigger_only", "template", "provided", "vlm"]
 class TrainingTaskCreate(BaseModel):
     training_type: TrainingType = "LORA"
     entity_type: EntityType = "PRODUCT"
-    entity_id: Optional[uuid.UUID] = None
+    entity_id: uuid.UUID | None = None
     trigger_word: str = Field(min_length=1, max_length=64)
-    rank: Optional[int] = Field(16, ge=1, le=256)
-    steps: Optional[int] = Field(1000, ge=1, le=100000)
-    learning_rate: Optional[float] = Field(0.0001, gt=0, le=1)
-    sample_prompts: Optional[list[str]] = None
-    source_images: Optional[list[str]] = None
-    base_model_path: Optional[str] = None
-    bypass_guidance_embedding: Optional[bool] = False
-    webhook_url: Optional[str] = None
-    origin_instance: Optional[str] = "unknown"
-    origin_zone: Optional[str] = None
-    origin_version: Optional[str] = None
-    origin_tenant_id: Optional[str] = None
-    preprocessing_transforms: Optional[list[dict[str, Any]]] = None
-    preprocessing_captioning_strategy: Optional[CaptioningStrategy] = "trigger_only"
-    preprocessing_captioning_prompt: Optional[str] = None
+    rank: int | None = Field(16, ge=1, le=256)
+    steps: int | None = Field(1000, ge=1, le=100000)
+    learning_rate: float | None = Field(0.0001, gt=0, le=1)
+    sample_prompts: list[str] | None = None
+    source_images: list[str] | None = None
+    base_model_path: str | None = None
+    bypass_guidance_embedding: bool | None = False
+    webhook_url: str | None = None
+    origin_instance: str | None = "unknown"
+    origin_zone: str | None = None
+    origin_version: str | None = None
+    origin_tenant_id: str | None = None
+    preprocessing_transforms: list[dict[str, Any]] | None = None
+    preprocessing_captioning_strategy: CaptioningStrategy | None = "trigger_only"
+    preprocessing_captioning_prompt: str | None = None
     save_every: int = Field(2000, ge=1)
     max_step_saves_to_keep: int = Field(4, ge=1, le=100)
     batch_size: int = Field(1, ge=1, le=64)
@@ -215,17 +218,17 @@ class TrainingTask(BaseModel):
     created_at: datetime
     updated_at: datetime
     origin_instance: str = "unknown"
-    origin_zone: Optional[str] = None
-    origin_version: Optional[str] = None
-    origin_tenant_id: Optional[str] = None
+    origin_zone: str | None = None
+    origin_version: str | None = None
+    origin_tenant_id: str | None = None
     training_type: TrainingType = "LORA"
     entity_type: EntityType = "PRODUCT"
-    entity_id: Optional[uuid.UUID] = None
+    entity_id: uuid.UUID | None = None
     status: TrainingStatus = "PENDING"
     progress: float = 0.0
     current_step: int = 0
     total_steps: int = 1000
-    eta_seconds: Optional[int] = None
+    eta_seconds: int | None = None
     trigger_word: str
     training_folder: str = ""
     rank: int = 16
@@ -238,30 +241,30 @@ class TrainingTask(BaseModel):
     optimizer: str = "adamw8bit"
     bypass_guidance_embedding: bool = False
     base_model_path: str = "black-forest-labs/FLUX.1-dev"
-    local_model_path: Optional[str] = None
+    local_model_path: str | None = None
     sample_every: int = 250
     sample_steps: int = 25
     sample_prompts: list[str] = []
-    started_at: Optional[datetime] = None
-    completed_at: Optional[datetime] = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
     logs: str = ""
-    error_message: Optional[str] = None
+    error_message: str | None = None
     webhook_url: str = ""
-    celery_training_task_id: Optional[str] = None
-    celery_preprocessing_task_id: Optional[str] = None
-    celery_chain_task_id: Optional[str] = None
-    preprocessing_stage: Optional[str] = None
-    processed_files_count: Optional[int] = None
-    total_files_count: Optional[int] = None
-    preprocessing_started_at: Optional[datetime] = None
-    preprocessing_completed_at: Optional[datetime] = None
+    celery_training_task_id: str | None = None
+    celery_preprocessing_task_id: str | None = None
+    celery_chain_task_id: str | None = None
+    preprocessing_stage: str | None = None
+    processed_files_count: int | None = None
+    total_files_count: int | None = None
+    preprocessing_started_at: datetime | None = None
+    preprocessing_completed_at: datetime | None = None
     source_images: list[str] = []
-    processed_dataset_path: Optional[str] = None
-    preprocessing_transforms: Optional[list[dict[str, Any]]] = None
+    processed_dataset_path: str | None = None
+    preprocessing_transforms: list[dict[str, Any]] | None = None
     preprocessing_captioning_strategy: str = "trigger_only"
-    preprocessing_captioning_prompt: Optional[str] = None
+    preprocessing_captioning_prompt: str | None = None
     priority: int = 1
-    priority_changed_at: Optional[datetime] = None
+    priority_changed_at: datetime | None = None
     attempt: int = 0
 
 
@@ -328,8 +331,8 @@ def list_training_tasks(
     principal: CurrentPrincipal,
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    status_: Annotated[Optional[TrainingStatus], Query(alias="status")] = None,
-    entity_id: Optional[uuid.UUID] = None,
+    status_: Annotated[TrainingStatus | None, Query(alias="status")] = None,
+    entity_id: uuid.UUID | None = None,
 ):
     stmt = scoped(select(TrainingTaskModel), principal)
     if status_:

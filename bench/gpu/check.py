@@ -46,15 +46,26 @@ PROMPT = "a photo of [trigger] bands"
 
 # ----------------------------------------------------------------------------- running the trainer
 
+
 def trainer(cmd, spec, work, name, timeout):
     """`python -m kiln_trainer <cmd>` as the service runs it; returns (exit code, events)."""
     path = work / f"{name}.json"
     path.write_text(json.dumps(spec, indent=1))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TRAINER), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TRAINER), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     try:
-        p = subprocess.run([sys.executable, "-m", "kiln_trainer", cmd, "--spec", str(path), "--no-watch-stdin"],
-                           stdout=subprocess.PIPE, stderr=None, text=True, env=env, timeout=max(1, timeout))
+        p = subprocess.run(
+            [sys.executable, "-m", "kiln_trainer", cmd, "--spec", str(path), "--no-watch-stdin"],
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            env=env,
+            timeout=max(1, timeout),
+        )
     except subprocess.TimeoutExpired:
         return f"timed out after {max(1, timeout):.0f} s", []
     events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
@@ -74,27 +85,50 @@ def finite(x):
 
 def failure(rc, events):
     errors = of(events, "error")
-    return {"error": errors[-1]["message"] if errors else f"trainer exited with code {rc}" if isinstance(rc, int)
-            else f"trainer {rc}"}
+    return {
+        "error": errors[-1]["message"]
+        if errors
+        else f"trainer exited with code {rc}"
+        if isinstance(rc, int)
+        else f"trainer {rc}"
+    }
 
 
 def spec_common(args):
-    return dict(version=1, trigger_word="sks", device=args.device, dtype="auto", save_every=1000,
-                sample_every=1000, models_dir=str(args.work / "models"))
+    return dict(
+        version=1,
+        trigger_word="sks",
+        device=args.device,
+        dtype="auto",
+        save_every=1000,
+        sample_every=1000,
+        models_dir=str(args.work / "models"),
+    )
 
 
 # ----------------------------------------------------------------------------- sections
 
+
 def tiny_train(args):
-    import torch
     from diffusers import FluxTransformer2DModel
+
     from kiln_trainer import models, numerics, synthetic, tiny
     from kiln_trainer.evaluate import fixed_batch_loss
 
     data = synthetic.bands(str(args.work / "tiny-data"), n=4, size=64, caption=PROMPT)
-    spec = dict(spec_common(args), base_model_path="builtin:tiny-flux", dataset_dir=data,
-                work_dir=str(args.work / "tiny_train"), resolution=[64], steps=200, learning_rate=3e-3,
-                rank=16, batch_size=4, optimizer="adamw8bit", resume=False)
+    spec = dict(
+        spec_common(args),
+        base_model_path="builtin:tiny-flux",
+        dataset_dir=data,
+        work_dir=str(args.work / "tiny_train"),
+        resolution=[64],
+        steps=200,
+        learning_rate=3e-3,
+        rank=16,
+        batch_size=4,
+        optimizer="adamw8bit",
+        resume=False,
+    )
     rc, ev = trainer("train", spec, args.work, "tiny_train", args.budget - 20)
     if rc != 0 or not of(ev, "completed"):
         return failure(rc, ev)
@@ -107,11 +141,20 @@ def tiny_train(args):
     tr.load_lora_adapter(of(ev, "completed")[0]["weights_path"], prefix="transformer")
     after = fixed_batch_loss(tr, source, data, "sks", 64, device, dtype)
     started = of(ev, "started")[0]
-    out = dict(dtype=started["dtype"], optimizer=started["optimizer"], attention=started["attention"],
-               steps=len(losses), all_finite=all(map(finite, losses)), skipped_steps=len(of(ev, "skipped_step")),
-               first_loss=losses[0], final_loss=of(ev, "completed")[0]["final_loss"],
-               s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[5:]),
-               eval_loss_before=before, eval_loss_after=after, eval_drop=1 - after / before)
+    out = dict(
+        dtype=started["dtype"],
+        optimizer=started["optimizer"],
+        attention=started["attention"],
+        steps=len(losses),
+        all_finite=all(map(finite, losses)),
+        skipped_steps=len(of(ev, "skipped_step")),
+        first_loss=losses[0],
+        final_loss=of(ev, "completed")[0]["final_loss"],
+        s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[5:]),
+        eval_loss_before=before,
+        eval_loss_after=after,
+        eval_drop=1 - after / before,
+    )
     out["ok"] = out["all_finite"] and out["steps"] == 200 and out["eval_drop"] >= 0.30
     return out
 
@@ -119,6 +162,7 @@ def tiny_train(args):
 def pipeline_source(args):
     """--model, or the random FLUX.1-dev folder (written once, shared with `generate`)."""
     import torch
+
     import flux_dev
 
     if args.model:
@@ -136,24 +180,48 @@ def pipeline_train(args):
     res = 64 if args.tiny else 1024
     source, write_s = pipeline_source(args)
     data = synthetic.bands(str(args.work / f"data-{res}"), n=4, size=res, caption=PROMPT)
-    spec = dict(spec_common(args), base_model_path=source, dataset_dir=data, work_dir=str(args.work / "pipeline_train"),
-                resolution=[res], steps=40, save_every=20, learning_rate=1e-4, rank=16, optimizer="adamw8bit",
-                gradient_checkpointing=True, sample_prompts=[PROMPT], sample_steps=2 if args.tiny else 8,
-                resume=False)
+    spec = dict(
+        spec_common(args),
+        base_model_path=source,
+        dataset_dir=data,
+        work_dir=str(args.work / "pipeline_train"),
+        resolution=[res],
+        steps=40,
+        save_every=20,
+        learning_rate=1e-4,
+        rank=16,
+        optimizer="adamw8bit",
+        gradient_checkpointing=True,
+        sample_prompts=[PROMPT],
+        sample_steps=2 if args.tiny else 8,
+        resume=False,
+    )
     t0 = time.time()
     rc, ev = trainer("train", spec, args.work, "pipeline_train", args.budget - write_s - 10)
     if rc != 0 or not of(ev, "completed"):
         return dict(failure(rc, ev), write_seconds=write_s)
     done, started = of(ev, "completed")[0], of(ev, "started")[0]
     losses = [e["loss"] for e in of(ev, "step")]
-    out = dict(model=source, resolution=res, write_seconds=round(write_s, 1), wall_seconds=round(time.time() - t0, 1),
-               load_seconds=started["load_seconds"], dtype=started["dtype"], optimizer=started["optimizer"],
-               attention=started["attention"], trainable_parameters=started["trainable_parameters"],
-               s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[3:]),
-               peak_gpu_memory_gib=done["peak_gpu_memory_gib"], checkpoints=[e["step"] for e in of(ev, "checkpoint")],
-               sample_seconds=[e["seconds"] for e in of(ev, "sample")], first_loss=losses[0],
-               final_loss=done["final_loss"], all_finite=all(map(finite, losses)),
-               skipped_steps=done["skipped_steps"], lora=done["weights_path"])
+    out = dict(
+        model=source,
+        resolution=res,
+        write_seconds=round(write_s, 1),
+        wall_seconds=round(time.time() - t0, 1),
+        load_seconds=started["load_seconds"],
+        dtype=started["dtype"],
+        optimizer=started["optimizer"],
+        attention=started["attention"],
+        trainable_parameters=started["trainable_parameters"],
+        s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[3:]),
+        peak_gpu_memory_gib=done["peak_gpu_memory_gib"],
+        checkpoints=[e["step"] for e in of(ev, "checkpoint")],
+        sample_seconds=[e["seconds"] for e in of(ev, "sample")],
+        first_loss=losses[0],
+        final_loss=done["final_loss"],
+        all_finite=all(map(finite, losses)),
+        skipped_steps=done["skipped_steps"],
+        lora=done["weights_path"],
+    )
     out["ok"] = out["all_finite"] and len(losses) == 40 and out["checkpoints"] and out["sample_seconds"]
     return out
 
@@ -165,22 +233,41 @@ def generate(args):
     res = 64 if args.tiny else 1024
     source, write_s = pipeline_source(args)
     lora = args.work / "pipeline_train" / "output" / "lora.safetensors"
-    spec = dict(version=1, base_model_path=source, prompts=["a photo of sks bands"], output_dir=str(args.work / "generate"),
-                loras=[{"path": str(lora), "scale": 1.0}] if lora.is_file() else [], width=res, height=res,
-                steps=2 if args.tiny else 8, device=args.device, dtype="auto", models_dir=str(args.work / "models"))
+    spec = dict(
+        version=1,
+        base_model_path=source,
+        prompts=["a photo of sks bands"],
+        output_dir=str(args.work / "generate"),
+        loras=[{"path": str(lora), "scale": 1.0}] if lora.is_file() else [],
+        width=res,
+        height=res,
+        steps=2 if args.tiny else 8,
+        device=args.device,
+        dtype="auto",
+        models_dir=str(args.work / "models"),
+    )
     t0 = time.time()
     rc, ev = trainer("generate", spec, args.work, "generate", args.budget - write_s - 5)
     if rc != 0 or not of(ev, "completed"):
         return failure(rc, ev)
     pixels = np.asarray(Image.open(of(ev, "image")[0]["path"]), dtype=np.float32)
-    out = dict(resolution=res, wall_seconds=round(time.time() - t0, 1), trainer_seconds=of(ev, "completed")[0]["wall_seconds"],
-               with_lora=lora.is_file(), images=len(of(ev, "image")), pixel_std=float(pixels.std()))
-    out["ok"] = out["images"] == 1 and out["with_lora"] and out["pixel_std"] > 0  # NaN latents decode to one flat colour
+    out = dict(
+        resolution=res,
+        wall_seconds=round(time.time() - t0, 1),
+        trainer_seconds=of(ev, "completed")[0]["wall_seconds"],
+        with_lora=lora.is_file(),
+        images=len(of(ev, "image")),
+        pixel_std=float(pixels.std()),
+    )
+    out["ok"] = (
+        out["images"] == 1 and out["with_lora"] and out["pixel_std"] > 0
+    )  # NaN latents decode to one flat colour
     return out
 
 
 def step_bench(args):
     import torch
+
     import flux_lora_step as bench
     from kiln_trainer import lora, models, numerics, train
 
@@ -191,8 +278,9 @@ def step_bench(args):
     res = 128 if args.tiny else 1024
     n_txt = bench.T5_TOKENS["tiny" if args.tiny else "full"]
     peak, card = bench.detect_peak_tflops(device, None)
-    timing = SimpleNamespace(tiny=args.tiny, batch=1, warmup=1 if args.tiny else 2, steps=2 if args.tiny else 4,
-                             check_flops=False)
+    timing = SimpleNamespace(
+        tiny=args.tiny, batch=1, warmup=1 if args.tiny else 2, steps=2 if args.tiny else 4, check_flops=False
+    )
     t0 = time.time()
     model = bench.build_model(cfg, device, dtype)
     rows = []
@@ -201,8 +289,10 @@ def step_bench(args):
     model.train()
     lat = res // 8
     g = torch.Generator("cpu").manual_seed(0)
-    x0, seq, pooled = (torch.randn(s, generator=g).to(device) for s in
-                       [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])])
+    x0, seq, pooled = (
+        torch.randn(s, generator=g).to(device)
+        for s in [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])]
+    )
     guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
     for ckpt in (False, True):
         (model.enable_gradient_checkpointing if ckpt else model.disable_gradient_checkpointing)()
@@ -223,20 +313,33 @@ def step_bench(args):
                 times.append(time.perf_counter() - t)
                 losses.append(loss)
         s = sum(times) / len(times)
-        rows.append(dict(step="product", resolution=res, gradient_checkpointing=ckpt, status="ok", sec_per_step=s,
-                         peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
-                         loss=sum(losses) / len(losses), loss_finite=all(map(finite, losses)),
-                         step_lora_tflop=fl["step_lora"] / 1e12, achieved_tflops=fl["step_lora"] / 1e12 / s,
-                         mfu=fl["step_lora"] / 1e12 / s / peak if peak else None))
+        rows.append(
+            dict(
+                step="product",
+                resolution=res,
+                gradient_checkpointing=ckpt,
+                status="ok",
+                sec_per_step=s,
+                peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+                loss=sum(losses) / len(losses),
+                loss_finite=all(map(finite, losses)),
+                step_lora_tflop=fl["step_lora"] / 1e12,
+                achieved_tflops=fl["step_lora"] / 1e12 / s,
+                mfu=fl["step_lora"] / 1e12 / s / peak if peak else None,
+            )
+        )
         del opt
     model.delete_adapters("default")
 
     layers = bench.add_lora(model)  # idealised: bf16 LoRA, plain AdamW, no clipping or checks
     model.train()
     for ckpt in (False, True):
-        rows.append(dict(bench.run_config(model, layers, cfg, timing, device, dtype, res, ckpt, peak), step="idealised"))
-    out = dict(card=card, peak_tflops=peak, attention=attention, build_and_run_seconds=round(time.time() - t0, 1),
-               rows=rows)
+        rows.append(
+            dict(bench.run_config(model, layers, cfg, timing, device, dtype, res, ckpt, peak), step="idealised")
+        )
+    out = dict(
+        card=card, peak_tflops=peak, attention=attention, build_and_run_seconds=round(time.time() - t0, 1), rows=rows
+    )
     out["ok"] = all(r["status"] == "ok" and r["loss_finite"] for r in rows)
     return out
 
@@ -246,16 +349,23 @@ RUNNERS = {"tiny_train": tiny_train, "pipeline_train": pipeline_train, "generate
 
 # ----------------------------------------------------------------------------- orchestration
 
+
 def environment(device):
     import torch
+
     from kiln_trainer import models, numerics
 
     dev = models.pick_device(device)
     info = {"type": dev.type, "name": "cpu: " + (platform.processor() or platform.machine())}
     if dev.type == "cuda":
         p = torch.cuda.get_device_properties(dev)
-        info = {"type": "cuda", "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
-                "capability": f"{p.major}.{p.minor}", "multiprocessors": p.multi_processor_count}
+        info = {
+            "type": "cuda",
+            "name": p.name,
+            "memory_gib": round(p.total_memory / 2**30, 1),
+            "capability": f"{p.major}.{p.minor}",
+            "multiprocessors": p.multi_processor_count,
+        }
     return info, dict(numerics.versions(dev), python=platform.python_version())
 
 
@@ -292,11 +402,19 @@ def fmt(v):
     return str(v)
 
 
-SHOWN = {"tiny_train": ["dtype", "s_per_step", "first_loss", "final_loss", "eval_drop", "skipped_steps"],
-         "pipeline_train": ["s_per_step", "peak_gpu_memory_gib", "load_seconds", "sample_seconds", "write_seconds",
-                            "final_loss"],
-         "generate": ["wall_seconds", "trainer_seconds", "with_lora"],
-         "step_bench": ["card", "attention"]}
+SHOWN = {
+    "tiny_train": ["dtype", "s_per_step", "first_loss", "final_loss", "eval_drop", "skipped_steps"],
+    "pipeline_train": [
+        "s_per_step",
+        "peak_gpu_memory_gib",
+        "load_seconds",
+        "sample_seconds",
+        "write_seconds",
+        "final_loss",
+    ],
+    "generate": ["wall_seconds", "trainer_seconds", "with_lora"],
+    "step_bench": ["card", "attention"],
+}
 
 
 def print_table(report):
@@ -307,9 +425,12 @@ def print_table(report):
         print(f"{name:<15} {r['status']:<7} {r['seconds']:>7}  {figs}")
         for row in r.get("rows", []):
             peak = row.get("peak_mem_gib")
-            print(f"{'':<15} {row['step']:<9} {row['resolution']}px ckpt {'on ' if row['gradient_checkpointing'] else 'off'} "
-                  f"{row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, peak {fmt(peak) if peak else '-'} GiB, "
-                  f"{fmt(row.get('achieved_tflops'))} TFLOP/s, MFU {fmt(row.get('mfu'))}, loss {fmt(row.get('loss'))}")
+            print(
+                f"{'':<15} {row['step']:<9} {row['resolution']}px "
+                f"ckpt {'on ' if row['gradient_checkpointing'] else 'off'} "
+                f"{row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, peak {fmt(peak) if peak else '-'} GiB, "
+                f"{fmt(row.get('achieved_tflops'))} TFLOP/s, MFU {fmt(row.get('mfu'))}, loss {fmt(row.get('loss'))}"
+            )
 
 
 def main(argv=None):
@@ -336,6 +457,7 @@ def main(argv=None):
 
     if args.section_child:
         from kiln_trainer import events
+
         events.setup_logging()
         args.budget = args.caps[args.section_child]
         args.result.write_text(json.dumps(RUNNERS[args.section_child](args), indent=1, default=str))
@@ -345,8 +467,17 @@ def main(argv=None):
     unknown = set(names) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    extra = ["--out", str(args.out), "--work", str(args.work), "--device", args.device, *(["--tiny"] if args.tiny else []),
-             *(["--model", args.model] if args.model else []), *(f"--cap={n}={s}" for n, s in args.caps.items())]
+    extra = [
+        "--out",
+        str(args.out),
+        "--work",
+        str(args.work),
+        "--device",
+        args.device,
+        *(["--tiny"] if args.tiny else []),
+        *(["--model", args.model] if args.model else []),
+        *(f"--cap={n}={s}" for n, s in args.caps.items()),
+    ]
     device, versions = environment(args.device)
     report = {"device": device, "versions": versions, "sections": {}}
     for name in [s for s in SECTIONS if s in names]:

@@ -12,24 +12,68 @@ import tempfile
 
 import torch
 
-TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-                   num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
-                   guidance_embeds=True, axes_dims_rope=(16, 56, 56))
-VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=2,
-           down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-           block_out_channels=[128, 256, 512, 512], norm_num_groups=32, sample_size=1024, act_fn="silu",
-           scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
-           force_upcast=True, mid_block_add_attention=True)
-CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-              num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu")
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-              relative_attention_num_buckets=32, relative_attention_max_distance=128,
-              feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, tie_word_embeddings=False)
+TRANSFORMER = dict(
+    patch_size=1,
+    in_channels=64,
+    num_layers=19,
+    num_single_layers=38,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
+    axes_dims_rope=(16, 56, 56),
+)
+VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    layers_per_block=2,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    block_out_channels=[128, 256, 512, 512],
+    norm_num_groups=32,
+    sample_size=1024,
+    act_fn="silu",
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    force_upcast=True,
+    mid_block_add_attention=True,
+)
+CLIP_L = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+T5_XXL = dict(
+    vocab_size=32128,
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    feed_forward_proj="gated-gelu",
+    layer_norm_epsilon=1e-6,
+    tie_word_embeddings=False,
+)
 T5_TOKENS = 512
 
 # Parameter counts of the published checkpoints, for the test that keeps these configs honest.
-PUBLISHED_PARAMS = {"transformer": 11_901_408_320, "text_encoder_2": 4_762_310_656,
-                    "text_encoder": 123_060_480, "vae": 83_819_683}
+PUBLISHED_PARAMS = {
+    "transformer": 11_901_408_320,
+    "text_encoder_2": 4_762_310_656,
+    "text_encoder": 123_060_480,
+    "vae": 83_819_683,
+}
 
 
 def configs(size):
@@ -55,16 +99,22 @@ def materialise_on(device, dtype):
 
 def build(cfg, device, dtype):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-    from kiln_trainer import tiny
     from transformers import CLIPTextModel, T5EncoderModel
+
+    from kiln_trainer import tiny
 
     clip_tok, t5_tok = tiny.tokenizers(cfg["t5_tokens"])
     clip_cfg, t5_cfg = tiny.text_configs(clip_tok, t5_tok, cfg["clip"], cfg["t5"])
     with materialise_on(device, dtype):
-        parts = dict(transformer=FluxTransformer2DModel(**cfg["transformer"]), vae=AutoencoderKL(**cfg["vae"]),
-                     text_encoder=CLIPTextModel(clip_cfg), text_encoder_2=T5EncoderModel(t5_cfg))
-    return dict(parts, tokenizer=clip_tok, tokenizer_2=t5_tok,
-                scheduler=FlowMatchEulerDiscreteScheduler(**tiny.SCHEDULER))
+        parts = dict(
+            transformer=FluxTransformer2DModel(**cfg["transformer"]),
+            vae=AutoencoderKL(**cfg["vae"]),
+            text_encoder=CLIPTextModel(clip_cfg),
+            text_encoder_2=T5EncoderModel(t5_cfg),
+        )
+    return dict(
+        parts, tokenizer=clip_tok, tokenizer_2=t5_tok, scheduler=FlowMatchEulerDiscreteScheduler(**tiny.SCHEDULER)
+    )
 
 
 def write_random_pipeline(out_dir, size, device, dtype, seed=0):

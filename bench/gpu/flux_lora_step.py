@@ -12,6 +12,7 @@ independent short training run.
 FLOPs are counted analytically from the shapes (see `flux_flops`); --check-flops also
 counts one real step with torch's FlopCounterMode so the formula can be verified.
 """
+
 import argparse
 import contextlib
 import gc
@@ -23,13 +24,22 @@ import time
 import torch
 import torch.nn.functional as F
 
-from flux_dev import TRANSFORMER as FLUX_DEV, materialise_on  # FLUX_DEV: the published transformer config
+# FLUX_DEV: the published transformer config
+from flux_dev import TRANSFORMER as FLUX_DEV, materialise_on
+
 # Same architecture shrunk to run on a CPU in seconds. in_channels stays 64 so latent
 # packing (16 channels x 2x2 patches) is the real one; rope axes must sum to the head dim.
 TINY = dict(
-    patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
-    num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-    guidance_embeds=True, axes_dims_rope=(4, 6, 6),
+    patch_size=1,
+    in_channels=64,
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=32,
+    pooled_projection_dim=32,
+    guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
 )
 T5_TOKENS = {"full": 512, "tiny": 32}  # FLUX.1-dev pads T5 prompts to 512 tokens.
 LORA_RANK = LORA_ALPHA = 16
@@ -44,8 +54,14 @@ LORA_TARGETS = (
 )
 
 # Dense (non-sparse) bf16 tensor-core peaks in TFLOP/s; first substring match wins.
-PEAK_BF16_TFLOPS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
-                    ("GH200", 989.0), ("A100", 312.0)]
+PEAK_BF16_TFLOPS = [
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+]
 
 
 def flux_flops(cfg, n_img, n_txt, batch, rank=LORA_RANK):
@@ -62,10 +78,10 @@ def flux_flops(cfg, n_img, n_txt, batch, rank=LORA_RANK):
     N = Ni + Nt
 
     # Conditioning path: inputs never need grad and weights are frozen -> forward only.
-    embed = 2 * Ni * C * D + 2 * Nt * J * D                       # x_embedder, context_embedder
+    embed = 2 * Ni * C * D + 2 * Nt * J * D  # x_embedder, context_embedder
     embed += 2 * B * (256 * D + D * D) * (2 if cfg["guidance_embeds"] else 1)  # timestep/guidance MLPs
-    embed += 2 * B * (P * D + D * D)                             # pooled text projection
-    embed += 2 * B * D * 2 * D                                   # norm_out modulation
+    embed += 2 * B * (P * D + D * D)  # pooled text projection
+    embed += 2 * B * D * 2 * D  # norm_out modulation
     mod = L2 * 2 * (2 * B * D * 6 * D) + L1 * (2 * B * D * 3 * D)  # AdaLN-Zero modulation in blocks
 
     # Frozen block linears (each stream of a double block: q,k,v,out = 4D^2, ff = 8D^2;
@@ -82,8 +98,16 @@ def flux_flops(cfg, n_img, n_txt, batch, rank=LORA_RANK):
     # grad yet, so autograd skips their input-gradient matmuls (base and LoRA A).
     no_dgrad_lin = 6 * N * D * D
     no_dgrad_lora = 6 * N * D * r
-    return dict(embed=embed, mod=mod, lin=lin, head=head, attn=attn, lora=lora,
-                no_dgrad_lin=no_dgrad_lin, no_dgrad_lora=no_dgrad_lora)
+    return dict(
+        embed=embed,
+        mod=mod,
+        lin=lin,
+        head=head,
+        attn=attn,
+        lora=lora,
+        no_dgrad_lin=no_dgrad_lin,
+        no_dgrad_lora=no_dgrad_lora,
+    )
 
 
 def step_flops(f, checkpointing):
@@ -91,8 +115,7 @@ def step_flops(f, checkpointing):
     fwd = f["embed"] + f["mod"] + f["lin"] + f["head"] + f["attn"] + f["lora"]
     # Backward: frozen linears need only grad wrt input (1x, no weight grad); attention has
     # no weights but needs dQ, dK, dV (2x); LoRA layers need input and weight grads (2x).
-    lora_step = (fwd + (f["lin"] - f["no_dgrad_lin"]) + f["head"] + 2 * f["attn"]
-                 + 2 * f["lora"] - f["no_dgrad_lora"])
+    lora_step = fwd + (f["lin"] - f["no_dgrad_lin"]) + f["head"] + 2 * f["attn"] + 2 * f["lora"] - f["no_dgrad_lora"]
     # Checkpointing re-runs every block's forward during backward (not the embedders/head).
     recompute = f["mod"] + f["lin"] + f["attn"] + f["lora"] if checkpointing else 0
     return dict(fwd=fwd, step_3x=3 * fwd, step_lora=lora_step, step_hw=lora_step + recompute)
@@ -123,8 +146,9 @@ def add_lora(model):
     from peft import LoraConfig
     from peft.tuners.lora import LoraLayer
 
-    model.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, init_lora_weights=True,
-                                 target_modules=LORA_TARGETS))
+    model.add_adapter(
+        LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, init_lora_weights=True, target_modules=LORA_TARGETS)
+    )
     layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
     # The FLOPs formula assumes exactly these layers: 12 per double block, 5 per single block.
     expected = 12 * model.config.num_layers + 5 * model.config.num_single_layers
@@ -144,8 +168,11 @@ def make_batch(cfg, resolution, n_txt, batch, device, dtype):
     """Cached random inputs with FLUX shapes: VAE latent (16 ch, /8) packed into 2x2 patches."""
     lat = resolution // 8
     latents = torch.randn(batch, 16, lat, lat, device=device, dtype=dtype)
-    packed = (latents.view(batch, 16, lat // 2, 2, lat // 2, 2).permute(0, 2, 4, 1, 3, 5)
-              .reshape(batch, (lat // 2) ** 2, 16 * 4))
+    packed = (
+        latents.view(batch, 16, lat // 2, 2, lat // 2, 2)
+        .permute(0, 2, 4, 1, 3, 5)
+        .reshape(batch, (lat // 2) ** 2, 16 * 4)
+    )
     return dict(
         x0=packed,
         encoder_hidden_states=torch.randn(batch, n_txt, cfg["joint_attention_dim"], device=device, dtype=dtype),
@@ -164,9 +191,16 @@ def train_step(model, b, opt):
     t = torch.sigmoid(torch.randn(x0.shape[0], device=x0.device))
     tb = t.view(-1, 1, 1).to(x0.dtype)
     xt = (1 - tb) * x0 + tb * noise
-    pred = model(hidden_states=xt, encoder_hidden_states=b["encoder_hidden_states"],
-                 pooled_projections=b["pooled_projections"], timestep=t, img_ids=b["img_ids"],
-                 txt_ids=b["txt_ids"], guidance=b["guidance"], return_dict=False)[0]
+    pred = model(
+        hidden_states=xt,
+        encoder_hidden_states=b["encoder_hidden_states"],
+        pooled_projections=b["pooled_projections"],
+        timestep=t,
+        img_ids=b["img_ids"],
+        txt_ids=b["txt_ids"],
+        guidance=b["guidance"],
+        return_dict=False,
+    )[0]
     loss = F.mse_loss(pred.float(), (noise - x0).float())
     loss.backward()
     opt.step()
@@ -193,8 +227,14 @@ def count_step_flops(model, b, opt, device):
 
 def run_config(model, lora_layers, cfg, args, device, dtype, resolution, ckpt, peak_tflops):
     n_txt = T5_TOKENS["tiny" if args.tiny else "full"]
-    rec = dict(resolution=resolution, image_tokens=(resolution // 16) ** 2, text_tokens=n_txt,
-               batch=args.batch, gradient_checkpointing=ckpt, dtype=str(dtype).replace("torch.", ""))
+    rec = dict(
+        resolution=resolution,
+        image_tokens=(resolution // 16) ** 2,
+        text_tokens=n_txt,
+        batch=args.batch,
+        gradient_checkpointing=ckpt,
+        dtype=str(dtype).replace("torch.", ""),
+    )
     fl = step_flops(flux_flops(cfg, rec["image_tokens"], n_txt, args.batch), ckpt)
     rec.update({f"{k}_tflop": v / 1e12 for k, v in fl.items()})
 
@@ -270,14 +310,24 @@ def fmt(v, spec):
 
 def print_table(results):
     cols = ["res", "ckpt", "status", "s/step", "peak GiB", "TFLOP/step", "TFLOP/s", "MFU", "MFU(3x)", "loss"]
-    rows = [[str(r["resolution"]), "on" if r["gradient_checkpointing"] else "off", r["status"],
-             fmt(r.get("sec_per_step"), ".4f"), fmt(r.get("peak_mem_gib"), ".1f"),
-             fmt(r["step_lora_tflop"], ".4g"), fmt(r.get("achieved_tflops"), ".4g"),
-             fmt(r.get("mfu"), ".1%"), fmt(r.get("mfu_3x"), ".1%"), fmt(r.get("loss"), ".4f")]
-            for r in results]
+    rows = [
+        [
+            str(r["resolution"]),
+            "on" if r["gradient_checkpointing"] else "off",
+            r["status"],
+            fmt(r.get("sec_per_step"), ".4f"),
+            fmt(r.get("peak_mem_gib"), ".1f"),
+            fmt(r["step_lora_tflop"], ".4g"),
+            fmt(r.get("achieved_tflops"), ".4g"),
+            fmt(r.get("mfu"), ".1%"),
+            fmt(r.get("mfu_3x"), ".1%"),
+            fmt(r.get("loss"), ".4f"),
+        ]
+        for r in results
+    ]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    for row in [cols] + rows:
-        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+    for row in [cols, *rows]:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
 def main(argv=None):
@@ -288,12 +338,18 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps per config")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per config")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--resolutions", default=None, help="comma list of square image sizes in pixels, "
-                    "multiples of 16; default 512,1024 (full) or 128,256 (--tiny)")
+    ap.add_argument(
+        "--resolutions",
+        default=None,
+        help="comma list of square image sizes in pixels, multiples of 16; default 512,1024 (full) or 128,256 (--tiny)",
+    )
     ap.add_argument("--peak-tflops", type=float, default=None, help="card's dense bf16 peak TFLOP/s")
     ap.add_argument("--json-out", default=None, help="also write all results as a JSON list here")
-    ap.add_argument("--check-flops", action="store_true",
-                    help="count one extra step with torch FlopCounterMode (slow; for verifying the formula)")
+    ap.add_argument(
+        "--check-flops",
+        action="store_true",
+        help="count one extra step with torch FlopCounterMode (slow; for verifying the formula)",
+    )
     args = ap.parse_args(argv)
     assert args.steps >= 1 and args.warmup >= 0, "need at least one timed step"
 
@@ -311,11 +367,15 @@ def main(argv=None):
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"# model {'tiny' if args.tiny else 'FLUX.1-dev'}: {n_params / 1e6:,.1f}M params, "
-          f"LoRA r={LORA_RANK} on {len(lora_layers)} layers = {n_lora / 1e6:,.3f}M trainable; "
-          f"built in {time.perf_counter() - t0:.1f}s on {device} {dtype}")
-    print(f"# device: {card}; peak {peak_tflops} TFLOP/s bf16 dense; "
-          f"{args.warmup} warm-up + {args.steps} timed steps per config")
+    print(
+        f"# model {'tiny' if args.tiny else 'FLUX.1-dev'}: {n_params / 1e6:,.1f}M params, "
+        f"LoRA r={LORA_RANK} on {len(lora_layers)} layers = {n_lora / 1e6:,.3f}M trainable; "
+        f"built in {time.perf_counter() - t0:.1f}s on {device} {dtype}"
+    )
+    print(
+        f"# device: {card}; peak {peak_tflops} TFLOP/s bf16 dense; "
+        f"{args.warmup} warm-up + {args.steps} timed steps per config"
+    )
     print(FLOPS_FORMULA, flush=True)
 
     results = []

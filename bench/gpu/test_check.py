@@ -1,4 +1,5 @@
 """check.py in its CPU mode (part of `make test`), and the published configs it writes at full size."""
+
 import json
 import os
 import subprocess
@@ -13,8 +14,13 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "trainer")]
 
 def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p = subprocess.run(
+        [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     report = json.loads((out / "check.json").read_text())
     assert p.returncode == 0, p.stdout + p.stderr + json.dumps(report, indent=1)
     assert report["device"]["type"] == "cpu" and report["versions"]["bitsandbytes"]
@@ -37,9 +43,25 @@ def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
 
 def test_a_section_past_its_cap_fails_and_the_rest_still_run(tmp_path):
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out),
-                        "--sections", "generate,step_bench", "--cap", "generate=1"],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "check.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--sections",
+            "generate,step_bench",
+            "--cap",
+            "generate=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert p.returncode == 1
     s = json.loads((out / "check.json").read_text())["sections"]
     assert s["generate"]["status"] == "failed" and "timed out after 1 s" in s["generate"]["error"]

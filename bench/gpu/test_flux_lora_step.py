@@ -1,4 +1,5 @@
 """Smoke test: the benchmark's --tiny mode trains for real on CPU and its FLOPs formula is exact."""
+
 import json
 import os
 import subprocess
@@ -13,9 +14,23 @@ SCRIPT = Path(__file__).with_name("flux_lora_step.py")
 def test_tiny_cpu_run(tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2",
-         "--check-flops", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--check-flops",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         # Tiny matmuls gain nothing from threads, and on a busy machine oversubscribed
         # OpenMP threads make them 10x slower.
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -25,7 +40,11 @@ def test_tiny_cpu_run(tmp_path):
     assert printed == json.loads(out.read_text())
     # 2 default tiny resolutions x gradient checkpointing off/on
     assert [(r["resolution"], r["gradient_checkpointing"]) for r in printed] == [
-        (128, False), (128, True), (256, False), (256, True)]
+        (128, False),
+        (128, True),
+        (256, False),
+        (256, True),
+    ]
     for r in printed:
         assert r["status"] == "ok"
         assert r["sec_per_step"] > 0 and r["sec_per_step_min"] > 0

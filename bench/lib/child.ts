@@ -11,8 +11,13 @@ export function forkTs(script: string, env: Record<string, string> = {}): ChildP
   });
 }
 
+/** A predicate for nextMessage: an IPC message `{ type, … }` of this type. */
+export function isMessage<T extends { type: string }>(type: T['type']): (m: unknown) => m is T {
+  return (m): m is T => (m as { type?: unknown } | null | undefined)?.type === type;
+}
+
 /** Resolves with the first IPC message the predicate accepts; rejects on exit or timeout. */
-export function nextMessage<T>(child: ChildProcess, accept: (m: any) => m is T, timeoutMs: number, what: string): Promise<T> {
+export function nextMessage<T>(child: ChildProcess, accept: (m: unknown) => m is T, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`${what}: no answer in ${timeoutMs} ms`)), timeoutMs);
     const onMessage = (m: unknown) => {

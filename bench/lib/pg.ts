@@ -1,8 +1,7 @@
 import pg from 'pg';
 
 /** The Postgres benches use: the test database unless KILN_BENCH_DATABASE_URL names another. */
-export const BENCH_PG_URL =
-  process.env.KILN_BENCH_DATABASE_URL ?? process.env.KILN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const BENCH_PG_URL = process.env.KILN_BENCH_DATABASE_URL ?? process.env.KILN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface BenchSchema {
   name: string;

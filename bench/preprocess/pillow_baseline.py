@@ -6,6 +6,7 @@ usage: pillow_baseline.py <input_dir> <output_dir> [--draft]   -> prints one JSO
 --draft lets libjpeg decode at a reduced DCT scale (Image.draft), the counterpart of sharp's
 shrink-on-load; without it the full 12 MP image is decoded, as a plain load() does.
 """
+
 import json
 import sys
 import time

@@ -34,7 +34,7 @@ export interface PreprocessBench {
 /** Smooth random scenes with film-grain-like noise: photo-sized JPEGs, not flat colour. */
 async function generate(dir: string): Promise<void> {
   const grain = randomBytes(WIDTH * HEIGHT * 3);
-  for (let i = 0; i < grain.length; i++) grain[i] = 104 + (grain[i]! % 48);
+  for (let i = 0; i < grain.length; i++) grain[i] = 104 + (grain[i] % 48);
   for (let i = 0; i < IMAGES; i++) {
     const scene = await sharp(randomBytes(40 * 30 * 3), { raw: { width: 40, height: 30, channels: 3 } })
       .resize(WIDTH, HEIGHT, { kernel: 'cubic' })
@@ -55,7 +55,7 @@ async function runSharp(inDir: string, outDir: string): Promise<number> {
     const bytes = await readFile(path.join(inDir, name));
     const facts = await inspectImage(bytes, { maxInputPixels: 100_000_000, minImageSide: 256 });
     const [out] = await renderImage(bytes, facts.format, [], { maxInputPixels: 100_000_000, maxSide: MAX_SIDE });
-    await writeFile(path.join(outDir, name), out!.data);
+    await writeFile(path.join(outDir, name), out.data);
   });
   return (performance.now() - started) / 1000;
 }

@@ -7,6 +7,7 @@
  * Env: KILN_DATA_DIR, KILN_DATABASE_URL, BENCH_PG_SCHEMA, BENCH_WORKER_ID, BENCH_DEADLINE_MS.
  */
 import { claimNext } from '../../src/engine/claim.js';
+import { preprocessKind } from '../../src/engine/kinds.js';
 import { loadConfig } from '../../src/config.js';
 import { openRuntime } from '../../src/runtime.js';
 
@@ -17,6 +18,8 @@ const MAX_CLAIMS = 1_000_000;
 
 const config = { ...loadConfig(process.env), logLevel: 'warn' };
 const runtime = await openRuntime(config, { pgSchema: process.env.BENCH_PG_SCHEMA || undefined });
+/** The preprocessing queue; its handler is never called, since this loop only claims. */
+const preprocess = preprocessKind(runtime.taskStore, () => Promise.reject(new Error('the claim bench runs nothing')));
 
 async function claimAll(): Promise<{ ids: string[]; latencies: number[]; errors: number; timedOut: boolean }> {
   const ids: string[] = [];
@@ -29,7 +32,7 @@ async function claimAll(): Promise<{ ids: string[]; latencies: number[]; errors:
     let row;
     try {
       // No tenant cap: leases are never released here, so a cap would stop the queue at 4.
-      row = await claimNext(runtime.taskStore, { stage: 'preprocess', workerId, leaseSeconds: 600, maxRunningPerTenant: 0 });
+      row = await claimNext(preprocess, { workerId, leaseSeconds: 600, maxRunningPerTenant: 0 });
     } catch {
       errors++; // e.g. SQLITE_BUSY past busy_timeout: a real worker would retry on its next poll
       continue;

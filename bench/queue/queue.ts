@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openStore, type Dialect, type Store } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrations.js';
-import { forkTs, nextMessage, stopChild } from '../lib/child.js';
+import { forkTs, isMessage, nextMessage, stopChild } from '../lib/child.js';
 import { formatMachine } from '../lib/machine.js';
 import { isMain, REPO_ROOT } from '../lib/paths.js';
 import { BENCH_PG_URL, createBenchSchema } from '../lib/pg.js';
@@ -49,8 +49,8 @@ interface Done {
   errors: number;
   timedOut: boolean;
 }
-const isReady = (m: any): m is { type: 'ready' } => m?.type === 'ready';
-const isDone = (m: any): m is Done => m?.type === 'done';
+const isReady = isMessage<{ type: 'ready' }>('ready');
+const isDone = isMessage<Done>('done');
 
 /** One measurement: a fresh store, `tasks` queued, `workers` claimers racing for them. */
 async function runOnce(dialect: Dialect, workers: number, o: typeof DEFAULTS, log: (s: string) => void): Promise<QueueRow> {

@@ -13,16 +13,21 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { testConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
-import { taskPaths } from '../../src/training/spec.js';
+import { taskPaths } from '../../src/domain/task-folder.js';
 import { makePhotos } from '../../test/e2e/scenario.js';
 import { REPO_ROOT, isMain } from '../lib/paths.js';
 import { printTable } from '../lib/table.js';
 
-interface TimedEvent {
-  at: number;
+/** A line of the trainer's event stream: on its stdout, or in a task's events file (which adds `time`). */
+interface EventLine {
   type: string;
   step?: number;
+  time?: string;
   [key: string]: unknown;
+}
+
+interface TimedEvent extends EventLine {
+  at: number;
 }
 
 const PYTHON = path.join(REPO_ROOT, '.venv', 'bin', 'python');
@@ -36,7 +41,7 @@ function runDirect(specFile: string): Promise<TimedEvent[]> {
     });
     const events: TimedEvent[] = [];
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      if (line.startsWith('{')) events.push({ at: Date.now(), ...JSON.parse(line) });
+      if (line.startsWith('{')) events.push({ at: Date.now(), ...(JSON.parse(line) as EventLine) });
     });
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(events) : reject(new Error(`trainer exited with ${code}`))));
@@ -81,7 +86,14 @@ export async function benchTrainer(opts: { steps?: number } = {}): Promise<Train
       const res = await fetch(`${server.url}/api/v1/training/`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
-        body: JSON.stringify({ trigger_word: 'BENCH', base_model_path: 'builtin:tiny-flux', steps: n, save_every: 100000, sample_every: 100000, source_images: uploads.uploads.map((u) => u.reference) }),
+        body: JSON.stringify({
+          trigger_word: 'BENCH',
+          base_model_path: 'builtin:tiny-flux',
+          steps: n,
+          save_every: 100000,
+          sample_every: 100000,
+          source_images: uploads.uploads.map((u) => u.reference),
+        }),
       });
       return ((await res.json()) as { id: string }).id;
     };
@@ -101,7 +113,7 @@ export async function benchTrainer(opts: { steps?: number } = {}): Promise<Train
         .readFileSync(taskPaths(path.join(root, 'data', 'tasks', id)).events, 'utf8')
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l))
+        .map((l) => JSON.parse(l) as EventLine & { time: string })
         .map((e) => ({ ...e, at: Date.parse(e.time) }));
     const workerRuns: { postedAt: number; id: string; events: TimedEvent[] }[] = [];
     const directRuns: TimedEvent[][] = [];

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import type { TrainingTaskCreate } from './schemas/training.js';
+import type { TrainingTaskCreate } from '../domain/schemas/training.js';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/db.js';
+import type { GenerationStore } from '../store/generations.js';
 import type { TaskStore } from '../store/tasks.js';
 import type { TasksService } from '../tasks/service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -14,11 +15,12 @@ export interface ApiDeps {
   config: Config;
   store: Store;
   taskStore: TaskStore;
+  generationStore: GenerationStore;
   tasks: TasksService;
   metrics: Metrics;
   generations: GenerationsService;
   verifier: TokenVerifier;
   /** Checks beyond the schema (outbound URLs, transforms, captioning); throws RequestValidationError. */
-  validateCreate(body: TrainingTaskCreate, principal: Principal): Promise<void>;
+  validateCreate: (body: TrainingTaskCreate, principal: Principal) => Promise<void>;
   logger?: Logger;
 }

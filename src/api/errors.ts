@@ -26,10 +26,20 @@ export class HttpError extends Error {
   }
 }
 
+/** The `params` toIssue reads, each as Ajv fills it for the keyword that sets it. */
+interface AjvParams {
+  missingProperty: string; // required
+  type: string | string[]; // type
+  allowedValues: (string | number | boolean | null)[]; // enum: the schemas enumerate JSON scalars
+  limit: number; // minimum, maximum and their exclusive forms; min/max Length and Items
+  pattern: string; // pattern
+  format: string; // format
+}
+
 interface AjvError {
   instancePath: string;
   keyword: string;
-  params: Record<string, any>;
+  params: AjvParams;
   message?: string;
 }
 
@@ -70,7 +80,7 @@ function toIssue(err: AjvError, where: string): ValidationIssue | null {
       return { loc, msg, type };
     }
     case 'enum': {
-      const values = (p.allowedValues as unknown[]).filter((v) => v !== null).map((v) => (typeof v === 'string' ? `'${v}'` : String(v)));
+      const values = p.allowedValues.filter((v) => v !== null).map((v) => (typeof v === 'string' ? `'${v}'` : String(v)));
       const last = values.pop();
       const list = values.length ? `${values.join(', ')} or ${last}` : String(last);
       return { loc, msg: `Input should be ${list}`, type: 'enum' };

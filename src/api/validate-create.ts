@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import type { Principal } from '../auth/principal.js';
 import { checkOutboundUrl, OutboundUrlError } from '../net/index.js';
 import { validateCaptioning, validateSourceSyntax, validateTransforms } from '../preprocess/index.js';
-import type { TrainingTaskCreate } from './schemas/training.js';
+import type { TrainingTaskCreate } from '../domain/schemas/training.js';
 import { RequestValidationError, type ValidationIssue } from './errors.js';
 
 /**
@@ -22,7 +22,7 @@ export function createValidator(config: Config) {
 }
 
 /** The SSRF rule at the door: a webhook to a private or metadata address is refused at creation. */
-async function checkWebhookUrl(url: string, config: Config): Promise<ValidationIssue[]> {
+export async function checkWebhookUrl(url: string, config: Config): Promise<ValidationIssue[]> {
   try {
     await checkOutboundUrl(url, { allowPrivateNetworks: config.allowPrivateNetworks, label: 'webhook_url' });
     return [];

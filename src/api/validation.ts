@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { FastifySchemaCompiler } from 'fastify';
 
 // ajv-formats is CommonJS with a default export that ESM type-checking cannot see through.
-const addFormats: (ajv: Ajv) => Ajv = createRequire(import.meta.url)('ajv-formats');
+const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
 
 /**
  * Two validators, as FastAPI behaves: query strings and path parameters are text and are

@@ -44,7 +44,8 @@ async function sha256Of(file: string, stat: fs.Stats): Promise<string> {
   const hit = hashCache.get(file);
   if (hit?.key === key) return hit.sha256;
   const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk);
+  // Without an encoding, a file stream yields Buffers.
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
   const sha256 = hash.digest('hex');
   hashCache.set(file, { key, sha256 });
   return sha256;

@@ -10,7 +10,7 @@ export class AuthError extends Error {}
 export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
   /** Present only with an HS256 secret: asymmetric setups mint tokens elsewhere. */
-  mint?(opts: MintOptions): Promise<string>;
+  mint?: (opts: MintOptions) => Promise<string>;
   /** True when the secret was generated into the data dir (the embedded default). */
   generated: boolean;
 }

@@ -19,11 +19,13 @@ async function main(argv: string[]): Promise<number | undefined> {
     console.log(USAGE);
     return 0;
   }
-  const command = commands[name];
-  if (!command) {
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!entry) {
     console.error(`kiln: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
+  // Only now is the command's module imported: see commands.ts.
+  const command = await entry.load();
   let parsed;
   try {
     parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
@@ -35,7 +37,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     console.log(command.usage);
     return 0;
   }
-  return command.run(parsed.values as Record<string, unknown>, parsed.positionals);
+  return command.run(parsed.values, parsed.positionals);
 }
 
 main(process.argv.slice(2)).then(

@@ -9,7 +9,6 @@ function hasCudaDevice(): boolean {
 }
 
 export const serveCommand: Command = {
-  summary: 'Run the API (and an in-process worker unless --no-worker)',
   usage: `Usage: kiln serve [--no-worker]
 
   --no-worker   serve the API only (fleet mode: run "kiln worker" elsewhere)

@@ -3,7 +3,6 @@ import { loadConfig } from '../config.js';
 import type { Command } from './commands.js';
 
 export const tokenCommand: Command = {
-  summary: 'Mint an API token (HS256 secret from KILN_JWT_SECRET or the data dir)',
   usage: `Usage: kiln token [--tenant T] [--admin] [--ttl 1h]
 
   --tenant T   tenant_id claim (tasks are scoped to it)

@@ -3,7 +3,6 @@ import { webhookSecret } from '../webhooks/signing.js';
 import type { Command } from './commands.js';
 
 export const webhookSecretCommand: Command = {
-  summary: 'Print the whsec_ secret that signs webhooks (Standard Webhooks)',
   usage: 'Usage: kiln webhook-secret\n\nPrints KILN_WEBHOOK_SECRET, or the one created in the data dir.',
   options: {},
   async run() {

@@ -1,11 +1,10 @@
 import pino from 'pino';
 import { loadConfig } from '../config.js';
-import { slotsFromConfig, startWorker } from '../engine/process.js';
+import { slotsFromConfig, startWorker } from '../worker-process.js';
 import { openRuntime } from '../runtime.js';
 import type { Command } from './commands.js';
 
 export const workerCommand: Command = {
-  summary: 'Run a worker alone (fleet mode): claims stages from the shared database',
   usage: `Usage: kiln worker [--gpus 0,1] [--cpu-slots N] [--preprocess N]
 
   --gpus LIST      one training slot per GPU index; the trainer gets CUDA_VISIBLE_DEVICES
@@ -21,10 +20,17 @@ SIGTERM stops claiming, stops running stages at a safe point and gives their lea
   async run(values) {
     const config = loadConfig();
     const slots = slotsFromConfig(config);
-    if (values.gpus !== undefined) slots.gpus = String(values.gpus).split(',').map((s) => s.trim()).filter(Boolean);
+    if (values.gpus !== undefined)
+      slots.gpus = (values.gpus as string)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     if (values['cpu-slots'] !== undefined) slots.cpuSlots = Number(values['cpu-slots']);
     if (values.preprocess !== undefined) slots.preprocess = Number(values.preprocess);
-    for (const [name, n] of [['--cpu-slots', slots.cpuSlots], ['--preprocess', slots.preprocess]] as const) {
+    for (const [name, n] of [
+      ['--cpu-slots', slots.cpuSlots],
+      ['--preprocess', slots.preprocess],
+    ] as const) {
       if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got ${n}`);
     }
     const log = pino({ level: config.logLevel });

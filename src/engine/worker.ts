@@ -1,108 +1,98 @@
 import os from 'node:os';
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { TrainingTaskRow } from '../store/db.js';
-import type { TaskStore } from '../store/tasks.js';
+import type { Store } from '../store/db.js';
+import type { LeasedRow } from '../store/lifecycle-store.js';
+import { closeRun, openRun } from '../store/stage-runs.js';
 import { uuidv7 } from '../util/ids.js';
-import { isoNow } from '../util/time.js';
-import { claimNext, type StageKind } from './claim.js';
-import { CANCEL_CHANNEL, WORK_CHANNEL, dropLease, renewLease, rescueExpired } from './leases.js';
-import { StageFailure, type Slot, type StageHandlers, type StopReason } from './stages.js';
-import type { SlotJob, SlotJobSource } from '../generations/runner.js';
+import { claimNext } from './claim.js';
+import { JobFailure, type AnyJobKind, type Pool, type Slot, type StopReason } from './job-kind.js';
+import { LeaseKeeper, type Lease } from './lease-keeper.js';
+import { Maintenance } from './maintenance.js';
 
 export interface WorkerOptions {
-  tasks: TaskStore;
+  store: Store;
   config: Config;
-  handlers: StageHandlers;
+  /** What this worker runs; within a pool, kinds are claimed in this order. */
+  kinds: AnyJobKind[];
   log: Logger;
   metrics?: Metrics;
-  /** Training slots: one per GPU, or CPU slots. */
-  trainSlots: Slot[];
-  preprocessSlots: number;
+  /** Accelerator slots (one per GPU, or CPU slots) and the number of preprocessing slots. */
+  slots: { accelerator: Slot[]; preprocess: number };
   /** How often to look for work and for cancels without a notification (ms). */
   pollMs?: number;
   id?: string;
-  /** Short jobs (generations) that share the training slots and go before training stages. */
-  slotJobs?: SlotJobSource;
-}
-
-interface Running {
-  task: TrainingTaskRow;
-  stage: StageKind;
-  slot: Slot;
-  abort: AbortController;
-  done: Promise<void>;
-}
-
-interface RunningJob {
-  job: SlotJob;
-  abort: AbortController;
-  done: Promise<void>;
 }
 
 /**
- * Claims stages into free slots, keeps their leases alive, stops them on cancel, and writes
- * their outcome with a compare-and-set on the lease. A stage's slot is freed only after its
- * handler has returned (for training: after the trainer process has exited).
+ * The claim loop: claims jobs into free slots, runs their handlers, and writes each outcome
+ * with a compare-and-set on the lease. A job's slot is freed only after its handler has
+ * returned (for training: after the trainer process has exited). Leases are the
+ * LeaseKeeper's; cancels and rescue are Maintenance's.
  */
 export class Worker {
   readonly id: string;
-  private running = new Map<string, Running>();
-  private jobs = new Map<string, RunningJob>();
-  private freeTrain: Slot[];
-  private freePreprocess: Slot[];
-  private timers: NodeJS.Timeout[] = [];
+  private readonly keeper: LeaseKeeper;
+  private readonly maintenance: Maintenance;
+  private readonly free: Record<Pool, Slot[]>;
+  private running = new Set<Promise<void>>();
+  private poll: NodeJS.Timeout | null = null;
   private stopping = false;
-  private listener: pg.PoolClient | null = null;
   private ticking = false;
   private tickAgain = false;
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
-    this.freeTrain = [...opts.trainSlots];
-    this.freePreprocess = Array.from({ length: opts.preprocessSlots }, (_, index) => ({ kind: 'preprocess', index }) as Slot);
+    this.free = {
+      accelerator: [...opts.slots.accelerator],
+      preprocess: Array.from({ length: opts.slots.preprocess }, (_, index) => ({ kind: 'preprocess', index })),
+    };
+    const { leaseSeconds, maxAttempts } = opts.config;
+    this.keeper = new LeaseKeeper(opts.store, { workerId: this.id, leaseSeconds, log: opts.log });
+    this.maintenance = new Maintenance({
+      store: opts.store,
+      kinds: opts.kinds,
+      keeper: this.keeper,
+      log: opts.log,
+      metrics: opts.metrics,
+      maxAttempts,
+      leaseSeconds,
+      pollMs: opts.pollMs ?? 500,
+      onWork: () => this.poke(),
+    });
   }
 
   get log(): Logger {
     return this.opts.log;
   }
 
-  async start(): Promise<void> {
-    const poll = this.opts.pollMs ?? 500;
-    const leaseMs = this.opts.config.leaseSeconds * 1000;
-    await this.listen();
-    this.timers.push(setInterval(() => void this.tick(), poll));
-    this.timers.push(setInterval(() => void this.watchCancels(), poll));
-    // Renew at a third of the lease, so two missed beats still leave the lease valid.
-    this.timers.push(setInterval(() => void this.heartbeat(), Math.max(200, leaseMs / 3)));
-    this.timers.push(setInterval(() => void this.rescue(), Math.max(500, leaseMs / 2)));
-    this.log.info({ worker: this.id, train: this.opts.trainSlots, preprocess: this.opts.preprocessSlots }, 'worker started');
-    void this.tick();
+  get isRescuer(): boolean {
+    return this.maintenance.rescuer;
   }
 
-  /** Stops claiming, asks running stages to stop at a safe point and gives their leases back. */
+  async start(): Promise<void> {
+    await this.maintenance.start();
+    this.keeper.start();
+    this.poll = setInterval(() => this.poke(), this.opts.pollMs ?? 500);
+    this.log.info({ worker: this.id, accelerator: this.opts.slots.accelerator, preprocess: this.opts.slots.preprocess }, 'worker started');
+    this.poke();
+  }
+
+  /** Stops claiming, asks running jobs to stop at a safe point and gives their leases back. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    for (const r of [...this.running.values(), ...this.jobs.values()]) r.abort.abort('shutdown' satisfies StopReason);
-    await Promise.allSettled([...this.running.values(), ...this.jobs.values()].map((r) => r.done));
-    if (this.listener) {
-      this.listener.release();
-      this.listener = null;
-    }
+    if (this.poll) clearInterval(this.poll);
+    this.keeper.stopAll('shutdown');
+    await Promise.allSettled([...this.running]);
+    this.keeper.stopRenewing();
+    this.maintenance.stop();
     this.log.info({ worker: this.id }, 'worker stopped');
   }
 
-  /** Wakes the claim loop now (a new task was created in this process). */
+  /** Looks for work now: a row became runnable (created in this process, notified, or rescued). */
   poke(): void {
     void this.tick();
-  }
-
-  runningTaskIds(): string[] {
-    return [...this.running.keys()];
   }
 
   private async tick(): Promise<void> {
@@ -115,8 +105,9 @@ export class Worker {
     try {
       do {
         this.tickAgain = false;
-        while (!this.stopping && this.freePreprocess.length && (await this.claimInto('preprocess', this.freePreprocess)));
-        while (!this.stopping && this.freeTrain.length && ((await this.claimSlotJob()) || (await this.claimInto('train', this.freeTrain))));
+        for (const pool of ['preprocess', 'accelerator'] as const) {
+          while (!this.stopping && this.free[pool].length && (await this.claimInto(pool)));
+        }
       } while (this.tickAgain && !this.stopping);
     } catch (err) {
       this.log.error({ err }, 'claim failed');
@@ -125,184 +116,73 @@ export class Worker {
     }
   }
 
-  private async claimInto(stage: StageKind, free: Slot[]): Promise<boolean> {
+  /** Claims one job of the first kind of the pool that has one runnable; false when none has. */
+  private async claimInto(pool: Pool): Promise<boolean> {
     const { config } = this.opts;
-    const task = await claimNext(this.opts.tasks, {
-      stage,
-      workerId: this.id,
-      leaseSeconds: config.leaseSeconds,
-      maxRunningPerTenant: config.maxRunningPerTenant,
-    });
-    if (!task) return false;
-    const slot = free.shift()!;
-    this.opts.metrics?.queueWait.observe({ stage }, (Date.now() - Date.parse(task.queued_at)) / 1000);
-    const abort = new AbortController();
-    const entry: Running = { task, stage, slot, abort, done: Promise.resolve() };
-    this.running.set(task.id, entry);
-    entry.done = this.execute(entry).finally(() => {
-      this.running.delete(task.id);
-      free.push(slot);
-      void this.tick();
-    });
-    return true;
-  }
-
-  private async claimSlotJob(): Promise<boolean> {
-    const source = this.opts.slotJobs;
-    if (!source) return false;
-    const job = await source.claim(this.id, this.opts.config.leaseSeconds);
-    if (!job) return false;
-    const slot = this.freeTrain.shift()!;
-    const abort = new AbortController();
-    const entry: RunningJob = { job, abort, done: Promise.resolve() };
-    this.jobs.set(job.id, entry);
-    entry.done = job
-      .run(slot, abort.signal)
-      .catch((err) => this.log.error({ err, job: job.id }, 'slot job crashed'))
-      .finally(async () => {
-        await source.release(job.id, this.id).catch((err) => this.log.error({ err }, 'releasing a slot job failed'));
-        this.jobs.delete(job.id);
-        this.freeTrain.push(slot);
-        void this.tick();
+    for (const kind of this.opts.kinds.filter((k) => k.pool === pool)) {
+      // The kinds hold rows of different types; every one is at least a LeasedRow.
+      const row = (await claimNext(kind, { workerId: this.id, leaseSeconds: config.leaseSeconds, maxRunningPerTenant: config.maxRunningPerTenant })) as LeasedRow | undefined;
+      if (!row) continue;
+      const slot = this.free[pool].shift()!;
+      this.opts.metrics?.queueWait.observe({ stage: kind.name }, (Date.now() - Date.parse(kind.queuedAt(row))) / 1000);
+      const lease = this.keeper.hold(kind.rows.table, row.id);
+      const done: Promise<void> = this.execute(kind, row, slot, lease).finally(() => {
+        this.running.delete(done);
+        this.free[pool].push(slot);
+        this.poke();
       });
-    return true;
+      this.running.add(done);
+      return true;
+    }
+    return false;
   }
 
-  private async execute({ task, stage, slot, abort }: Running): Promise<void> {
-    const { tasks, handlers } = this.opts;
-    const log = this.log.child({ task: task.id, stage, attempt: task.attempt });
+  private async execute(kind: AnyJobKind, row: LeasedRow, slot: Slot, lease: Lease): Promise<void> {
+    const { store } = this.opts;
+    const log = this.log.child({ job: row.id, kind: kind.name, attempt: row.attempt });
     const started = Date.now();
-    const run = await tasks.db
-      .insertInto('stage_runs')
-      .values({ task_id: task.id, stage, attempt: task.attempt, worker_id: this.id, started_at: isoNow(started) })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const runId = await openRun(store, { jobId: row.id, kind: kind.name, attempt: row.attempt, workerId: this.id, startedAt: started });
     let outcome = 'completed';
     try {
-      log.info('stage started');
-      const result = await handlers[stage]({
-        task,
+      log.info('job started');
+      const result = await kind.handler({
+        row,
         slot,
-        signal: abort.signal,
+        signal: lease.signal,
         log,
-        update: (set) => tasks.updateRunning(task.id, this.id, set),
+        update: (set) => kind.rows.updateRunning(row.id, this.id, set),
       });
-      outcome = await this.finish(task, stage, abort.signal, result.set ?? {});
+      outcome = await this.finish(kind, row, lease.signal, result.set ?? {});
     } catch (err) {
-      outcome = await this.finishAfterError(task, stage, abort.signal, err, log);
+      outcome = await this.finishAfterError(kind, row, lease.signal, err, log);
     } finally {
       // The handler has returned, so its process is gone: only now is the slot free.
-      await dropLease(tasks.store, task.id, this.id).catch((err) => log.error({ err }, 'dropping the lease failed'));
-      await tasks.db
-        .updateTable('stage_runs')
-        .set({ ended_at: isoNow(), outcome })
-        .where('id', '=', Number(run.id))
-        .execute()
-        .catch((err) => log.error({ err }, 'closing the stage run failed'));
-      this.opts.metrics?.stageDuration.observe({ stage, outcome }, (Date.now() - started) / 1000);
-      log.info({ outcome, seconds: (Date.now() - started) / 1000 }, 'stage ended');
+      await this.keeper.release(lease).catch((err) => log.error({ err }, 'dropping the lease failed'));
+      await closeRun(store, runId, outcome).catch((err) => log.error({ err }, 'closing the run failed'));
+      this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (Date.now() - started) / 1000);
+      log.info({ outcome, seconds: (Date.now() - started) / 1000 }, 'job ended');
     }
   }
 
-  /** The stage returned: finish it, unless it was stopped, in which case the stop decides. */
-  private async finish(task: TrainingTaskRow, stage: StageKind, signal: AbortSignal, set: Partial<TrainingTaskRow>): Promise<string> {
-    if (signal.aborted) return this.afterStop(task, signal.reason as StopReason);
-    const res = await this.opts.tasks.transition(task.id, stage === 'preprocess' ? 'finish_preprocessing' : 'complete', {
-      leaseOwner: this.id,
-      set: (_before, now) =>
-        stage === 'preprocess'
-          ? { ...set, preprocessing_completed_at: now, preprocessing_stage: null, attempt: 0, queued_at: now, lease_owner: null, lease_expires_at: null }
-          : { ...set, completed_at: now, progress: 100, eta_seconds: null, lease_owner: null, lease_expires_at: null },
-    });
+  /** The job returned: finish it, unless it was stopped, in which case the stop decides. */
+  private async finish(kind: AnyJobKind, row: LeasedRow, signal: AbortSignal, set: object): Promise<string> {
+    if (signal.aborted) return this.afterStop(kind, row, signal.reason as StopReason);
+    const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner: this.id, set: (_before, now) => kind.finish.set(set, now) });
     return res.ok ? 'completed' : 'superseded';
   }
 
-  private async finishAfterError(task: TrainingTaskRow, stage: StageKind, signal: AbortSignal, err: unknown, log: Logger): Promise<string> {
-    if (signal.aborted) return this.afterStop(task, signal.reason as StopReason);
-    const message = err instanceof StageFailure ? err.message : `Internal error in the ${stage} stage: ${(err as Error)?.message ?? err}`;
-    if (!(err instanceof StageFailure)) log.error({ err }, 'stage crashed');
-    const res = await this.opts.tasks.transition(task.id, 'fail', {
-      leaseOwner: this.id,
-      set: () => ({ error_message: message, eta_seconds: null, lease_owner: null, lease_expires_at: null }),
-    });
+  private async finishAfterError(kind: AnyJobKind, row: LeasedRow, signal: AbortSignal, err: unknown, log: Logger): Promise<string> {
+    if (signal.aborted) return this.afterStop(kind, row, signal.reason as StopReason);
+    const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${(err as Error)?.message ?? String(err)}`;
+    if (!(err instanceof JobFailure)) log.error({ err }, 'job crashed');
+    const res = await kind.rows.transition(row.id, 'fail', { leaseOwner: this.id, set: (_before, now) => kind.failed(message, now) });
     return res.ok ? 'failed' : 'superseded';
   }
 
-  /** On shutdown the stage goes back to the queue for another worker; on cancel nothing moves. */
-  private async afterStop(task: TrainingTaskRow, reason: StopReason): Promise<string> {
+  /** On shutdown the job goes back to the queue for another worker; on cancel nothing moves. */
+  private async afterStop(kind: AnyJobKind, row: LeasedRow, reason: StopReason): Promise<string> {
     if (reason !== 'shutdown') return reason;
-    await this.opts.tasks.transition(task.id, 'release', {
-      leaseOwner: this.id,
-      set: (_b, now) => ({ lease_owner: null, lease_expires_at: null, queued_at: now }),
-    });
+    await kind.rows.transition(row.id, 'release', { leaseOwner: this.id, set: (_before, now) => kind.released(now) });
     return 'released';
-  }
-
-  private async heartbeat(): Promise<void> {
-    for (const [id, r] of this.jobs) {
-      const held = await this.opts.slotJobs!.renew(id, this.id, this.opts.config.leaseSeconds).catch(() => true);
-      if (!held && !r.abort.signal.aborted) r.abort.abort('lease_lost' satisfies StopReason);
-    }
-    for (const r of this.running.values()) {
-      try {
-        const held = await renewLease(this.opts.tasks.store, r.task.id, this.id, this.opts.config.leaseSeconds);
-        if (!held && !r.abort.signal.aborted) {
-          this.log.warn({ task: r.task.id }, 'lease lost; stopping the stage');
-          r.abort.abort('lease_lost' satisfies StopReason);
-        }
-      } catch (err) {
-        this.log.error({ err, task: r.task.id }, 'lease renewal failed');
-      }
-    }
-  }
-
-  /** The fallback to LISTEN/NOTIFY and the only path on SQLite: poll the running tasks' status. */
-  private async watchCancels(): Promise<void> {
-    if (this.jobs.size && this.opts.slotJobs) {
-      const cancelled = await this.opts.slotJobs.cancelledAmong([...this.jobs.keys()]).catch(() => []);
-      for (const id of cancelled) this.jobs.get(id)?.abort.abort('cancelled' satisfies StopReason);
-    }
-    const ids = [...this.running.keys()];
-    if (!ids.length) return;
-    try {
-      const rows = await this.opts.tasks.db.selectFrom('training_tasks').select(['id', 'status']).where('id', 'in', ids).execute();
-      for (const row of rows) if (row.status === 'CANCELLED') this.cancelLocal(row.id);
-    } catch (err) {
-      this.log.error({ err }, 'cancel poll failed');
-    }
-  }
-
-  private cancelLocal(taskId: string): void {
-    const r = this.running.get(taskId);
-    if (r && !r.abort.signal.aborted) {
-      this.log.info({ task: taskId }, 'task cancelled; stopping its stage');
-      r.abort.abort('cancelled' satisfies StopReason);
-    }
-  }
-
-  private async rescue(): Promise<void> {
-    try {
-      await this.opts.slotJobs?.rescue(this.opts.config.maxAttempts);
-      const report = await rescueExpired(this.opts.tasks, this.opts.config.maxAttempts);
-      for (const t of report.requeued) this.log.warn({ task: t.id, status: t.status }, 'rescued an expired lease');
-      for (const t of report.failed) this.log.warn({ task: t.id }, 'failed a task after its last attempt');
-      if (report.requeued.length) this.opts.metrics?.leaseLosses.inc({ outcome: 'requeued' }, report.requeued.length);
-      if (report.failed.length) this.opts.metrics?.leaseLosses.inc({ outcome: 'failed' }, report.failed.length);
-      if (report.requeued.length) void this.tick();
-    } catch (err) {
-      this.log.error({ err }, 'rescue failed');
-    }
-  }
-
-  private async listen(): Promise<void> {
-    const pool = this.opts.tasks.store.pool;
-    if (!pool) return;
-    this.listener = await pool.connect();
-    this.listener.on('notification', (msg) => {
-      if (msg.channel === CANCEL_CHANNEL && msg.payload) this.cancelLocal(msg.payload);
-      if (msg.channel === WORK_CHANNEL) void this.tick();
-    });
-    await this.listener.query(`LISTEN ${CANCEL_CHANNEL}`);
-    await this.listener.query(`LISTEN ${WORK_CHANNEL}`);
   }
 }

@@ -1,11 +1,13 @@
-import type { GenerationCreate, Generation } from '../api/schemas/generations.js';
+import type { GenerationCreate, Generation } from '../domain/schemas/generations.js';
 import type { Principal } from '../auth/principal.js';
-import type { GenerationRow, Store } from '../store/db.js';
-import type { TaskStore } from '../store/tasks.js';
 import { scopeOf } from '../auth/principal.js';
+import type { GenerationRow } from '../store/db.js';
+import type { GenerationStore } from '../store/generations.js';
+import type { TaskStore } from '../store/tasks.js';
+import { TaskConflict } from '../tasks/errors.js';
 import { uuidv7 } from '../util/ids.js';
 import { isoNow } from '../util/time.js';
-import type { GenerationRequest } from './runner.js';
+import type { GenerationRequest } from './request.js';
 
 /** A request that names LoRAs it cannot use; each problem names the LoRA's index. */
 export class GenerationRefused extends Error {
@@ -14,11 +16,18 @@ export class GenerationRefused extends Error {
   }
 }
 
-export class GenerationNotFound extends Error {}
+export class GenerationNotFound extends Error {
+  constructor() {
+    super('Generation not found');
+  }
+}
+
+/** A 409, as for training tasks. */
+export class GenerationConflict extends TaskConflict {}
 
 export class GenerationsService {
   constructor(
-    private readonly store: Store,
+    private readonly generations: GenerationStore,
     private readonly tasks: TaskStore,
   ) {}
 
@@ -65,7 +74,7 @@ export class GenerationsService {
       seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
       num_images: body.num_images ?? 1,
     };
-    const row: GenerationRow = {
+    return this.generations.insert({
       id: uuidv7(),
       created_at: now,
       updated_at: now,
@@ -80,20 +89,44 @@ export class GenerationsService {
       attempt: 0,
       lease_owner: null,
       lease_expires_at: null,
-    };
-    await this.store.db.insertInto('generations').values(row).execute();
-    return row;
+      webhook_url: body.webhook_url ?? null,
+    });
   }
 
   async get(id: string, principal: Principal): Promise<GenerationRow> {
-    let q = this.store.db.selectFrom('generations').selectAll().where('id', '=', id);
-    if (!principal.admin) q = principal.tenantId === null ? q.where('tenant_id', 'is', null) : q.where('tenant_id', '=', principal.tenantId);
-    const row = await q.executeTakeFirst();
-    if (!row) throw new GenerationNotFound('Generation not found');
+    const row = await this.generations.get(id, scopeOf(principal));
+    if (!row) throw new GenerationNotFound();
     return row;
+  }
+
+  /**
+   * As for training tasks: the record is CANCELLED when this returns, a worker running it
+   * stops its process and keeps the slot until the process is gone. Cancelling a CANCELLED
+   * generation returns it unchanged; a COMPLETED or FAILED one is a conflict.
+   */
+  async cancel(id: string, principal: Principal): Promise<GenerationRow> {
+    const res = await this.generations.transition(id, 'cancel', { scope: scopeOf(principal) });
+    if (res.ok) return res.row;
+    if (res.reason === 'not_found') throw new GenerationNotFound();
+    if (res.row.status === 'CANCELLED') return res.row;
+    throw new GenerationConflict(`Generation is ${res.row.status} and can no longer be cancelled`);
+  }
+
+  /** Puts a FAILED or CANCELLED generation back in the queue, with its seed, so it draws the same images. */
+  async retry(id: string, principal: Principal): Promise<GenerationRow> {
+    const res = await this.generations.transition(id, 'retry', {
+      scope: scopeOf(principal),
+      requireNoLease: true,
+      set: () => ({ error_message: null, completed_at: null, images: '[]', attempt: 0 }),
+    });
+    if (res.ok) return res.row;
+    if (res.reason === 'not_found') throw new GenerationNotFound();
+    if (res.row.lease_owner !== null) throw new GenerationConflict('The generation is still stopping on its worker; retry in a few seconds');
+    throw new GenerationConflict(`Only FAILED or CANCELLED generations can be retried; this one is ${res.row.status}`);
   }
 }
 
+/** The API's view of a row; image URLs are under `baseUrl` (relative when it is empty). */
 export function toGeneration(row: GenerationRow, baseUrl: string): Generation {
   const request = JSON.parse(row.request) as GenerationRequest;
   return {
@@ -108,5 +141,7 @@ export function toGeneration(row: GenerationRow, baseUrl: string): Generation {
     loras: request.loras.map((l) => ({ training_task_id: l.training_task_id, scale: l.scale })),
     images: (JSON.parse(row.images) as string[]).map((name) => `${baseUrl}/api/v1/generations/${row.id}/images/${name}`),
     error_message: row.error_message,
+    webhook_url: row.webhook_url,
+    attempt: row.attempt,
   };
 }

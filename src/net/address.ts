@@ -5,17 +5,7 @@ import net from 'node:net';
  * integers (IPv4 as a 32-bit number, IPv6 as a 128-bit bigint) and matched against
  * CIDR ranges, so every textual spelling of an address lands on the same rule.
  */
-export type AddressKind =
-  | 'public'
-  | 'loopback'
-  | 'private'
-  | 'link-local'
-  | 'metadata'
-  | 'shared (CGNAT)'
-  | 'unspecified'
-  | 'multicast'
-  | 'broadcast'
-  | 'reserved';
+export type AddressKind = 'public' | 'loopback' | 'private' | 'link-local' | 'metadata' | 'shared (CGNAT)' | 'unspecified' | 'multicast' | 'broadcast' | 'reserved';
 
 type Rule = { base: bigint; prefix: number; kind: Exclude<AddressKind, 'public'> };
 
@@ -24,24 +14,24 @@ function parseIPv4(ip: string): bigint {
 }
 
 function parseIPv6(ip: string): bigint {
-  let text = ip.split('%')[0]!.toLowerCase();
+  let text = ip.split('%')[0].toLowerCase();
   // A trailing dotted quad (::ffff:1.2.3.4) becomes two hextets.
   const dotted = text.match(/^(.*:)(\d+\.\d+\.\d+\.\d+)$/);
   if (dotted) {
-    const v4 = parseIPv4(dotted[2]!);
+    const v4 = parseIPv4(dotted[2]);
     text = `${dotted[1]}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const headParts = head ? head.split(':') : [];
   const tailParts = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : Array(8 - headParts.length - tailParts.length).fill('0');
+  const fill = tail === undefined ? [] : Array<string>(8 - headParts.length - tailParts.length).fill('0');
   return [...headParts, ...fill, ...tailParts].reduce((acc, h) => (acc << 16n) | BigInt(parseInt(h, 16)), 0n);
 }
 
 function rules(family: 4 | 6, table: [string, Rule['kind']][]): Rule[] {
   return table.map(([cidr, kind]) => {
     const [base, prefix] = cidr.split('/');
-    return { base: family === 4 ? parseIPv4(base!) : parseIPv6(base!), prefix: Number(prefix), kind };
+    return { base: family === 4 ? parseIPv4(base) : parseIPv6(base), prefix: Number(prefix), kind };
   });
 }
 
@@ -97,7 +87,7 @@ function embeddedIPv4(value: bigint): bigint | null {
 
 /** What kind of address `ip` is; anything that is not an IP literal throws. */
 export function classifyAddress(ip: string): AddressKind {
-  const family = net.isIP(ip.split('%')[0]!);
+  const family = net.isIP(ip.split('%')[0]);
   if (family === 4) return match(parseIPv4(ip), 32, V4_RULES);
   if (family === 6) {
     const value = parseIPv6(ip);

@@ -94,11 +94,8 @@ export async function checkOutboundUrl(input: string | URL, policy: OutboundPoli
       throw new OutboundUrlError(`${label} ${verb} ${address}, ${describe(kind)}`, 'metadata');
     }
     if (kind !== 'public' && !exempt) {
-      throw new OutboundUrlError(
-        `${label} ${verb} ${address}, ${describe(kind)}; set KILN_ALLOW_PRIVATE_NETWORKS=1 to allow`,
-        'private',
-      );
+      throw new OutboundUrlError(`${label} ${verb} ${address}, ${describe(kind)}; set KILN_ALLOW_PRIVATE_NETWORKS=1 to allow`, 'private');
     }
   }
-  return { url, address: addresses[0]!.address, family: addresses[0]!.family };
+  return { url, address: addresses[0].address, family: addresses[0].family };
 }

@@ -96,17 +96,17 @@ export async function safeRequest(input: string | URL, options: SafeRequestOptio
     });
     options.signal?.addEventListener('abort', onAbort, { once: true });
     timers.push(setTimeout(() => finish(new FetchError(`timed out after ${seconds(timeoutMs)}`, 'timeout')), timeoutMs));
-    const connectTimer = setTimeout(
-      () => finish(new FetchError(`could not connect within ${seconds(connectTimeoutMs)}`, 'connect_timeout')),
-      connectTimeoutMs,
-    );
+    const connectTimer = setTimeout(() => finish(new FetchError(`could not connect within ${seconds(connectTimeoutMs)}`, 'connect_timeout')), connectTimeoutMs);
     timers.push(connectTimer);
     req.on('socket', (socket) => socket.once('connect', () => clearTimeout(connectTimer)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       finish(new FetchError(`connection failed (${err.code ?? err.message})`, 'network', err.code));
     });
     req.on('response', (res) => {
-      readBody(res, vetted, options, maxBytes).then((r) => finish(null, r), (err: Error) => finish(err));
+      readBody(res, vetted, options, maxBytes).then(
+        (r) => finish(null, r),
+        (err: Error) => finish(err),
+      );
     });
     req.end(options.body);
   });

@@ -22,7 +22,12 @@ export class ImageRejected extends Error {}
 function sniffText(buf: Buffer): string | null {
   if (buf[0] === 0x1f && buf[1] === 0x8b) return 'not a raster image (gzip-compressed, e.g. SVGZ)';
   if (buf.subarray(0, 5).toString('latin1') === '%PDF-') return 'not a raster image (PDF)';
-  const head = buf.subarray(0, 1024).toString('utf8').replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  const head = buf
+    .subarray(0, 1024)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+    .trimStart()
+    .toLowerCase();
   if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!doctype svg|<svg)/.test(head) || (head.startsWith('<?xml') && head.includes('<svg'))) {
     return 'not a raster image (SVG)';
   }
@@ -56,9 +61,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
   const height = meta.height ?? 0;
   if ((meta.pages ?? 1) > 1) throw new ImageRejected(`animated or multi-page image (${meta.pages} frames)`);
   if (width * height > limits.maxInputPixels) {
-    throw new ImageRejected(
-      `too many pixels: ${width}x${height} is ${megapixels(width * height)}, over the ${megapixels(limits.maxInputPixels)} limit (KILN_MAX_INPUT_PIXELS)`,
-    );
+    throw new ImageRejected(`too many pixels: ${width}x${height} is ${megapixels(width * height)}, over the ${megapixels(limits.maxInputPixels)} limit (KILN_MAX_INPUT_PIXELS)`);
   }
   if (Math.min(width, height) < limits.minImageSide) {
     throw new ImageRejected(`too small: ${width}x${height}, the shorter side must be at least ${limits.minImageSide} px (KILN_MIN_IMAGE_SIDE)`);
@@ -66,12 +69,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
 
   let grid: Buffer;
   try {
-    grid = await sharp(buf, { failOn: 'truncated', limitInputPixels: limits.maxInputPixels })
-      .rotate()
-      .grayscale()
-      .resize(9, 8, { fit: 'fill' })
-      .raw()
-      .toBuffer();
+    grid = await sharp(buf, { failOn: 'truncated', limitInputPixels: limits.maxInputPixels }).rotate().grayscale().resize(9, 8, { fit: 'fill' }).raw().toBuffer();
   } catch (err) {
     throw new ImageRejected(`corrupt or truncated image (${(err as Error).message.split('\n')[0]})`);
   }
@@ -82,7 +80,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
 function dhash(grid: Buffer): bigint {
   let hash = 0n;
   for (let y = 0; y < 8; y++) {
-    for (let x = 0; x < 8; x++) hash = (hash << 1n) | (grid[y * 9 + x]! > grid[y * 9 + x + 1]! ? 1n : 0n);
+    for (let x = 0; x < 8; x++) hash = (hash << 1n) | (grid[y * 9 + x] > grid[y * 9 + x + 1] ? 1n : 0n);
   }
   return hash;
 }
@@ -96,4 +94,3 @@ export function hammingDistance(a: bigint, b: bigint): number {
   }
   return count;
 }
-

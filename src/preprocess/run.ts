@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { taskPaths } from '../domain/task-folder.js';
 import { CaptionError, localCaption, vlmCaption, type CaptionContext } from './captions.js';
 import { localVlmCaptions } from './local-vlm.js';
 import { mapLimit, sha256, writeFileAtomic } from './fs-util.js';
@@ -11,15 +12,7 @@ import { buildManifest, newEntry, type ManifestEntry } from './manifest.js';
 import { renderImage } from './render.js';
 import { SourceIndex } from './source-index.js';
 import { parseTransforms } from './transform-spec.js';
-import {
-  PreprocessError,
-  type PreprocessHooks,
-  type PreprocessJob,
-  type PreprocessOptions,
-  type PreprocessResult,
-  type PreprocessStage,
-  type ZipLimits,
-} from './types.js';
+import { PreprocessError, type PreprocessHooks, type PreprocessJob, type PreprocessOptions, type PreprocessResult, type PreprocessStage, type ZipLimits } from './types.js';
 
 /** dHash distance at or below which two images count as the same picture. */
 const NEAR_DUPLICATE_DISTANCE = 4;
@@ -33,12 +26,7 @@ const label = (e: ManifestEntry) => (e.zip_entry ? `${e.source} (zip entry ${e.z
  * taskDir/dataset/ with NNNN.<ext> + NNNN.txt and manifest.json. Rejected sources are recorded,
  * not fatal; the stage fails (PreprocessError) only when fewer than KILN_MIN_IMAGES remain.
  */
-export async function runPreprocessing(
-  job: PreprocessJob,
-  config: Config,
-  hooks: PreprocessHooks,
-  options: PreprocessOptions = {},
-): Promise<PreprocessResult> {
+export async function runPreprocessing(job: PreprocessJob, config: Config, hooks: PreprocessHooks, options: PreprocessOptions = {}): Promise<PreprocessResult> {
   const { signal } = hooks;
   signal.throwIfAborted();
   const { transforms, issues } = parseTransforms(job.transforms);
@@ -46,9 +34,7 @@ export async function runPreprocessing(
     throw new PreprocessError(`invalid preprocessing_transforms: ${issues.map((i) => `[${i.loc.slice(2).join('.')}] ${i.msg}`).join('; ')}`);
   }
   const imageConcurrency = options.imageConcurrency ?? Math.max(1, Math.min(4, os.availableParallelism()));
-  const sourcesDir = path.join(job.taskDir, 'sources');
-  const datasetDir = path.join(job.taskDir, 'dataset');
-  const manifestPath = path.join(datasetDir, 'manifest.json');
+  const { sources: sourcesDir, dataset: datasetDir, manifest: manifestPath } = taskPaths(job.taskDir);
   await mkdir(sourcesDir, { recursive: true });
   const progress = async (stage: PreprocessStage, processed: number, total: number) => hooks.onProgress({ stage, processed, total });
 
@@ -103,7 +89,7 @@ export async function runPreprocessing(
   await mapLimit(accepted, imageConcurrency, async ({ e, i }, k) => {
     signal.throwIfAborted();
     try {
-      const outputs = await renderImage(await readFile(gathered[i]!.file!), facts[i]!.format, transforms, {
+      const outputs = await renderImage(await readFile(gathered[i].file!), facts[i]!.format, transforms, {
         maxInputPixels: config.maxInputPixels,
         maxSide: config.datasetMaxSide,
       });
@@ -129,7 +115,7 @@ export async function runPreprocessing(
   const local =
     captionCtx.strategy === 'vlm' && !config.vlm.url
       ? await localVlmCaptions(
-          toCaption.map(({ e }) => path.join(datasetDir, e.outputs[0]!.file)),
+          toCaption.map(({ e }) => path.join(datasetDir, e.outputs[0].file)),
           captionCtx,
           config,
           job.taskDir,
@@ -143,9 +129,9 @@ export async function runPreprocessing(
     signal.throwIfAborted();
     let caption: string;
     if (local) {
-      caption = local.get(path.join(datasetDir, e.outputs[0]!.file))!;
+      caption = local.get(path.join(datasetDir, e.outputs[0].file))!;
     } else if (captionCtx.strategy === 'vlm') {
-      const image = await readFile(path.join(datasetDir, e.outputs[0]!.file));
+      const image = await readFile(path.join(datasetDir, e.outputs[0].file));
       try {
         caption = await vlmCaption(image, captionCtx, config, {
           connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -157,7 +143,7 @@ export async function runPreprocessing(
         throw err;
       }
     } else {
-      caption = localCaption(captionCtx, gathered[i]!.providedCaption);
+      caption = localCaption(captionCtx, gathered[i].providedCaption);
     }
     e.caption = caption;
     for (const out of e.outputs) await writeFile(path.join(datasetDir, out.file.replace(/\.[a-z]+$/, '.txt')), `${caption}\n`);
@@ -191,7 +177,7 @@ async function validate(
   const facts = await mapLimit(gathered, concurrency, async (g, i) => {
     if (g.file === null) return null;
     signal.throwIfAborted();
-    const entry = entries[i]!;
+    const entry = entries[i];
     const bytes = await readFile(g.file);
     entry.sha256 = sha256(bytes);
     entry.bytes = bytes.length;
@@ -213,7 +199,7 @@ async function validate(
   const bySha = new Map<string, ManifestEntry>();
   const kept: { entry: ManifestEntry; dhash: bigint }[] = [];
   facts.forEach((f, i) => {
-    const entry = entries[i]!;
+    const entry = entries[i];
     if (!f) return;
     const same = bySha.get(entry.sha256!);
     const near = same ? undefined : kept.find((k) => hammingDistance(k.dhash, f.dhash) <= NEAR_DUPLICATE_DISTANCE);
@@ -236,8 +222,5 @@ async function writeManifest(datasetDir: string, manifestPath: string, job: Prep
 function failureMessage(accepted: number, minImages: number, entries: ManifestEntry[]): string {
   const rejected = entries.filter((e) => e.status === 'rejected');
   const lines = rejected.map((e) => `- ${label(e)}: ${e.reason}`);
-  return [
-    `not enough usable images: ${accepted} of ${entries.length} usable, at least ${minImages} needed (KILN_MIN_IMAGES); ${rejected.length} rejected:`,
-    ...lines,
-  ].join('\n');
+  return [`not enough usable images: ${accepted} of ${entries.length} usable, at least ${minImages} needed (KILN_MIN_IMAGES); ${rejected.length} rejected:`, ...lines].join('\n');
 }

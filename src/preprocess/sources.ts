@@ -3,11 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** What one source_images entry names, before anything is fetched. */
-export type SourceRef =
-  | { kind: 'http'; url: string }
-  | { kind: 'local'; path: string }
-  | { kind: 'data'; mediaType: string; base64: string }
-  | { kind: 'upload'; id: string };
+export type SourceRef = { kind: 'http'; url: string } | { kind: 'local'; path: string } | { kind: 'data'; mediaType: string; base64: string } | { kind: 'upload'; id: string };
 
 export const UPLOAD_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const DATA_URI = /^data:([a-z0-9.+-]+\/[a-z0-9.+-]+)?((?:;[a-z0-9-]+=[^;,]*)*);base64,(.*)$/is;
@@ -48,7 +44,7 @@ export function parseSource(entry: string): SourceRef {
       if (mediaType && !mediaType.startsWith('image/') && mediaType !== 'application/zip') {
         throw new SourceError(`is a data: URI of ${mediaType}; only images and zip archives are accepted`);
       }
-      return { kind: 'data', mediaType, base64: m[3]! };
+      return { kind: 'data', mediaType, base64: m[3] };
     }
     case 'upload': {
       const id = trimmed.slice('upload://'.length);

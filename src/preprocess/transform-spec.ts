@@ -46,7 +46,11 @@ function parseOne(raw: unknown, loc: (string | number)[], issues: Issue[]): Tran
   const type = spec.type;
   if (typeof type !== 'string' || !(type in FIELDS)) {
     const known = Object.keys(FIELDS).join(', ');
-    issues.push({ loc: [...loc, 'type'], msg: type === undefined ? `Field required; one of ${known}` : `Unknown transform type ${JSON.stringify(type)}; expected one of ${known}`, type: type === undefined ? 'missing' : 'literal_error' });
+    issues.push({
+      loc: [...loc, 'type'],
+      msg: type === undefined ? `Field required; one of ${known}` : `Unknown transform type ${JSON.stringify(type)}; expected one of ${known}`,
+      type: type === undefined ? 'missing' : 'literal_error',
+    });
     return null;
   }
   const kind = type as Transform['type'];

@@ -2,8 +2,8 @@ import type { Resolver } from '../net/index.js';
 
 export type TransformSpec = Record<string, unknown>;
 
-export type EntityType = 'PRODUCT' | 'SUBJECT' | 'STYLE';
-export type CaptionStrategy = 'trigger_only' | 'template' | 'provided' | 'vlm';
+export type { CaptionStrategy, EntityType } from '../domain/schemas/training.js';
+import type { CaptionStrategy, EntityType } from '../domain/schemas/training.js';
 
 export interface PreprocessJob {
   taskId: string;

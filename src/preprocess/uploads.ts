@@ -47,7 +47,10 @@ function tenantDir(config: Config, tenantId: string | null): string {
 }
 
 function cleanFilename(filename: string): string {
-  const base = path.basename(filename.replace(/\\/g, '/')).replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const base = path
+    .basename(filename.replace(/\\/g, '/'))
+    .replace(/\p{Cc}/gu, '')
+    .trim();
   return base.slice(0, 255) || 'upload';
 }
 

@@ -111,6 +111,7 @@ export interface GenerationRow {
   attempt: number;
   lease_owner: string | null;
   lease_expires_at: string | null;
+  webhook_url: string | null;
 }
 
 export interface KilnDatabase {

@@ -1,5 +1,5 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import type { Dialect } from './db.js';
+import type { Dialect, KilnDatabase } from './db.js';
 
 /**
  * Migrations for both dialects, applied at start. Each one is written once with the few
@@ -9,7 +9,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   const float = dialect === 'postgres' ? 'double precision' : 'real';
   return {
     '0001_training_tasks': {
-      async up(db: Kysely<any>) {
+      async up(db) {
         await db.schema
           .createTable('training_tasks')
           .addColumn('id', 'text', (c) => c.primaryKey())
@@ -22,9 +22,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('training_type', 'text', (c) => c.notNull())
           .addColumn('entity_type', 'text', (c) => c.notNull())
           .addColumn('entity_id', 'text')
-          .addColumn('status', 'text', (c) =>
-            c.notNull().check(sql`status in ('PENDING','PREPROCESSING','QUEUED','TRAINING','COMPLETED','FAILED','CANCELLED')`),
-          )
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('PENDING','PREPROCESSING','QUEUED','TRAINING','COMPLETED','FAILED','CANCELLED')`))
           .addColumn('progress', float, (c) => c.notNull().defaultTo(0))
           .addColumn('current_step', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('total_steps', 'integer', (c) => c.notNull())
@@ -63,7 +61,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('preprocessing_transforms', 'text')
           .addColumn('preprocessing_captioning_strategy', 'text', (c) => c.notNull())
           .addColumn('preprocessing_captioning_prompt', 'text')
-          .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(1).check(sql`priority between 0 and 3`))
+          .addColumn('priority', 'integer', (c) =>
+            c
+              .notNull()
+              .defaultTo(1)
+              .check(sql`priority between 0 and 3`),
+          )
           .addColumn('priority_changed_at', 'text')
           .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('lease_owner', 'text')
@@ -79,12 +82,10 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0002_engine': {
-      async up(db: Kysely<any>) {
+      async up(db) {
         await db.schema
           .createTable('stage_runs')
-          .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
-            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
-          )
+          .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
           .addColumn('task_id', 'text', (c) => c.notNull())
           .addColumn('stage', 'text', (c) => c.notNull())
           .addColumn('attempt', 'integer', (c) => c.notNull())
@@ -114,7 +115,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0003_generations': {
-      async up(db: Kysely<any>) {
+      async up(db) {
         await db.schema
           .createTable('generations')
           .addColumn('id', 'text', (c) => c.primaryKey())
@@ -136,10 +137,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('generations_lease').on('generations').column('lease_expires_at').execute();
       },
     },
+    // Generations became a job kind of the engine: they announce their end by webhook too.
+    '0004_generation_webhooks': {
+      async up(db) {
+        await db.schema.alterTable('generations').addColumn('webhook_url', 'text').execute();
+      },
+    },
   };
 }
 
-export async function migrate(db: Kysely<any>, dialect: Dialect): Promise<void> {
+export async function migrate(db: Kysely<KilnDatabase>, dialect: Dialect): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   // Kysely looks for its bookkeeping tables in every schema unless told which: name ours, or a
   // second Kiln (or any Kysely app) in another schema of the same database would shadow it.

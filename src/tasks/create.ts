@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULTS, type TrainingTaskCreate } from '../api/schemas/training.js';
+import { DEFAULTS, type TrainingTaskCreate } from '../domain/schemas/training.js';
 import type { Principal } from '../auth/principal.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import { uuidv7 } from '../util/ids.js';

@@ -1,4 +1,4 @@
-import type { ListQuery, TrainingTaskCreate } from '../api/schemas/training.js';
+import type { ListQuery, TrainingTaskCreate } from '../domain/schemas/training.js';
 import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import type { TrainingTaskRow } from '../store/db.js';

@@ -1,4 +1,4 @@
-import type { TrainingTask } from '../api/schemas/training.js';
+import type { TrainingTask } from '../domain/schemas/training.js';
 import type { TrainingTaskRow } from '../store/db.js';
 
 /** The stored row as the seed's TrainingTask: JSON columns parsed, engine bookkeeping dropped. */
@@ -11,8 +11,8 @@ export function toTrainingTask(row: TrainingTaskRow): TrainingTask {
     entity_type: row.entity_type as TrainingTask['entity_type'],
     priority: row.priority as TrainingTask['priority'],
     bypass_guidance_embedding: Boolean(row.bypass_guidance_embedding),
-    sample_prompts: JSON.parse(row.sample_prompts),
-    source_images: JSON.parse(row.source_images),
-    preprocessing_transforms: row.preprocessing_transforms === null ? null : JSON.parse(row.preprocessing_transforms),
+    sample_prompts: JSON.parse(row.sample_prompts) as TrainingTask['sample_prompts'],
+    source_images: JSON.parse(row.source_images) as TrainingTask['source_images'],
+    preprocessing_transforms: row.preprocessing_transforms === null ? null : (JSON.parse(row.preprocessing_transforms) as TrainingTask['preprocessing_transforms']),
   };
 }

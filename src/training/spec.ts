@@ -1,26 +1,11 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
-import type { Slot } from '../engine/stages.js';
+import { taskPaths } from '../domain/task-folder.js';
+import type { Slot } from '../engine/job-kind.js';
 import type { TrainingTaskRow } from '../store/db.js';
 
 export const TRAINER_SPEC_VERSION = 1;
 export const TINY_MODEL = 'builtin:tiny-flux';
-
-/** Folders of a task, as architecture note 5 lays them out. */
-export function taskPaths(taskDir: string) {
-  return {
-    root: taskDir,
-    sources: path.join(taskDir, 'sources'),
-    dataset: path.join(taskDir, 'dataset'),
-    checkpoints: path.join(taskDir, 'checkpoints'),
-    samples: path.join(taskDir, 'samples'),
-    output: path.join(taskDir, 'output'),
-    logs: path.join(taskDir, 'logs'),
-    trainerLog: path.join(taskDir, 'logs', 'trainer.log'),
-    events: path.join(taskDir, 'logs', 'events.jsonl'),
-    spec: path.join(taskDir, 'logs', 'trainer-spec.json'),
-  };
-}
 
 /** The tiny model trains at a size a laptop CPU turns over in well under a second a step. */
 function resolutionFor(baseModel: string): number[] {
@@ -53,17 +38,5 @@ export function trainerSpec(task: TrainingTaskRow, config: Config, slot: Slot) {
     device: slot.kind === 'gpu' ? 'cuda' : 'cpu',
     models_dir: path.join(config.dataDir, 'models'),
     resume: true,
-  };
-}
-
-/** The trainer sees only its own GPU; a CPU slot sees none, so torch cannot wander onto one. */
-export function trainerEnv(config: Config, slot: Slot): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PYTHONUNBUFFERED: '1',
-    // The trainer's log is the task's human log: always at INFO, whatever the service logs at.
-    KILN_LOG_LEVEL: 'INFO',
-    KILN_DATA_DIR: config.dataDir,
-    CUDA_VISIBLE_DEVICES: slot.kind === 'gpu' ? slot.device : '',
   };
 }

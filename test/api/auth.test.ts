@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI } from 'jose';
 import { buildApp } from '../../src/app.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { DIALECTS, openHarness, tmpDir, type Harness } from '../helpers/harness.js';
 import { testConfig } from '../../src/config.js';
 import { openRuntime } from '../../src/runtime.js';
@@ -27,8 +28,7 @@ for (const dialect of DIALECTS) {
     });
     after(() => h.close());
 
-    const get = (url: string, authorization?: string) =>
-      h.app.inject({ method: 'GET', url, headers: authorization ? { authorization } : {} });
+    const get = (url: string, authorization?: string) => h.app.inject({ method: 'GET', url, headers: authorization ? { authorization } : {} });
 
     const refusals: [string, () => Promise<string | undefined>][] = [
       ['no token', async () => undefined],
@@ -44,7 +44,7 @@ for (const dialect of DIALECTS) {
           const res = await get(url, await header());
           assert.equal(res.statusCode, 401);
           assert.equal(res.headers['www-authenticate'], 'Bearer');
-          assert.equal(typeof res.json().detail, 'string');
+          assert.equal(typeof res.json<{ detail: unknown }>().detail, 'string');
         }
         const post = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: { authorization: (await header()) ?? '' }, payload: { trigger_word: 'x' } });
         assert.equal(post.statusCode, 401);
@@ -55,7 +55,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await get('/healthz')).statusCode, 200);
       const ready = await get('/readyz');
       assert.equal(ready.statusCode, 200);
-      assert.equal(ready.json().database, dialect);
+      assert.equal(ready.json<{ database: string }>().database, dialect);
       assert.equal((await get('/openapi.json')).statusCode, 200);
       assert.equal((await get('/docs/')).statusCode, 200);
     });
@@ -65,7 +65,7 @@ for (const dialect of DIALECTS) {
       const globex = await h.auth('globex');
       const admin = await h.auth('ops', { admin: true });
       const created = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: acme, payload: { trigger_word: 'A', origin_tenant_id: 'spoofed' } });
-      const task = created.json();
+      const task = created.json<TrainingTask>();
       assert.equal(task.origin_tenant_id, 'acme', 'a non-admin cannot create for another tenant');
       const url = `/api/v1/training/${task.id}`;
       assert.equal((await h.app.inject({ method: 'GET', url, headers: acme })).statusCode, 200);
@@ -74,12 +74,12 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(other.json(), { detail: 'Training task not found' });
       assert.equal((await h.app.inject({ method: 'POST', url: `${url}/cancel`, headers: globex })).statusCode, 404);
       const globexList = await h.app.inject({ method: 'GET', url: '/api/v1/training/?limit=100', headers: globex });
-      assert.ok(!globexList.json().some((t: { id: string }) => t.id === task.id));
+      assert.ok(!globexList.json<TrainingTask[]>().some((t) => t.id === task.id));
       assert.equal((await h.app.inject({ method: 'GET', url, headers: admin })).statusCode, 200);
       const adminList = await h.app.inject({ method: 'GET', url: '/api/v1/training/?limit=100', headers: admin });
-      assert.ok(adminList.json().some((t: { id: string }) => t.id === task.id));
+      assert.ok(adminList.json<TrainingTask[]>().some((t) => t.id === task.id));
       const onBehalf = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: admin, payload: { trigger_word: 'B', origin_tenant_id: 'globex' } });
-      assert.equal(onBehalf.json().origin_tenant_id, 'globex');
+      assert.equal(onBehalf.json<TrainingTask>().origin_tenant_id, 'globex');
     });
   });
 }

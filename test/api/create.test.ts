@@ -1,5 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { HTTPError, HTTPValidationError } from '../../src/domain/schemas/errors.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 
 for (const dialect of DIALECTS) {
@@ -17,7 +19,7 @@ for (const dialect of DIALECTS) {
     test('fills every default of TrainingTaskCreate and TrainingTask', async () => {
       const res = await create({ trigger_word: 'SNKR' });
       assert.equal(res.statusCode, 201);
-      const t = res.json();
+      const t = res.json<TrainingTask>();
       const expected = {
         training_type: 'LORA',
         entity_type: 'PRODUCT',
@@ -66,7 +68,8 @@ for (const dialect of DIALECTS) {
         priority: 1,
         priority_changed_at: null,
       };
-      for (const [key, value] of Object.entries(expected)) assert.deepEqual(t[key], value, key);
+      const fields: Record<string, unknown> = t;
+      for (const [key, value] of Object.entries(expected)) assert.deepEqual(fields[key], value, key);
       assert.match(t.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       assert.match(t.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.equal(t.created_at, t.updated_at);
@@ -87,7 +90,7 @@ for (const dialect of DIALECTS) {
         preprocessing_captioning_strategy: null,
       });
       assert.equal(res.statusCode, 201);
-      const t = res.json();
+      const t = res.json<TrainingTask>();
       assert.equal(t.rank, 16);
       assert.equal(t.steps, 1000);
       assert.equal(t.learning_rate, 0.0001);
@@ -122,7 +125,7 @@ for (const dialect of DIALECTS) {
         surprise_field: { nested: true },
       });
       assert.equal(res.statusCode, 201, res.body);
-      const t = res.json();
+      const t = res.json<TrainingTask>();
       assert.equal(t.training_type, 'FULL');
       assert.equal(t.entity_type, 'STYLE');
       assert.equal(t.entity_id, entity);
@@ -168,7 +171,7 @@ for (const dialect of DIALECTS) {
         assert.equal(good.statusCode, 201, good.body);
         const res = await create({ trigger_word: 'T', [field]: bad });
         assert.equal(res.statusCode, 422);
-        const issue = res.json().detail.find((d: { loc: unknown[] }) => d.loc[1] === field);
+        const issue = res.json<HTTPValidationError>().detail.find((d) => d.loc[1] === field);
         assert.ok(issue, res.body);
         assert.equal(issue.loc[0], 'body');
         assert.equal(issue.type, type);
@@ -184,29 +187,29 @@ for (const dialect of DIALECTS) {
 
     test('every problem of a body is reported at once', async () => {
       const res = await create({ rank: 0, steps: -1 });
-      const locs = res.json().detail.map((d: { loc: string[] }) => d.loc.join('.'));
+      const locs = res.json<HTTPValidationError>().detail.map((d) => d.loc.join('.'));
       assert.deepEqual(locs.sort(), ['body.rank', 'body.steps', 'body.trigger_word']);
     });
 
     test('an error inside a list names its index', async () => {
       const res = await create({ trigger_word: 'T', sample_prompts: ['ok', 7] });
       assert.equal(res.statusCode, 422);
-      assert.deepEqual(res.json().detail[0].loc, ['body', 'sample_prompts', 1]);
+      assert.deepEqual(res.json<HTTPValidationError>().detail[0].loc, ['body', 'sample_prompts', 1]);
     });
 
     test('setting a priority needs the admin scope', async () => {
       const res = await create({ trigger_word: 'T', priority: 3 });
       assert.equal(res.statusCode, 403);
-      assert.match(res.json().detail, /training:admin/);
+      assert.match(res.json<HTTPError>().detail, /training:admin/);
       const admin = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: await h.auth('acme', { admin: true }), payload: { trigger_word: 'T', priority: 3 } });
       assert.equal(admin.statusCode, 201);
-      assert.equal(admin.json().priority, 3);
+      assert.equal(admin.json<TrainingTask>().priority, 3);
     });
 
     test('a webhook_url that is not an http(s) URL is a 422', async () => {
       const res = await create({ trigger_word: 'T', webhook_url: 'ftp://example.com/hook' });
       assert.equal(res.statusCode, 422);
-      assert.deepEqual(res.json().detail[0].loc, ['body', 'webhook_url']);
+      assert.deepEqual(res.json<HTTPValidationError>().detail[0].loc, ['body', 'webhook_url']);
     });
   });
 }

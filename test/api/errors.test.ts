@@ -1,6 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { HTTPValidationError } from '../../src/domain/schemas/errors.js';
 import { openHarness, type Harness } from '../helpers/harness.js';
+
+/** The parts of the OpenAPI document the test reads. */
+interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  components: {
+    schemas: Record<string, { enum?: unknown[]; required?: string[]; properties?: Record<string, unknown> }>;
+    securitySchemes: Record<string, unknown>;
+  };
+}
 
 describe('error shapes', () => {
   let h: Harness;
@@ -38,17 +49,17 @@ describe('error shapes', () => {
     const payload = JSON.stringify({ trigger_word: 'T', sample_prompts: ['x'.repeat(1024 * 1024)] });
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: { ...headers, 'content-type': 'application/json' }, payload });
     assert.equal(res.statusCode, 413);
-    assert.equal(typeof res.json().detail, 'string');
+    assert.equal(typeof res.json<{ detail: unknown }>().detail, 'string');
   });
 
   test('broken JSON and a missing body are 422s at body', async () => {
     const broken = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: { ...headers, 'content-type': 'application/json' }, payload: '{"trigger_word":' });
     assert.equal(broken.statusCode, 422);
-    assert.deepEqual(broken.json().detail[0].loc, ['body']);
-    assert.equal(broken.json().detail[0].type, 'json_invalid');
+    assert.deepEqual(broken.json<HTTPValidationError>().detail[0].loc, ['body']);
+    assert.equal(broken.json<HTTPValidationError>().detail[0].type, 'json_invalid');
     const empty = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: { ...headers, 'content-type': 'application/json' }, payload: '' });
     assert.equal(empty.statusCode, 422);
-    assert.equal(empty.json().detail[0].type, 'missing');
+    assert.equal(empty.json<HTTPValidationError>().detail[0].type, 'missing');
     const notObject = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: [1, 2] as unknown as object });
     assert.equal(notObject.statusCode, 422);
   });
@@ -61,9 +72,19 @@ describe('error shapes', () => {
   });
 
   test('the OpenAPI document is 3.1 and names the seed schemas', async () => {
-    const doc = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const doc = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json<OpenApiDocument>();
     assert.match(doc.openapi, /^3\.1/);
-    for (const name of ['TrainingTaskCreate', 'TrainingTask', 'HTTPValidationError', 'ValidationError', 'TrainingType', 'EntityType', 'TrainingStatus', 'TaskPriority', 'CaptioningStrategy']) {
+    for (const name of [
+      'TrainingTaskCreate',
+      'TrainingTask',
+      'HTTPValidationError',
+      'ValidationError',
+      'TrainingType',
+      'EntityType',
+      'TrainingStatus',
+      'TaskPriority',
+      'CaptioningStrategy',
+    ]) {
       assert.ok(doc.components.schemas[name], name);
     }
     const create = doc.paths['/api/v1/training/'].post;
@@ -72,7 +93,7 @@ describe('error shapes', () => {
     assert.deepEqual(doc.components.securitySchemes.HTTPBearer, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     assert.deepEqual(doc.components.schemas.TrainingStatus.enum, ['PENDING', 'PREPROCESSING', 'QUEUED', 'TRAINING', 'COMPLETED', 'FAILED', 'CANCELLED']);
     assert.deepEqual(doc.components.schemas.TrainingTaskCreate.required, ['trigger_word']);
-    const props = Object.keys(doc.components.schemas.TrainingTask.properties);
+    const props = Object.keys(doc.components.schemas.TrainingTask.properties ?? {});
     for (const field of ['celery_chain_task_id', 'priority_changed_at', 'processed_dataset_path', 'eta_seconds']) assert.ok(props.includes(field), field);
   });
 });

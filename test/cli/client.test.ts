@@ -45,7 +45,7 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.match(res.stdout, /status\s+PENDING/);
     assert.match(res.stdout, /step\s+0\/50/);
     const json = await kiln('status', taskId, '--json');
-    assert.equal(JSON.parse(json.stdout).id, taskId);
+    assert.equal((JSON.parse(json.stdout) as { id: string }).id, taskId);
   });
 
   test('list shows the task in a table, filters by status', async () => {

@@ -49,7 +49,14 @@ describe('progress rendering', () => {
     renderer.update({ status: 'QUEUED', total: 10 });
     for (let step = 1; step <= 5; step++) renderer.update({ status: 'TRAINING', step });
     renderer.update({ status: 'COMPLETED', step: 10 });
-    assert.deepEqual(out.text().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['QUEUED', 'TRAINING', 'COMPLETED']);
+    assert.deepEqual(
+      out
+        .text()
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0]),
+      ['QUEUED', 'TRAINING', 'COMPLETED'],
+    );
     assert.ok(!out.text().includes('\r'));
   });
 });

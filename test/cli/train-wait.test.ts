@@ -24,14 +24,33 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     const folder = await photoFolder(3);
     const out = tmpDir('kiln-cli-out-');
     const kiln = (...args: string[]) => runKiln(args, { server: server.url, token });
-    const res = await kiln('train', folder, '--trigger', 'CLITOK', '--steps', '10', '--base', 'builtin:tiny-flux', '--sample', 'a [trigger]', '--sample-every', '5', '--wait', '--out', out);
+    const res = await kiln(
+      'train',
+      folder,
+      '--trigger',
+      'CLITOK',
+      '--steps',
+      '10',
+      '--base',
+      'builtin:tiny-flux',
+      '--sample',
+      'a [trigger]',
+      '--sample-every',
+      '5',
+      '--wait',
+      '--out',
+      out,
+    );
     assert.equal(res.code, 0, res.stderr);
     const [id, loraPath] = res.stdout.trim().split('\n');
     assert.equal(loraPath, path.join(out, 'lora.safetensors'));
     // Not a TTY here: plain progress lines, one per status at least.
     assert.match(res.stderr, /^TRAINING\s+\d+\/10/m);
 
-    const listed = (await (await fetch(`${server.url}/api/v1/training/${id}/artifacts`, { headers: { authorization: `Bearer ${token}` } })).json()) as { path: string; sha256: string }[];
+    const listed = (await (await fetch(`${server.url}/api/v1/training/${id}/artifacts`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      path: string;
+      sha256: string;
+    }[];
     const weights = listed.find((a) => a.path === 'output/lora.safetensors');
     assert.ok(weights, 'the LoRA is listed');
     assert.equal(sha256(loraPath), weights.sha256);

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { startFleet, type Fleet } from '../helpers/fleet.js';
 import { isAlive, mintToken, until, type KilnProcess } from '../helpers/processes.js';
@@ -32,7 +33,7 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     const refs = await client.upload(await makePhotos(3, 7));
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const res = await client.json('POST', '/api/v1/training/', {
+      const res = await client.json<TrainingTask>('POST', '/api/v1/training/', {
         trigger_word: `FLEET${i}`,
         base_model_path: 'builtin:tiny-flux',
         steps: 80,
@@ -47,12 +48,7 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     // Catch a training stage in flight, with its trainer running, and kill its worker outright.
     const victim = await until(
       async () =>
-        store.db
-          .selectFrom('training_tasks')
-          .select(['id', 'lease_owner', 'current_step'])
-          .where('status', '=', 'TRAINING')
-          .where('current_step', '>', 0)
-          .executeTakeFirst(),
+        store.db.selectFrom('training_tasks').select(['id', 'lease_owner', 'current_step']).where('status', '=', 'TRAINING').where('current_step', '>', 0).executeTakeFirst(),
       'a training stage with steps',
       240_000,
       50,
@@ -96,7 +92,10 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     }
     // The resumed run picked up from a checkpoint rather than from scratch.
     const log = fs.readFileSync(path.join(target.dataDir, 'tasks', victim.id, 'logs', 'events.jsonl'), 'utf8');
-    const starts = log.split('\n').filter((l) => l.includes('"type":"started"')).map((l) => JSON.parse(l).start_step as number);
+    const starts = log
+      .split('\n')
+      .filter((l) => l.includes('"type":"started"'))
+      .map((l) => (JSON.parse(l) as { start_step: number }).start_step);
     assert.equal(starts.length, 2);
     assert.equal(starts[0], 0);
   });
@@ -104,8 +103,14 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
   test('SIGTERM on a worker checkpoints, gives the stage back, and the next worker resumes it', async () => {
     const client = api(target);
     const refs = await client.upload(await makePhotos(2, 11));
-    const created = await client.json('POST', '/api/v1/training/', { trigger_word: 'DRAIN', base_model_path: 'builtin:tiny-flux', steps: 5000, save_every: 5000, source_images: refs });
-    const id = created.body.id as string;
+    const created = await client.json<TrainingTask>('POST', '/api/v1/training/', {
+      trigger_word: 'DRAIN',
+      base_model_path: 'builtin:tiny-flux',
+      steps: 5000,
+      save_every: 5000,
+      source_images: refs,
+    });
+    const id = created.body.id;
     const row = await until(
       async () => store.db.selectFrom('training_tasks').select(['lease_owner', 'current_step']).where('id', '=', id).where('current_step', '>', 5).executeTakeFirst(),
       'training steps',
@@ -114,7 +119,7 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     );
     const holder = workers.find((w) => row.lease_owner!.includes(`:${w.child.pid}:`))!;
     assert.equal(await holder.stop('SIGTERM'), 0, 'the worker exits cleanly');
-    const released = (await store.db.selectFrom('training_tasks').selectAll().where('id', '=', id).executeTakeFirstOrThrow());
+    const released = await store.db.selectFrom('training_tasks').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     assert.equal(released.status, 'QUEUED');
     assert.equal(released.lease_owner, null);
     const checkpoints = fs.readdirSync(path.join(target.dataDir, 'tasks', id, 'checkpoints'));
@@ -122,12 +127,20 @@ describe('fleet failover (Postgres, 1 API + 2 workers)', { timeout: 600_000 }, (
     const savedAt = Number(checkpoints[0].replace('step_', ''));
 
     fleet.startWorker();
-    const resumed = await until(async () => {
-      const log = fs.readFileSync(path.join(target.dataDir, 'tasks', id, 'logs', 'events.jsonl'), 'utf8');
-      const starts = log.split('\n').filter((l) => l.includes('"type":"started"')).map((l) => JSON.parse(l).start_step as number);
-      return starts.length === 2 && starts;
-    }, 'the stage to resume on a new worker', 120_000, 200);
+    const resumed = await until(
+      async () => {
+        const log = fs.readFileSync(path.join(target.dataDir, 'tasks', id, 'logs', 'events.jsonl'), 'utf8');
+        const starts = log
+          .split('\n')
+          .filter((l) => l.includes('"type":"started"'))
+          .map((l) => (JSON.parse(l) as { start_step: number }).start_step);
+        return starts.length === 2 && starts;
+      },
+      'the stage to resume on a new worker',
+      120_000,
+      200,
+    );
     assert.equal(resumed[1], savedAt, 'training resumed from the checkpoint it stopped at');
-    assert.equal((await client.json('POST', `/api/v1/training/${id}/cancel`)).body.status, 'CANCELLED');
+    assert.equal((await client.json<TrainingTask>('POST', `/api/v1/training/${id}/cancel`)).body.status, 'CANCELLED');
   });
 });

@@ -1,12 +1,19 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { claimNext } from '../../src/engine/claim.js';
-import { renewLease, rescueExpired } from '../../src/engine/leases.js';
+import { renewLease } from '../../src/engine/lease-keeper.js';
+import { rescueExpired } from '../../src/engine/rescuer.js';
+import type { HTTPError } from '../../src/domain/schemas/errors.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
+import { kindsOf } from '../helpers/kinds.js';
+import { insertGeneration } from '../helpers/generations.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 import { insertTask } from '../helpers/tasks.js';
 
+const kinds = (h: Harness) => kindsOf(h.runtime.taskStore, h.runtime.generationStore);
 const claim = (h: Harness, stage: 'preprocess' | 'train', workerId = 'w1', cap = 0, leaseSeconds = 30) =>
-  claimNext(h.runtime.taskStore, { stage, workerId, leaseSeconds, maxRunningPerTenant: cap });
+  claimNext(kinds(h)[stage], { workerId, leaseSeconds, maxRunningPerTenant: cap });
+const rescue = (h: Harness, maxAttempts: number) => rescueExpired(Object.values(kinds(h)), maxAttempts);
 
 for (const dialect of DIALECTS) {
   describe(`queue (${dialect})`, () => {
@@ -60,6 +67,25 @@ for (const dialect of DIALECTS) {
       assert.equal((await claim(h, 'preprocess', 'w', 1))!.id, a2.id);
     });
 
+    test('generations are claimed oldest first, and never twice by concurrent claimers', async () => {
+      await h.runtime.store.db.deleteFrom('generations').execute();
+      const t0 = Date.now() - 10_000;
+      const made = [];
+      for (let i = 0; i < 12; i++) made.push(await insertGeneration(h.runtime.generationStore, { created_at: new Date(t0 + ((i * 7919) % 12_000)).toISOString() }));
+      const generate = kinds(h).generate;
+      const results = await Promise.all(Array.from({ length: 16 }, (_, i) => claimNext(generate, { workerId: `g${i % 4}`, leaseSeconds: 30, maxRunningPerTenant: 0 })));
+      const ids = results.filter(Boolean).map((r) => r!.id);
+      assert.equal(ids.length, 12);
+      assert.equal(new Set(ids).size, 12);
+      for (const r of results.filter(Boolean)) assert.equal(r!.status, 'RUNNING');
+      const sequential = [...made].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)).map((g) => g.id);
+      await h.runtime.store.db.updateTable('generations').set({ status: 'PENDING', lease_owner: null, lease_expires_at: null }).execute();
+      const order = [];
+      for (let i = 0; i < 12; i++) order.push((await claimNext(generate, { workerId: 'one', leaseSeconds: 30, maxRunningPerTenant: 0 }))!.id);
+      assert.deepEqual(order, sequential);
+      await h.runtime.store.db.deleteFrom('generations').execute();
+    });
+
     test('concurrent claimers never take the same task', async () => {
       for (let i = 0; i < 30; i++) await insertTask(h.runtime.taskStore);
       const results = await Promise.all(Array.from({ length: 40 }, (_, i) => claim(h, 'preprocess', `w${i % 4}`)));
@@ -74,8 +100,8 @@ for (const dialect of DIALECTS) {
       const second = await insertTask(h.runtime.taskStore, { createdAt: Date.now() - 1000 });
       const res = await h.app.inject({ method: 'PATCH', url: `/api/v1/training/${second.id}/priority`, headers: await h.auth(null, { admin: true }), payload: { priority: 3 } });
       assert.equal(res.statusCode, 200, res.body);
-      assert.equal(res.json().priority, 3);
-      assert.ok(res.json().priority_changed_at);
+      assert.equal(res.json<TrainingTask>().priority, 3);
+      assert.ok(res.json<TrainingTask>().priority_changed_at);
       assert.equal((await claim(h, 'preprocess'))!.id, second.id);
       assert.equal((await claim(h, 'preprocess'))!.id, first.id);
       const denied = await h.app.inject({ method: 'PATCH', url: `/api/v1/training/${first.id}/priority`, headers: await h.auth('acme'), payload: { priority: 0 } });
@@ -111,17 +137,25 @@ for (const dialect of DIALECTS) {
       await claim(h, 'preprocess', 'old');
       await h.runtime.store.db.updateTable('training_tasks').set({ lease_owner: 'new' }).where('id', '=', u.id).execute();
       assert.equal((await h.runtime.taskStore.transition(u.id, 'finish_preprocessing', { leaseOwner: 'old' })).ok, false);
-      assert.equal(await renewLease(h.runtime.store, u.id, 'old', 30), false);
-      assert.equal(await renewLease(h.runtime.store, u.id, 'new', 30), true);
+      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'old', 30), false);
+      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'new', 30), true);
     });
 
     test('an expired lease is rescued, the attempt counted, and the task failed after the last attempt', async () => {
       const t = await insertTask(h.runtime.taskStore);
-      const expire = () => h.runtime.store.db.updateTable('training_tasks').set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', t.id).execute();
+      const expire = () =>
+        h.runtime.store.db
+          .updateTable('training_tasks')
+          .set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() })
+          .where('id', '=', t.id)
+          .execute();
       await claim(h, 'preprocess', 'doomed');
       await expire();
-      let report = await rescueExpired(h.runtime.taskStore, 2);
-      assert.deepEqual(report.requeued.map((r) => r.id), [t.id]);
+      let report = await rescue(h, 2);
+      assert.deepEqual(
+        report.requeued.map((r) => r.id),
+        [t.id],
+      );
       const back = (await h.runtime.taskStore.get(t.id))!;
       assert.equal(back.status, 'PENDING');
       assert.equal(back.lease_owner, null);
@@ -129,17 +163,35 @@ for (const dialect of DIALECTS) {
       assert.equal(second.attempt, 2);
       assert.equal(second.celery_preprocessing_task_id, `${t.id}:preprocess:2`);
       await expire();
-      report = await rescueExpired(h.runtime.taskStore, 2);
-      assert.deepEqual(report.failed.map((r) => r.id), [t.id]);
+      report = await rescue(h, 2);
+      assert.deepEqual(
+        report.failed.map((r) => r.id),
+        [t.id],
+      );
       const failed = (await h.runtime.taskStore.get(t.id))!;
       assert.equal(failed.status, 'FAILED');
       assert.match(failed.error_message!, /lost its worker.*2 attempts.*KILN_MAX_ATTEMPTS=2/);
       // A live lease is left alone.
       const live = await insertTask(h.runtime.taskStore);
       await claim(h, 'preprocess', 'alive');
-      report = await rescueExpired(h.runtime.taskStore, 2);
+      report = await rescue(h, 2);
       assert.equal(report.requeued.length + report.failed.length, 0);
       assert.equal((await h.runtime.taskStore.get(live.id))!.status, 'PREPROCESSING');
+    });
+
+    test('the rescuer works through every expired lease in batches, on both tables', async () => {
+      const expired = new Date(Date.now() - 1000).toISOString();
+      const tasks = [];
+      for (let i = 0; i < 5; i++) tasks.push(await insertTask(h.runtime.taskStore));
+      for (let i = 0; i < 5; i++) await claim(h, 'preprocess', `gone-${i}`);
+      const generation = await insertGeneration(h.runtime.generationStore);
+      await claimNext(kinds(h).generate, { workerId: 'gone-g', leaseSeconds: 30, maxRunningPerTenant: 0 });
+      await h.runtime.store.db.updateTable('training_tasks').set({ lease_expires_at: expired }).execute();
+      await h.runtime.store.db.updateTable('generations').set({ lease_expires_at: expired }).execute();
+      const report = await rescueExpired(Object.values(kinds(h)), 3, 2);
+      assert.deepEqual(report.requeued.map((r) => r.id).sort(), [...tasks.map((t) => t.id), generation.id].sort());
+      assert.equal((await h.runtime.generationStore.get(generation.id))!.status, 'PENDING');
+      await h.runtime.store.db.deleteFrom('generations').execute();
     });
 
     test('retry puts a FAILED or CANCELLED task back; other statuses are a 409', async () => {
@@ -147,15 +199,15 @@ for (const dialect of DIALECTS) {
       const t = await insertTask(h.runtime.taskStore, { set: { status: 'FAILED', error_message: 'boom', attempt: 3 } });
       const res = await h.app.inject({ method: 'POST', url: `/api/v1/training/${t.id}/retry`, headers });
       assert.equal(res.statusCode, 200, res.body);
-      assert.equal(res.json().status, 'PENDING');
-      assert.equal(res.json().error_message, null);
-      assert.equal(res.json().attempt, 0);
+      assert.equal(res.json<TrainingTask>().status, 'PENDING');
+      assert.equal(res.json<TrainingTask>().error_message, null);
+      assert.equal(res.json<TrainingTask>().attempt, 0);
       const again = await h.app.inject({ method: 'POST', url: `/api/v1/training/${t.id}/retry`, headers });
       assert.equal(again.statusCode, 409);
       const stopping = await insertTask(h.runtime.taskStore, { set: { status: 'CANCELLED', lease_owner: 'w' } });
       const busy = await h.app.inject({ method: 'POST', url: `/api/v1/training/${stopping.id}/retry`, headers });
       assert.equal(busy.statusCode, 409);
-      assert.match(busy.json().detail, /still stopping/);
+      assert.match(busy.json<HTTPError>().detail, /still stopping/);
     });
   });
 }

@@ -2,7 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { Worker } from '../../src/engine/worker.js';
-import { StageFailure, type StageContext, type StageHandlers } from '../../src/engine/stages.js';
+import { JobFailure, type JobContext, type JobHandler } from '../../src/engine/job-kind.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
+import type { TrainingTaskRow } from '../../src/store/db.js';
+import { kindsOf } from '../helpers/kinds.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 import { insertTask } from '../helpers/tasks.js';
 
@@ -22,22 +25,22 @@ async function until<T>(probe: () => Promise<T | undefined | false>, what: strin
 function gatedStages() {
   const gates = new Map<string, () => void>();
   const seen: { stage: string; task: string; stopReason?: unknown; stoppedAt?: number }[] = [];
-  const wait = (stage: string) => async (ctx: StageContext) => {
-    const entry: (typeof seen)[number] = { stage, task: ctx.task.id };
+  const wait = (stage: string) => async (ctx: JobContext<TrainingTaskRow>) => {
+    const entry: (typeof seen)[number] = { stage, task: ctx.row.id };
     seen.push(entry);
     await new Promise<void>((resolve) => {
-      gates.set(`${stage}:${ctx.task.id}`, resolve);
+      gates.set(`${stage}:${ctx.row.id}`, resolve);
       ctx.signal.addEventListener('abort', () => {
         entry.stopReason = ctx.signal.reason;
         entry.stoppedAt = Date.now();
         resolve();
       });
     });
-    if (ctx.task.trigger_word === 'FAILME') throw new StageFailure(`${stage} refused this dataset`);
+    if (ctx.row.trigger_word === 'FAILME') throw new JobFailure(`${stage} refused this dataset`);
     await ctx.update({ current_step: 5 });
     return { set: stage === 'train' ? { local_model_path: '/tmp/lora.safetensors' } : { processed_dataset_path: '/tmp/ds' } };
   };
-  const handlers: StageHandlers = { preprocess: wait('preprocess'), train: wait('train') };
+  const handlers: Record<'preprocess' | 'train', JobHandler<TrainingTaskRow>> = { preprocess: wait('preprocess'), train: wait('train') };
   const open = (stage: string, task: string) => gates.get(`${stage}:${task}`)?.();
   return { handlers, seen, open, gates };
 }
@@ -50,8 +53,18 @@ for (const dialect of DIALECTS) {
     });
     after(() => h.close());
 
-    const makeWorker = (handlers: StageHandlers, id: string) =>
-      new Worker({ tasks: h.runtime.taskStore, config: h.config, handlers, log: silent, trainSlots: [{ kind: 'cpu', index: 0 }], preprocessSlots: 1, pollMs: 100, id });
+    const makeWorker = (handlers: Record<'preprocess' | 'train', JobHandler<TrainingTaskRow>>, id: string) => {
+      const kinds = kindsOf(h.runtime.taskStore, h.runtime.generationStore, handlers);
+      return new Worker({
+        store: h.runtime.store,
+        config: h.config,
+        kinds: [kinds.preprocess, kinds.train],
+        log: silent,
+        slots: { accelerator: [{ kind: 'cpu', index: 0 }], preprocess: 1 },
+        pollMs: 100,
+        id,
+      });
+    };
 
     test('runs both stages to COMPLETED, logging each stage run', async () => {
       const g = gatedStages();
@@ -75,9 +88,18 @@ for (const dialect of DIALECTS) {
       assert.equal(done.local_model_path, '/tmp/lora.safetensors');
       assert.ok(done.completed_at);
       const runs = await h.runtime.store.db.selectFrom('stage_runs').selectAll().where('task_id', '=', t.id).orderBy('id').execute();
-      assert.deepEqual(runs.map((r) => [r.stage, r.outcome]), [['preprocess', 'completed'], ['train', 'completed']]);
+      assert.deepEqual(
+        runs.map((r) => [r.stage, r.outcome]),
+        [
+          ['preprocess', 'completed'],
+          ['train', 'completed'],
+        ],
+      );
       const events = await h.runtime.store.db.selectFrom('webhook_deliveries').select('event_type').where('task_id', '=', t.id).orderBy('created_at').orderBy('id').execute();
-      assert.deepEqual(events.map((e) => e.event_type), ['training.preprocessing', 'training.started', 'training.completed']);
+      assert.deepEqual(
+        events.map((e) => e.event_type),
+        ['training.preprocessing', 'training.started', 'training.completed'],
+      );
       await w.stop();
     });
 
@@ -89,7 +111,7 @@ for (const dialect of DIALECTS) {
       await until(() => Promise.resolve(g.gates.has(`train:${t.id}`)), 'training to start');
       const cancelledAt = Date.now();
       const res = await h.app.inject({ method: 'POST', url: `/api/v1/training/${t.id}/cancel`, headers: await h.auth('acme') });
-      assert.equal(res.json().status, 'CANCELLED', 'the record is CANCELLED when the call returns');
+      assert.equal(res.json<TrainingTask>().status, 'CANCELLED', 'the record is CANCELLED when the call returns');
       const entry = await until(() => Promise.resolve(g.seen.find((s) => s.task === t.id && s.stoppedAt)), 'the stage to be stopped');
       assert.equal(entry.stopReason, 'cancelled');
       assert.ok(entry.stoppedAt! - cancelledAt < 1000, `stopped after ${entry.stoppedAt! - cancelledAt} ms`);
@@ -143,7 +165,7 @@ for (const dialect of DIALECTS) {
       const t = await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED' } });
       // A claim by a worker that then vanishes: nobody renews the 2 s lease.
       const { claimNext } = await import('../../src/engine/claim.js');
-      await claimNext(h.runtime.taskStore, { stage: 'train', workerId: 'ghost', leaseSeconds: 1, maxRunningPerTenant: 0 });
+      await claimNext(kindsOf(h.runtime.taskStore, h.runtime.generationStore).train, { workerId: 'ghost', leaseSeconds: 1, maxRunningPerTenant: 0 });
       const g = gatedStages();
       const w = makeWorker(g.handlers, `w-rescuer-${dialect}`);
       await w.start();
@@ -153,5 +175,21 @@ for (const dialect of DIALECTS) {
       await until(async () => (await h.runtime.taskStore.get(t.id))?.status === 'COMPLETED', 'completion');
       await w.stop();
     });
+
+    if (dialect === 'postgres') {
+      test('one worker at a time is the rescuer; when it stops, another takes over', async () => {
+        const a = makeWorker(gatedStages().handlers, 'w-elect-a');
+        const b = makeWorker(gatedStages().handlers, 'w-elect-b');
+        await a.start();
+        await b.start();
+        await until(async () => a.isRescuer || b.isRescuer, 'a rescuer to be elected');
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(Number(a.isRescuer) + Number(b.isRescuer), 1, 'exactly one rescuer');
+        const [leader, other] = a.isRescuer ? [a, b] : [b, a];
+        await leader.stop();
+        await until(async () => other.isRescuer, 'the other worker to take over');
+        await other.stop();
+      });
+    }
   });
 }

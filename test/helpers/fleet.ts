@@ -1,8 +1,13 @@
 import path from 'node:path';
+import type { Dialect } from '../../src/store/db.js';
 import { createPgSchema, tmpDir, TEST_PG_URL } from './harness.js';
 import { startKiln, waitForHttp, type KilnProcess } from './processes.js';
 
-/** Fleet mode as deployed: a Postgres schema, one `kiln serve --no-worker`, N `kiln worker`s. */
+/**
+ * Fleet mode as deployed: one `kiln serve --no-worker` and N `kiln worker`s sharing a data dir
+ * and a database: a Postgres schema by default, or the data dir's SQLite file (several
+ * processes on one machine).
+ */
 export interface Fleet {
   baseUrl: string;
   dataDir: string;
@@ -14,11 +19,11 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-export async function startFleet(opts: { workers: number; env?: Record<string, string> }): Promise<Fleet> {
-  const schema = await createPgSchema();
+export async function startFleet(opts: { workers: number; env?: Record<string, string>; dialect?: Dialect }): Promise<Fleet> {
+  const schema = opts.dialect === 'sqlite' ? null : await createPgSchema();
   const dataDir = tmpDir('kiln-fleet-');
   const port = 18000 + Math.floor(Math.random() * 4000);
-  const databaseUrl = `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}`;
+  const databaseUrl = schema ? `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}` : '';
   const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), ...opts.env };
   const api = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
   await waitForHttp(`http://127.0.0.1:${port}/readyz`);
@@ -38,7 +43,7 @@ export async function startFleet(opts: { workers: number; env?: Record<string, s
     startWorker,
     async stop() {
       for (const p of [...workers, api]) await p.stop();
-      await schema.drop();
+      await schema?.drop();
     },
   };
 }

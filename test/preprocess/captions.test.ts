@@ -8,6 +8,12 @@ import { PreprocessError } from '../../src/preprocess/index.js';
 import { localCaption, withTrigger } from '../../src/preprocess/captions.js';
 import { jpeg, runJob, startServer, tempDir } from './helpers.js';
 
+/** The part of an OpenAI-compatible chat request these tests read. */
+interface ChatRequest {
+  model: string;
+  messages: { content: [unknown, { image_url: { url: string } }] }[];
+}
+
 describe('captions', () => {
   it('prepends the trigger word only where it is missing', () => {
     assert.equal(withTrigger('a red mug', 'ohwx'), 'ohwx, a red mug');
@@ -25,12 +31,12 @@ describe('captions', () => {
   });
 
   it('vlm: asks an OpenAI-compatible endpoint and writes its caption', async () => {
-    const requests: { auth?: string; body: any }[] = [];
+    const requests: { auth?: string; body: ChatRequest }[] = [];
     const vlm = await startServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        requests.push({ auth: req.headers.authorization, body: JSON.parse(body) });
+        requests.push({ auth: req.headers.authorization, body: JSON.parse(body) as ChatRequest });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'A ceramic mug on a wooden table.' } }] }));
       });
@@ -46,9 +52,9 @@ describe('captions', () => {
     assert.equal(await readFile(path.join(out.result!.datasetDir, '0001.txt'), 'utf8'), 'ohwx, A ceramic mug on a wooden table.\n');
     assert.equal(requests.length, 1);
     const [request] = requests;
-    assert.equal(request!.auth, 'Bearer k-123');
-    assert.equal(request!.body.model, 'qwen-vl');
-    const content = request!.body.messages[0].content;
+    assert.equal(request.auth, 'Bearer k-123');
+    assert.equal(request.body.model, 'qwen-vl');
+    const content = request.body.messages[0].content;
     assert.deepEqual(content[0], { type: 'text', text: 'Describe the product.' });
     assert.match(content[1].image_url.url, /^data:image\/jpeg;base64,\/9j\//);
   });

@@ -15,8 +15,8 @@ async function assertRejected(out: Awaited<ReturnType<typeof runJob>>, reason: R
   assert.ok(out.error instanceof PreprocessError, `expected PreprocessError, got ${out.error?.stack}`);
   assert.match(out.error.message, reason);
   const manifest = await manifestOf(out.taskDir);
-  assert.equal(manifest.entries[0]!.status, 'rejected');
-  assert.match(manifest.entries[0]!.reason!, reason);
+  assert.equal(manifest.entries[0].status, 'rejected');
+  assert.match(manifest.entries[0].reason!, reason);
 }
 
 describe('downloading', () => {
@@ -54,10 +54,7 @@ describe('downloading', () => {
       config: { allowPrivateNetworks: false },
       options: { allowedOrigins: [server.url] },
     });
-    await assertRejected(
-      out,
-      /refused: redirect to http:\/\/127\.0\.0\.1:\d+\/internal points to 127\.0\.0\.1, a loopback address; set KILN_ALLOW_PRIVATE_NETWORKS=1 to allow/,
-    );
+    await assertRejected(out, /refused: redirect to http:\/\/127\.0\.0\.1:\d+\/internal points to 127\.0\.0\.1, a loopback address; set KILN_ALLOW_PRIVATE_NETWORKS=1 to allow/);
     assert.equal(server.hits.get('/start.jpg'), 1);
     assert.equal(target.hits.size, 0, 'the redirect target was never contacted');
   });
@@ -76,7 +73,12 @@ describe('downloading', () => {
   it('a hostname resolving to a private address is refused (resolver stubbed, nothing connected)', async () => {
     const out = await runJob(['http://photos.example/cat.jpg'], {
       config: { allowPrivateNetworks: false },
-      options: { lookup: async () => [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.5', family: 4 }] },
+      options: {
+        lookup: async () => [
+          { address: '93.184.216.34', family: 4 },
+          { address: '10.0.0.5', family: 4 },
+        ],
+      },
     });
     await assertRejected(out, /URL resolves to 10\.0\.0\.5, a private address/);
   });
@@ -117,7 +119,7 @@ describe('downloading', () => {
     const sources = [`${server.url}/1.jpg`, `${server.url}/2.jpg`];
     const first = await runJob(sources, { dataDir });
     assert.ifError(first.error);
-    const index = JSON.parse(await readFile(path.join(first.taskDir, 'sources', 'index.json'), 'utf8'));
+    const index = JSON.parse(await readFile(path.join(first.taskDir, 'sources', 'index.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(index).sort(), sources.sort());
 
     const second = await runJob(sources, { dataDir });

@@ -14,11 +14,13 @@ describe('a task with several kinds of source', () => {
     const dataDir = await tempDir();
     const root = await tempDir();
     const fromUrl = await jpeg(640, 480, 51);
-    const server = await startServer((req, res) =>
-      req.url === '/photo.jpg' ? res.writeHead(200, { 'content-type': 'image/jpeg' }).end(fromUrl) : res.writeHead(404).end(),
-    );
+    const server = await startServer((req, res) => (req.url === '/photo.jpg' ? res.writeHead(200, { 'content-type': 'image/jpeg' }).end(fromUrl) : res.writeHead(404).end()));
     await writeFile(path.join(root, 'local.jpg'), await jpeg(2000, 1000, 52));
-    const dataUri = `data:image/png;base64,${(await sharp(await jpeg(300, 300, 53)).png().toBuffer()).toString('base64')}`;
+    const dataUri = `data:image/png;base64,${(
+      await sharp(await jpeg(300, 300, 53))
+        .png()
+        .toBuffer()
+    ).toString('base64')}`;
     const upload = await saveUpload(testConfig(dataDir), 'acme', 'mine.jpg', Readable.from([await jpeg(500, 400, 54)]));
 
     const sources = [`${server.url}/photo.jpg`, path.join(root, 'local.jpg'), dataUri, upload.reference, `${server.url}/gone.jpg`];
@@ -31,7 +33,7 @@ describe('a task with several kinds of source', () => {
     const { result } = out;
     assert.equal(result!.accepted, 4);
     assert.equal(result!.datasetDir, path.join(out.taskDir, 'dataset'));
-    assert.match(result!.rejected[0]!.reason, /HTTP 404/);
+    assert.match(result!.rejected[0].reason, /HTTP 404/);
 
     const files = (await readdir(result!.datasetDir)).sort();
     assert.deepEqual(files, ['0001.jpg', '0001.txt', '0002.jpg', '0002.txt', '0003.png', '0003.txt', '0004.jpg', '0004.txt', 'manifest.json']);
@@ -42,16 +44,16 @@ describe('a task with several kinds of source', () => {
     assert.equal(manifest.entries.length, 5);
     assert.equal(manifest.accepted, 4);
     const [url, local, data, up, gone] = manifest.entries;
-    assert.equal(url!.source, sources[0]);
-    assert.equal(url!.sha256, (await import('node:crypto')).createHash('sha256').update(fromUrl).digest('hex'));
-    assert.equal(url!.bytes, fromUrl.length);
-    assert.deepEqual([local!.width, local!.height, local!.outputs[0]!.width, local!.outputs[0]!.height], [2000, 1000, 1024, 512]);
-    assert.match(data!.source, /^data:image\/png;base64,.{0,20}…$/);
-    assert.equal(data!.format, 'png');
-    assert.equal(up!.source, upload.reference);
-    assert.equal(up!.caption, 'a photo of ohwx person');
-    assert.equal(gone!.status, 'rejected');
-    assert.deepEqual(gone!.outputs, []);
+    assert.equal(url.source, sources[0]);
+    assert.equal(url.sha256, (await import('node:crypto')).createHash('sha256').update(fromUrl).digest('hex'));
+    assert.equal(url.bytes, fromUrl.length);
+    assert.deepEqual([local.width, local.height, local.outputs[0].width, local.outputs[0].height], [2000, 1000, 1024, 512]);
+    assert.match(data.source, /^data:image\/png;base64,.{0,20}…$/);
+    assert.equal(data.format, 'png');
+    assert.equal(up.source, upload.reference);
+    assert.equal(up.caption, 'a photo of ohwx person');
+    assert.equal(gone.status, 'rejected');
+    assert.deepEqual(gone.outputs, []);
 
     const stages = [...new Set(out.events.map((e) => e.stage))];
     assert.deepEqual(stages, ['downloading', 'validating', 'transforming', 'captioning', 'finalizing']);

@@ -7,13 +7,7 @@ import { after } from 'node:test';
 import { crc32, deflateRawSync } from 'node:zlib';
 import sharp from 'sharp';
 import { testConfig, type Config } from '../../src/config.js';
-import {
-  runPreprocessing,
-  type PreprocessJob,
-  type PreprocessOptions,
-  type PreprocessResult,
-  type PreprocessStage,
-} from '../../src/preprocess/index.js';
+import { runPreprocessing, type PreprocessJob, type PreprocessOptions, type PreprocessResult, type PreprocessStage } from '../../src/preprocess/index.js';
 
 /** A temp dir removed when the test file finishes. */
 export async function tempDir(prefix = 'kiln-pre-'): Promise<string> {

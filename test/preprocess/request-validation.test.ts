@@ -9,7 +9,14 @@ describe('create-time validation', () => {
   it('accepts every allowed kind of source', () => {
     assert.deepEqual(
       validateSourceSyntax(
-        ['https://example.com/a.jpg', 'http://example.com/b.zip', '/srv/photos/c.jpg', 'file:///srv/photos/d.jpg', 'data:image/png;base64,iVBORw0KGgo=', 'upload://abcdefghijklmnop'],
+        [
+          'https://example.com/a.jpg',
+          'http://example.com/b.zip',
+          '/srv/photos/c.jpg',
+          'file:///srv/photos/d.jpg',
+          'data:image/png;base64,iVBORw0KGgo=',
+          'upload://abcdefghijklmnop',
+        ],
         config,
       ),
       [],
@@ -33,17 +40,17 @@ describe('create-time validation', () => {
         ['body.source_images.6', 'source is not a valid URL'],
       ],
     );
-    assert.match(validateSourceSyntax(['/srv/photos/a.jpg'], testConfig('/tmp/x'))[0]!.msg, /KILN_SOURCE_ROOTS is empty/);
-    assert.equal(validateSourceSyntax([], config)[0]!.type, 'too_short');
+    assert.match(validateSourceSyntax(['/srv/photos/a.jpg'], testConfig('/tmp/x'))[0].msg, /KILN_SOURCE_ROOTS is empty/);
+    assert.equal(validateSourceSyntax([], config)[0].type, 'too_short');
   });
 
   it('vlm needs KILN_VLM_URL or KILN_VLM_MODEL', () => {
     const [issue] = validateCaptioning('vlm', null, config);
-    assert.deepEqual(issue!.loc, ['body', 'preprocessing_captioning_strategy']);
-    assert.match(issue!.msg, /neither KILN_VLM_URL nor KILN_VLM_MODEL/);
+    assert.deepEqual(issue.loc, ['body', 'preprocessing_captioning_strategy']);
+    assert.match(issue.msg, /neither KILN_VLM_URL nor KILN_VLM_MODEL/);
     assert.deepEqual(validateCaptioning('vlm', null, { ...config, vlm: { url: 'http://vlm:8000/v1/chat/completions', model: '', apiKey: '' } }), []);
     assert.deepEqual(validateCaptioning('template', 'a photo of [trigger]', config), []);
     assert.deepEqual(validateCaptioning(null, null, config), []);
-    assert.equal(validateCaptioning('magic', null, config)[0]!.type, 'literal_error');
+    assert.equal(validateCaptioning('magic', null, config)[0].type, 'literal_error');
   });
 });

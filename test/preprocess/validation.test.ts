@@ -19,9 +19,9 @@ async function expectRejected(name: string, bytes: Buffer, reason: RegExp): Prom
   assert.match(out.error.message, reason);
   const manifest = JSON.parse(await readFile(path.join(out.taskDir, 'dataset', 'manifest.json'), 'utf8')) as Manifest;
   assert.equal(manifest.entries.length, 1);
-  assert.equal(manifest.entries[0]!.status, 'rejected');
-  assert.equal(manifest.entries[0]!.source, file);
-  assert.match(manifest.entries[0]!.reason!, reason);
+  assert.equal(manifest.entries[0].status, 'rejected');
+  assert.equal(manifest.entries[0].source, file);
+  assert.match(manifest.entries[0].reason!, reason);
 }
 
 describe('validation rejects unusable files', () => {
@@ -58,15 +58,23 @@ describe('validation rejects unusable files', () => {
   });
 
   it('1x1 image', async () => {
-    const dot = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    const dot = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
     await expectRejected('dot.png', dot, /too small: 1x1, the shorter side must be at least 64 px/);
   });
 
   it('animated GIF', async () => {
     const frames = await Promise.all(
-      ['#ff0000', '#00ff00', '#0000ff'].map((c) => sharp({ create: { width: 300, height: 300, channels: 3, background: c } }).png().toBuffer()),
+      ['#ff0000', '#00ff00', '#0000ff'].map((c) =>
+        sharp({ create: { width: 300, height: 300, channels: 3, background: c } })
+          .png()
+          .toBuffer(),
+      ),
     );
-    const gif = await sharp(frames, { join: { animated: true } }).gif().toBuffer();
+    const gif = await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer();
     await expectRejected('anim.gif', gif, /animated or multi-page image \(3 frames\)/);
   });
 });

@@ -71,7 +71,7 @@ describe('zip sources', () => {
   it('refuses a zip whose total inflated size passes the cap', async () => {
     const files = await Promise.all([1, 2, 3].map(async (i) => ({ name: `${i}.jpg`, data: await jpeg(640, 480, i) })));
     const { file, root } = await zipSource(makeZip(files));
-    const out = await runJob([file], { config: { sourceRoots: [root] }, options: { zipLimits: { maxTotalBytes: files[0]!.data.length + 10 } } });
+    const out = await runJob([file], { config: { sourceRoots: [root] }, options: { zipLimits: { maxTotalBytes: files[0].data.length + 10 } } });
     assert.ok(out.error instanceof PreprocessError);
     assert.match(out.error.message, /zip inflates past the \d+-byte limit \(a zip bomb\?\)/);
   });

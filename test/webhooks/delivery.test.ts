@@ -4,6 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Webhook } from 'standardwebhooks';
+import type { HTTPValidationError } from '../../src/domain/schemas/errors.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { WebhookDeliverer } from '../../src/webhooks/deliverer.js';
 import { webhookSecret } from '../../src/webhooks/signing.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
@@ -65,7 +67,7 @@ for (const dialect of DIALECTS) {
       const headers = await h.auth('acme');
       const created = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'W', webhook_url: rx.url } });
       assert.equal(created.statusCode, 201, created.body);
-      const id = created.json().id;
+      const id = created.json<TrainingTask>().id;
       await h.app.inject({ method: 'POST', url: `/api/v1/training/${id}/cancel`, headers });
       assert.equal(await deliverer.runOnce(), 1);
       assert.equal(rx.received.length, 1);
@@ -74,9 +76,10 @@ for (const dialect of DIALECTS) {
       assert.equal(rx.received[0].data.status, 'CANCELLED');
       const list = await h.app.inject({ method: 'GET', url: `/api/v1/training/${id}/webhooks`, headers });
       assert.equal(list.statusCode, 200);
-      assert.equal(list.json()[0].status, 'delivered');
-      assert.equal(list.json()[0].last_status_code, 204);
-      assert.equal(list.json()[0].id, rx.received[0].id);
+      const deliveries = list.json<{ id: string; status: string; last_status_code: number | null }[]>();
+      assert.equal(deliveries[0].status, 'delivered');
+      assert.equal(deliveries[0].last_status_code, 204);
+      assert.equal(deliveries[0].id, rx.received[0].id);
       const other = await h.app.inject({ method: 'GET', url: `/api/v1/training/${id}/webhooks`, headers: await h.auth('globex') });
       assert.equal(other.statusCode, 404);
     });
@@ -84,7 +87,7 @@ for (const dialect of DIALECTS) {
     test('a receiver that is down is retried with backoff until it answers', async () => {
       rx.setUp(false);
       const headers = await h.auth('acme');
-      const id = (await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'W', webhook_url: rx.url } })).json().id;
+      const id = (await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'W', webhook_url: rx.url } })).json<TrainingTask>().id;
       await h.app.inject({ method: 'POST', url: `/api/v1/training/${id}/cancel`, headers });
       const before = rx.received.length;
       assert.equal(await deliverer.runOnce(), 1);
@@ -109,7 +112,7 @@ for (const dialect of DIALECTS) {
     test('a delivery is given up after the last retry', async () => {
       rx.setUp(false);
       const headers = await h.auth('acme');
-      const id = (await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'W', webhook_url: rx.url } })).json().id;
+      const id = (await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'W', webhook_url: rx.url } })).json<TrainingTask>().id;
       await h.app.inject({ method: 'POST', url: `/api/v1/training/${id}/cancel`, headers });
       for (let i = 0; i < 4; i++) {
         await deliverer.runOnce();
@@ -130,17 +133,29 @@ describe('webhook_url SSRF rule at creation', () => {
   });
   after(() => h.close());
 
-  for (const url of ['http://127.0.0.1/hook', 'http://10.0.0.5/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]/x', 'http://192.168.1.1/', 'http://metadata.google.internal/']) {
+  for (const url of [
+    'http://127.0.0.1/hook',
+    'http://10.0.0.5/hook',
+    'http://169.254.169.254/latest/meta-data',
+    'http://[::1]/x',
+    'http://192.168.1.1/',
+    'http://metadata.google.internal/',
+  ]) {
     test(`${url} is refused with a 422 naming webhook_url`, async () => {
       const res = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: await h.auth('acme'), payload: { trigger_word: 'W', webhook_url: url } });
       assert.equal(res.statusCode, 422, res.body);
-      assert.deepEqual(res.json().detail[0].loc, ['body', 'webhook_url']);
-      assert.match(res.json().detail[0].msg, /KILN_ALLOW_PRIVATE_NETWORKS|metadata/);
+      assert.deepEqual(res.json<HTTPValidationError>().detail[0].loc, ['body', 'webhook_url']);
+      assert.match(res.json<HTTPValidationError>().detail[0].msg, /KILN_ALLOW_PRIVATE_NETWORKS|metadata/);
     });
   }
 
   test('a public address literal is accepted (decided without connecting)', async () => {
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: await h.auth('acme'), payload: { trigger_word: 'W', webhook_url: 'https://93.184.215.14/hook' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/training/',
+      headers: await h.auth('acme'),
+      payload: { trigger_word: 'W', webhook_url: 'https://93.184.215.14/hook' },
+    });
     assert.equal(res.statusCode, 201, res.body);
   });
 

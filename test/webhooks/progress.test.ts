@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { ProgressAnnouncer, PROGRESS_INTERVAL_MS } from '../../src/webhooks/outbox.js';
 import { openHarness, type Harness } from '../helpers/harness.js';
 import { insertTask } from '../helpers/tasks.js';
@@ -21,8 +22,11 @@ describe('progress webhooks', () => {
     assert.equal(await announcer.maybeAnnounce(h.runtime.store.db, task, t0 + PROGRESS_INTERVAL_MS), true);
     await announcer.maybeAnnounce(h.runtime.store.db, quiet, t0);
     const rows = await h.runtime.store.db.selectFrom('webhook_deliveries').selectAll().where('event_type', '=', 'training.progress').execute();
-    assert.deepEqual(rows.map((r) => r.task_id), [task.id, task.id]);
-    const body = JSON.parse(rows[0].payload);
+    assert.deepEqual(
+      rows.map((r) => r.task_id),
+      [task.id, task.id],
+    );
+    const body = JSON.parse(rows[0].payload) as { type: string; data: TrainingTask };
     assert.equal(body.type, 'training.progress');
     assert.equal(body.data.id, task.id);
     assert.equal(body.data.status, 'TRAINING');

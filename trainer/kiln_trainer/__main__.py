@@ -28,6 +28,7 @@ def install_stop_handlers(stop, watch_stdin):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, lambda s, f: os._exit(130))
     if watch_stdin:
+
         def watch():
             # the supervisor holds our stdin open; EOF means it died, so don't train for nobody
             try:
@@ -37,6 +38,7 @@ def install_stop_handlers(stop, watch_stdin):
                 pass
             log.warning("stdin closed: supervisor gone, stopping")
             stop.set()
+
         threading.Thread(target=watch, daemon=True, name="stdin-watch").start()
 
 
@@ -55,8 +57,12 @@ def main(argv=None):
     for name in ("train", "generate", "caption"):
         p = sub.add_parser(name)
         p.add_argument("--spec", required=True)
-        p.add_argument("--watch-stdin", action=argparse.BooleanOptionalAction, default=None,
-                       help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)")
+        p.add_argument(
+            "--watch-stdin",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)",
+        )
     for name in ("build-tiny", "build-tiny-captioner"):
         p = sub.add_parser(name)
         p.add_argument("--out", required=True)
@@ -70,21 +76,25 @@ def main(argv=None):
     try:
         if args.cmd.startswith("build-"):
             from . import tiny, tiny_captioner
+
             path = (tiny if args.cmd == "build-tiny" else tiny_captioner).build(args.out)
             emit("completed", path=path)
             return 0
         spec = specmod.load(args.spec, args.cmd)
         if args.cmd == "caption":
             from . import caption
+
             done = caption.run(spec, stop)
             if stop.is_set():
                 emit("cancelled", step=done)
             return 0
         if args.cmd == "generate":
             from . import sampling
+
             sampling.generate(spec, stop)
             return 0
         from . import train
+
         try:
             train.run(spec, stop)
         except train.Cancelled as c:
@@ -95,10 +105,10 @@ def main(argv=None):
             error("spec", f"{field}: {msg}" if field else msg, f"spec.{field}" if field else "spec")
         return 2
     except Exception as e:
-        return report(e)
+        return report(e, args.cmd)
 
 
-def report(e):
+def report(e, command):
     from . import data, models, numerics
 
     traceback.print_exc()
@@ -109,8 +119,8 @@ def report(e):
     elif isinstance(e, models.ModelError):
         error("model", str(e), e.where)
     elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
-        error("oom", "CUDA out of memory. Try a lower resolution, batch_size 1, gradient_checkpointing true, "
-                     f"or a smaller rank. ({str(e).splitlines()[0] if str(e) else ''})", "train")
+        # The facts only: the service words the advice in the API's own fields (batch_size, rank).
+        error("oom", str(e).splitlines()[0] if str(e) else "CUDA out of memory", command)
     else:
         error("internal", f"{type(e).__name__}: {e}", "internal")
     return 1

@@ -23,8 +23,9 @@ def run(spec, stop):
         processor = AutoProcessor.from_pretrained(spec.model_path)
         model = AutoModelForImageTextToText.from_pretrained(spec.model_path).to(device).eval()
     except Exception as e:
-        raise models.ModelError(f"cannot load the captioning model in {spec.model_path}: {type(e).__name__}: {e}",
-                                "spec.model_path") from e
+        raise models.ModelError(
+            f"cannot load the captioning model in {spec.model_path}: {type(e).__name__}: {e}", "spec.model_path"
+        ) from e
     log.info("captioning %d images with %s on %s", len(spec.images), spec.model_path, device)
     done = 0
     for path in spec.images:
@@ -36,7 +37,9 @@ def run(spec, stop):
         with torch.no_grad():
             ids = model.generate(**inputs, max_new_tokens=spec.max_new_tokens)
         # decoder-only VLMs echo the prompt; keep only what was generated after it
-        prompt_len = inputs["input_ids"].shape[1] if "input_ids" in inputs and not model.config.is_encoder_decoder else 0
+        prompt_len = (
+            inputs["input_ids"].shape[1] if "input_ids" in inputs and not model.config.is_encoder_decoder else 0
+        )
         text = processor.decode(ids[0][prompt_len:], skip_special_tokens=True).strip()
         emit("caption", path=path, caption=text)
         done += 1

@@ -114,10 +114,11 @@ class Batches:
     """Deterministic batch order: epoch e is a pure function of (seed, e), so the batch for
     any global index is known without replaying the run (this is what makes resume exact)."""
 
-    def __init__(self, samples, batch_size, seed):
-        self.samples, self.seed = samples, seed
+    def __init__(self, latents, batch_size, seed):
+        """`latents` is what `encode_images` returns; a batch is a list of indices into it."""
+        self.latents, self.seed = latents, seed
         by_bucket = {}
-        for j, (bucket, _, _) in enumerate(samples):
+        for j, (bucket, _, _) in enumerate(latents):
             by_bucket.setdefault(bucket, []).append(j)
         self.groups = [by_bucket[k] for k in sorted(by_bucket)]
         self.batch_size = batch_size
@@ -130,7 +131,7 @@ class Batches:
         for g in self.groups:
             g = [g[k] for k in rng.permutation(len(g))]
             # a short bucket still yields a (smaller) batch rather than dropping images
-            batches += [g[k:k + self.batch_size] for k in range(0, len(g), self.batch_size)]
+            batches += [g[k : k + self.batch_size] for k in range(0, len(g), self.batch_size)]
         return [batches[k] for k in rng.permutation(len(batches))]
 
     def position(self, index):

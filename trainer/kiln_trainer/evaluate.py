@@ -23,7 +23,14 @@ def fixed_batch_loss(transformer, source, dataset_dir, trigger_word, resolution,
             noise = torch.randn((1, *x0.shape), generator=g)
             seq, pooled = embeds[ci]
             with numerics.autocast(device, dtype):
-                loss = flow_loss(transformer, x0[None].to(device), seq[None].to(device), pooled[None].to(device),
-                                 noise.to(device), torch.tensor([s], device=device), guidance)
+                loss = flow_loss(
+                    transformer,
+                    x0[None].to(device),
+                    seq[None].to(device),
+                    pooled[None].to(device),
+                    noise.to(device),
+                    torch.tensor([s], device=device),
+                    guidance,
+                )
             losses.append(loss.item())
     return sum(losses) / len(losses)

@@ -26,8 +26,11 @@ def claim_stdout():
 
 
 def setup_logging():
-    logging.basicConfig(level=os.environ.get("KILN_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("KILN_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # bitsandbytes (imported by diffusers) warns on every start that an optional hub kernel for
     # 4-bit CPU matmuls is missing; we never run that kernel, and the log is read by people
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -13,7 +13,8 @@ from . import numerics
 TARGET = re.compile(
     r"^(transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
     r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2))"
-    r"|single_transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v)|proj_mlp|proj_out))$")
+    r"|single_transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v)|proj_mlp|proj_out))$"
+)
 
 
 def target_linears(transformer):
@@ -27,8 +28,7 @@ def add_lora(transformer, rank, seed):
     transformer.requires_grad_(False)
     torch.manual_seed(seed)  # lora_A init draws from the global RNG
     # alpha == rank -> scale 1, so the exported weights need no alpha entry
-    cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True,
-                     target_modules=target_linears(transformer))
+    cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=target_linears(transformer))
     transformer.add_adapter(cfg, adapter_name="default")
     params = [p for n, p in transformer.named_parameters() if "lora_" in n]
     for p in params:

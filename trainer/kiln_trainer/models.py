@@ -24,8 +24,9 @@ def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {name!r} requested but CUDA is not available; use device 'auto' or 'cpu'",
-                         "spec.device")
+        raise ModelError(
+            f"device {name!r} requested but CUDA is not available; use device 'auto' or 'cpu'", "spec.device"
+        )
     return torch.device(name)
 
 
@@ -38,14 +39,24 @@ def resolve(base, models_dir):
             raise ModelError(f"{base} is not a diffusers pipeline folder (no model_index.json)")
         return base, False
     if base.startswith(("/", ".", "~")) or not REPO_ID.match(base):
-        raise ModelError(f"model folder {base!r} does not exist; give an existing diffusers folder, "
-                         "a Hugging Face repo id such as black-forest-labs/FLUX.1-dev, or builtin:tiny-flux")
+        raise ModelError(
+            f"model folder {base!r} does not exist; give an existing diffusers folder, "
+            "a Hugging Face repo id such as black-forest-labs/FLUX.1-dev, or builtin:tiny-flux"
+        )
     return snapshot(base), False
 
 
 # The diffusers components; a hub repo may also hold single-file checkpoints we never read.
-DIFFUSERS_FILES = ["model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "text_encoder/*",
-                   "text_encoder_2/*", "vae/*", "transformer/*"]
+DIFFUSERS_FILES = [
+    "model_index.json",
+    "scheduler/*",
+    "tokenizer/*",
+    "tokenizer_2/*",
+    "text_encoder/*",
+    "text_encoder_2/*",
+    "vae/*",
+    "transformer/*",
+]
 
 
 def snapshot(repo):
@@ -60,7 +71,9 @@ def snapshot(repo):
     except LocalEntryNotFoundError:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise ModelError(_explain(repo, LocalEntryNotFoundError(f"{repo} is not in the local cache and HF_HUB_OFFLINE is set")))
+        raise ModelError(
+            _explain(repo, LocalEntryNotFoundError(f"{repo} is not in the local cache and HF_HUB_OFFLINE is set"))
+        )
     try:
         model_info(repo, timeout=10)
         log.info("downloading %s into the Hugging Face cache", repo)
@@ -74,13 +87,18 @@ def _explain(source, e):
     from huggingface_hub import errors as hub
 
     name = type(e).__name__
-    fix = (f"set HF_TOKEN (and accept the model licence on huggingface.co), or run "
-           f"`huggingface-cli download {source}` on a machine with network and copy the HF cache "
-           f"(HF_HOME), or use builtin:tiny-flux")
+    fix = (
+        f"set HF_TOKEN (and accept the model licence on huggingface.co), or run "
+        f"`huggingface-cli download {source}` on a machine with network and copy the HF cache "
+        f"(HF_HOME), or use builtin:tiny-flux"
+    )
     chain = [e]
     while len(chain) < 10 and (chain[-1].__cause__ or chain[-1].__context__) is not None:
         chain.append(chain[-1].__cause__ or chain[-1].__context__)
-    is_a = lambda cls: any(isinstance(x, cls) for x in chain if cls is not None)
+
+    def is_a(cls):
+        return any(isinstance(x, cls) for x in chain if cls is not None)
+
     if is_a(getattr(hub, "GatedRepoError", None)) or "gated" in str(e).lower():
         return f"{source} is gated: access denied ({name}). Fix: {fix}"
     if is_a(getattr(hub, "RepositoryNotFoundError", None)):
@@ -101,7 +119,7 @@ def load(source, cls_name, subfolder, dtype=None):
         kw["token"] = os.environ["HF_TOKEN"]
     try:
         return cls.from_pretrained(source, **kw)
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError) as e:
         raise ModelError(_explain(source, e)) from e
     except Exception as e:
         if type(e).__module__.startswith(("huggingface_hub", "requests", "httpx")):
@@ -110,10 +128,12 @@ def load(source, cls_name, subfolder, dtype=None):
 
 
 def load_text(source, dtype):
-    return dict(tokenizer=load(source, "CLIPTokenizer", "tokenizer"),
-                text_encoder=load(source, "CLIPTextModel", "text_encoder", dtype),
-                tokenizer_2=load(source, "T5TokenizerFast", "tokenizer_2"),
-                text_encoder_2=load(source, "T5EncoderModel", "text_encoder_2", dtype))
+    return dict(
+        tokenizer=load(source, "CLIPTokenizer", "tokenizer"),
+        text_encoder=load(source, "CLIPTextModel", "text_encoder", dtype),
+        tokenizer_2=load(source, "T5TokenizerFast", "tokenizer_2"),
+        text_encoder_2=load(source, "T5EncoderModel", "text_encoder_2", dtype),
+    )
 
 
 def load_vae(source, dtype):
@@ -155,7 +175,8 @@ def encode_prompts(text, prompts, device):
     shim = FluxPipeline(scheduler=None, vae=None, transformer=None, **text)
     out = []
     for p in prompts:
-        seq, pooled, _ = shim.encode_prompt(prompt=p, prompt_2=None, device=device,
-                                            max_sequence_length=max_text_len(text["tokenizer_2"]))
+        seq, pooled, _ = shim.encode_prompt(
+            prompt=p, prompt_2=None, device=device, max_sequence_length=max_text_len(text["tokenizer_2"])
+        )
         out.append((seq[0].float().cpu(), pooled[0].float().cpu()))
     return out

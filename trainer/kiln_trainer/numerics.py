@@ -72,6 +72,7 @@ def attention_backends():
 
 # ----------------------------------------------------------------------------- what ran
 
+
 def versions(device):
     def pkg(name):
         try:
@@ -80,11 +81,16 @@ def versions(device):
             return None
 
     cuda = device.type == "cuda"
-    return {"torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
-            "cudnn": torch.backends.cudnn.version() if cuda else None,
-            "gpu": torch.cuda.get_device_name(device) if cuda else None,
-            "diffusers": pkg("diffusers"), "peft": pkg("peft"), "transformers": pkg("transformers"),
-            "bitsandbytes": pkg("bitsandbytes")}
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "diffusers": pkg("diffusers"),
+        "peft": pkg("peft"),
+        "transformers": pkg("transformers"),
+        "bitsandbytes": pkg("bitsandbytes"),
+    }
 
 
 def describe(dtype, attention, vers):
@@ -93,6 +99,7 @@ def describe(dtype, attention, vers):
 
 
 # ----------------------------------------------------------------------------- the guard
+
 
 class NonFinite(Exception):
     """A run whose numbers went non-finite beyond what skipping a step can absorb."""
@@ -103,8 +110,8 @@ def fault_steps():
     raw = os.environ.get("KILN_FAULT_NAN_GRAD_STEPS", "").strip()
     try:
         return {int(s) for s in raw.split(",") if s.strip()}
-    except ValueError:
-        raise ValueError(f"KILN_FAULT_NAN_GRAD_STEPS must be a comma list of step numbers, got {raw!r}")
+    except ValueError as e:
+        raise ValueError(f"KILN_FAULT_NAN_GRAD_STEPS must be a comma list of step numbers, got {raw!r}") from e
 
 
 def poison_grads(params):
@@ -142,11 +149,17 @@ class Guard:
         elif step >= self.min_steps and len(self.skipped) > self.max_fraction * step:
             why = f"on {len(self.skipped)} of {step} steps, more than {self.max_fraction:.0%}"
         if why:
-            raise NonFinite(f"non-finite {what} ({value}) at step {step}: the run stopped after non-finite "
-                            f"numbers {why}; no weights from those steps were saved. {self.context}. "
-                            "Try dtype fp32 or a lower learning_rate.")
-        self.emit("skipped_step", step=step, message=f"non-finite {what} ({value}) at step {step}; update skipped, "
-                                                f"weights and optimizer state unchanged")
+            raise NonFinite(
+                f"non-finite {what} ({value}) at step {step}: the run stopped after non-finite "
+                f"numbers {why}; no weights from those steps were saved. {self.context}. "
+                "Try dtype fp32 or a lower learning_rate."
+            )
+        self.emit(
+            "skipped_step",
+            step=step,
+            message=f"non-finite {what} ({value}) at step {step}; update skipped, "
+            f"weights and optimizer state unchanged",
+        )
         return False
 
     def _streak(self, step):

@@ -27,9 +27,16 @@ def render(pipe, embeds, width, height, steps, guidance, seed, device, dtype):
     try:
         g = torch.Generator("cpu").manual_seed(seed)
         with numerics.autocast(device, dtype):
-            out = pipe(prompt_embeds=seq[None].to(device, dtype), pooled_prompt_embeds=pooled[None].to(device, dtype),
-                       width=width, height=height, num_inference_steps=steps, guidance_scale=guidance,
-                       generator=g, output_type="pil")
+            out = pipe(
+                prompt_embeds=seq[None].to(device, dtype),
+                pooled_prompt_embeds=pooled[None].to(device, dtype),
+                width=width,
+                height=height,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=g,
+                output_type="pil",
+            )
         return out.images[0]
     finally:
         pipe.transformer.train(was_training)
@@ -61,17 +68,17 @@ def generate(spec, stop=None):
     pipe = models.load_pipeline(source, dtype)
     pipe.set_progress_bar_config(disable=True)
     names = []
-    for i, l in enumerate(spec.loras):
-        pipe.load_lora_weights(l.path, adapter_name=f"lora{i}")
+    for i, lora in enumerate(spec.loras):
+        pipe.load_lora_weights(lora.path, adapter_name=f"lora{i}")
         names.append(f"lora{i}")
     if names:
-        pipe.set_adapters(names, [l.scale for l in spec.loras])
+        pipe.set_adapters(names, [lora.scale for lora in spec.loras])
     text = {k: getattr(pipe, k) for k in ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")}
     embeds = models.encode_prompts(text, spec.prompts, device)
     pipe.to(device)
     os.makedirs(spec.output_dir, exist_ok=True)
     paths, k = [], 0
-    for p, (prompt, emb) in enumerate(zip(spec.prompts, embeds)):
+    for p, (prompt, emb) in enumerate(zip(spec.prompts, embeds, strict=True)):
         for j in range(spec.num_images):
             if stop is not None and stop.is_set():
                 emit("cancelled", step=k)  # step = images finished

@@ -143,11 +143,12 @@ def _model_ok(v):
 _str = (lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string")
 _bool = (lambda v: isinstance(v, bool), "must be true or false")
 _pos_int = (lambda v: _is_int(v) and v >= 1, "must be an integer >= 1")
-_opt_size = (lambda v: v is None or (_is_int(v) and v >= 16 and v % 16 == 0),
-             "must be a multiple of 16, >= 16")
+_opt_size = (lambda v: v is None or (_is_int(v) and v >= 16 and v % 16 == 0), "must be a multiple of 16, >= 16")
 _model = (_model_ok, f"must be one of {list(BUILTINS)}, a local diffusers folder or a Hugging Face repo id")
-_device = (lambda v: v in ("auto", "cpu", "cuda") or (isinstance(v, str) and v.startswith("cuda:")),
-           "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+_device = (
+    lambda v: v in ("auto", "cpu", "cuda") or (isinstance(v, str) and v.startswith("cuda:")),
+    "must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+)
 _dtype = (lambda v: v in DTYPES, f"must be one of {list(DTYPES)}")
 _models_dir = (lambda v: v is None or (isinstance(v, str) and v != ""), "must be a path")
 
@@ -164,18 +165,24 @@ TRAIN_RULES = {
     "max_step_saves_to_keep": _pos_int,
     "sample_every": _pos_int,
     "sample_steps": _pos_int,
-    "sample_prompts": (lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
-                       "must be a list of strings"),
+    "sample_prompts": (
+        lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
+        "must be a list of strings",
+    ),
     "base_model_path": _model,
     "bypass_guidance_embedding": _bool,
     "dataset_dir": (lambda v: isinstance(v, str) and os.path.isdir(v), "must be an existing folder"),
     "work_dir": _str,
-    "resolution": (lambda v: isinstance(v, list) and len(v) > 0 and all(
-        _is_int(r) and r >= 32 and r % 16 == 0 for r in v), "must be a non-empty list of multiples of 16, >= 32"),
+    "resolution": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(r) and r >= 32 and r % 16 == 0 for r in v),
+        "must be a non-empty list of multiples of 16, >= 32",
+    ),
     "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "must be an integer in 0..2^32-1"),
     "device": _device,
-    "dtype": (lambda v: v in DTYPES and v != "fp16",
-              "must be 'auto', 'fp32' or 'bf16' (fp16 overflows FLUX activations and is not offered for training)"),
+    "dtype": (
+        lambda v: v in DTYPES and v != "fp16",
+        "must be 'auto', 'fp32' or 'bf16' (fp16 overflows FLUX activations and is not offered for training)",
+    ),
     "gradient_checkpointing": _bool,
     "cache_latents": _bool,
     "cache_text_embeddings": _bool,
@@ -189,13 +196,25 @@ TRAIN_RULES = {
 
 GENERATE_RULES = {
     "base_model_path": _model,
-    "prompts": (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) for p in v),
-                "must be a non-empty list of strings"),
+    "prompts": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) for p in v),
+        "must be a non-empty list of strings",
+    ),
     "output_dir": _str,
-    "loras": (lambda v: isinstance(v, list) and all(
-        isinstance(l, dict) and set(l) <= {"path", "scale"} and isinstance(l.get("path"), str)
-        and os.path.isfile(l["path"]) and _is_num(l.get("scale", 1.0)) for l in v),
-        "must be a list of {path: existing .safetensors file, scale: number}"),
+    "loras": (
+        lambda v: (
+            isinstance(v, list)
+            and all(
+                isinstance(lora, dict)
+                and set(lora) <= {"path", "scale"}
+                and isinstance(lora.get("path"), str)
+                and os.path.isfile(lora["path"])
+                and _is_num(lora.get("scale", 1.0))
+                for lora in v
+            )
+        ),
+        "must be a list of {path: existing .safetensors file, scale: number}",
+    ),
     "width": _opt_size,
     "height": _opt_size,
     "steps": (lambda v: v is None or (_is_int(v) and v >= 1), "must be an integer >= 1"),
@@ -210,8 +229,10 @@ GENERATE_RULES = {
 
 CAPTION_RULES = {
     "model_path": (lambda v: isinstance(v, str) and os.path.isdir(v), "must be an existing local model folder"),
-    "images": (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) and os.path.isfile(p) for p in v),
-               "must be a non-empty list of existing image files"),
+    "images": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) and os.path.isfile(p) for p in v),
+        "must be a non-empty list of existing image files",
+    ),
     "prompt": (lambda v: isinstance(v, str), "must be a string"),
     "max_new_tokens": (lambda v: _is_int(v) and 1 <= v <= 512, "must be an integer in 1..512"),
     "device": _device,
@@ -223,7 +244,7 @@ def load(path, kind):
         with open(path) as f:
             raw = json.load(f)
     except (OSError, ValueError) as e:
-        raise SpecError([("", f"cannot read spec file {path}: {e}")])
+        raise SpecError([("", f"cannot read spec file {path}: {e}")]) from e
     if kind == "train":
         spec = _check(TrainSpec, raw, TRAIN_RULES)
         spec.sample_width = spec.sample_width or spec.resolution[0]
@@ -232,7 +253,7 @@ def load(path, kind):
     if kind == "caption":
         return _check(CaptionSpec, raw, CAPTION_RULES)
     spec = _check(GenerateSpec, raw, GENERATE_RULES)
-    spec.loras = [LoraRef(**l) for l in spec.loras]
+    spec.loras = [LoraRef(**lora) for lora in spec.loras]
     return spec
 
 

@@ -17,21 +17,54 @@ T5_MAX_LEN = 32  # short text sequence keeps the joint attention cheap
 
 
 # Component configs; the tokenizer-dependent ids are filled in by `text_configs`.
-TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=16,
-                   num_attention_heads=4, joint_attention_dim=32, pooled_projection_dim=32,
-                   guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+TRANSFORMER = dict(
+    patch_size=1,
+    in_channels=64,
+    num_layers=2,
+    num_single_layers=2,
+    attention_head_dim=16,
+    num_attention_heads=4,
+    joint_attention_dim=32,
+    pooled_projection_dim=32,
+    guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
+)
 # 4 levels -> 8x downsampling like the FLUX VAE; 16 latent channels -> 64 after 2x2 packing
-VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=1,
-           down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-           block_out_channels=[8, 16, 16, 16], norm_num_groups=8, sample_size=512,
-           scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
-           mid_block_add_attention=False)
-CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            max_position_embeddings=77, projection_dim=32)
+VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    layers_per_block=1,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    block_out_channels=[8, 16, 16, 16],
+    norm_num_groups=8,
+    sample_size=512,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    mid_block_add_attention=False,
+)
+CLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    max_position_embeddings=77,
+    projection_dim=32,
+)
 T5 = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
 # The scheduler FLUX.1-dev ships with, tiny or not.
-SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-                 max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
 
 
 def tokenizers(t5_max_len=T5_MAX_LEN):
@@ -57,10 +90,13 @@ def text_configs(clip_tok, t5_tok, clip, t5):
     """CLIP and T5 configs whose vocab and special ids match our tokenizers."""
     from transformers import CLIPTextConfig, T5Config
 
-    clip_cfg = CLIPTextConfig(**{"vocab_size": len(clip_tok), **clip}, bos_token_id=clip_tok.bos_token_id,
-                              eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)
-    t5_cfg = T5Config(**{"vocab_size": len(t5_tok), **t5}, pad_token_id=0, eos_token_id=1,
-                      decoder_start_token_id=0)
+    clip_cfg = CLIPTextConfig(
+        **{"vocab_size": len(clip_tok), **clip},
+        bos_token_id=clip_tok.bos_token_id,
+        eos_token_id=clip_tok.eos_token_id,
+        pad_token_id=clip_tok.pad_token_id,
+    )
+    t5_cfg = T5Config(**{"vocab_size": len(t5_tok), **t5}, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     return clip_cfg, t5_cfg
 
 
@@ -86,8 +122,15 @@ def build_components(seed=SEED):
     torch.manual_seed(seed + 3)
     transformer = FluxTransformer2DModel(**TRANSFORMER)
     scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
-    return dict(transformer=transformer, vae=vae, text_encoder=clip, tokenizer=clip_tok,
-                text_encoder_2=t5, tokenizer_2=t5_tok, scheduler=scheduler)
+    return dict(
+        transformer=transformer,
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=clip_tok,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tok,
+        scheduler=scheduler,
+    )
 
 
 def build(out_dir, seed=SEED):

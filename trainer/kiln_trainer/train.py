@@ -30,6 +30,7 @@ class Cancelled(Exception):
 
 # ----------------------------------------------------------------------------- loss
 
+
 def flow_loss(transformer, x0, seq, pooled, noise, sigmas, guidance):
     """MSE, in fp32, between the predicted and true velocity (noise - x0) at
     x_t = (1-s) x0 + s noise. The transformer takes s in [0, 1]: FluxPipeline passes
@@ -40,13 +41,23 @@ def flow_loss(transformer, x0, seq, pooled, noise, sigmas, guidance):
     dt = numerics.input_dtype(transformer)
     s = sigmas.view(b, 1, 1, 1)
     xt = (1 - s) * x0 + s * noise
-    pack = lambda z: FluxPipeline._pack_latents(z, b, c, h, w)
+
+    def pack(z):
+        return FluxPipeline._pack_latents(z, b, c, h, w)
+
     img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x0.device, x0.dtype)
     txt_ids = torch.zeros(seq.shape[1], 3, device=x0.device, dtype=x0.dtype)
     g = None if guidance is None else torch.full((b,), float(guidance), device=x0.device, dtype=torch.float32)
-    pred = transformer(hidden_states=pack(xt).to(dt), encoder_hidden_states=seq.to(dt),
-                       pooled_projections=pooled.to(dt), timestep=sigmas, img_ids=img_ids, txt_ids=txt_ids,
-                       guidance=g, return_dict=False)[0]
+    pred = transformer(
+        hidden_states=pack(xt).to(dt),
+        encoder_hidden_states=seq.to(dt),
+        pooled_projections=pooled.to(dt),
+        timestep=sigmas,
+        img_ids=img_ids,
+        txt_ids=txt_ids,
+        guidance=g,
+        return_dict=False,
+    )[0]
     return F.mse_loss(pred.float(), pack(noise - x0).float())
 
 
@@ -89,6 +100,7 @@ def guidance_value(spec, transformer):
 
 # ----------------------------------------------------------------------------- optimizer
 
+
 def make_optimizer(name, params, lr):
     """Returns (optimizer, the name of what really runs). Never falls back quietly: a memory
     plan made for 8-bit state must not meet 32-bit state on the card."""
@@ -96,20 +108,35 @@ def make_optimizer(name, params, lr):
         try:
             import bitsandbytes as bnb
         except Exception as e:
-            raise SpecError([("optimizer", f"adamw8bit needs bitsandbytes (pinned in trainer/requirements.txt), "
-                                           f"which does not import here: {type(e).__name__}: {e}; "
-                                           "install it or choose adamw")])
+            raise SpecError(
+                [
+                    (
+                        "optimizer",
+                        f"adamw8bit needs bitsandbytes (pinned in trainer/requirements.txt), "
+                        f"which does not import here: {type(e).__name__}: {e}; "
+                        "install it or choose adamw",
+                    )
+                ]
+            ) from e
         return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=1e-4), "adamw8bit"
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4), "adamw"
     if name == "adafactor":
         from transformers.optimization import Adafactor
+
         return Adafactor(params, lr=lr, relative_step=False, scale_parameter=False, warmup_init=False), "adafactor"
     try:
         from prodigyopt import Prodigy
-    except ImportError:
-        raise SpecError([("optimizer", "prodigy needs the 'prodigyopt' package, which is not installed; "
-                                       "pip install prodigyopt or choose adamw/adamw8bit/adafactor")])
+    except ImportError as e:
+        raise SpecError(
+            [
+                (
+                    "optimizer",
+                    "prodigy needs the 'prodigyopt' package, which is not installed; "
+                    "pip install prodigyopt or choose adamw/adamw8bit/adafactor",
+                )
+            ]
+        ) from e
     return Prodigy(params, lr=lr, weight_decay=1e-4), "prodigy"
 
 
@@ -118,6 +145,7 @@ def warmup_steps(total):
 
 
 # ----------------------------------------------------------------------------- checkpoints
+
 
 def list_checkpoints(ckdir):
     if not os.path.isdir(ckdir):
@@ -135,19 +163,29 @@ def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     save_file({n: p.detach().cpu().contiguous() for n, p in named_params}, os.path.join(tmp, "trainable.safetensors"))
-    torch.save({
-        "step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "last_loss": last_loss,
-        "skipped_steps": list(skipped),
-        "data": position, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                  "python": random.getstate(),
-                                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-    }, os.path.join(tmp, "state.pt"))
+    torch.save(
+        {
+            "step": step,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "last_loss": last_loss,
+            "skipped_steps": list(skipped),
+            "data": position,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        },
+        os.path.join(tmp, "state.pt"),
+    )
     with open(os.path.join(tmp, "spec.json"), "w") as f:
         json.dump(to_dict(spec), f, indent=2)
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(tmp, final)  # a step_* folder is always complete
-    for old in list_checkpoints(ckdir)[:-spec.max_step_saves_to_keep]:
+    for old in list_checkpoints(ckdir)[: -spec.max_step_saves_to_keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -159,13 +197,16 @@ def load_checkpoint(path, named_params, opt, sched):
     weights = load_file(os.path.join(path, "trainable.safetensors"))
     params = dict(named_params)
     if set(weights) != set(params):
-        raise RuntimeError(f"checkpoint {path} does not match the model being trained "
-                           f"({len(weights)} tensors vs {len(params)} trainable); delete it or set resume=false")
+        raise RuntimeError(
+            f"checkpoint {path} does not match the model being trained "
+            f"({len(weights)} tensors vs {len(params)} trainable); delete it or set resume=false"
+        )
     try:
         numerics.assert_finite(weights.items(), "a resume")
     except numerics.NonFinite as e:
-        raise numerics.NonFinite(f"checkpoint {path} holds non-finite weights ({e}); it cannot be resumed: "
-                                 "delete it or set resume=false") from None
+        raise numerics.NonFinite(
+            f"checkpoint {path} holds non-finite weights ({e}); it cannot be resumed: delete it or set resume=false"
+        ) from None
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(weights[n])
@@ -187,6 +228,7 @@ def atomic_torch_save(obj, path):
 
 
 # ----------------------------------------------------------------------------- run
+
 
 def run(spec, stop):
     t_start = time.time()
@@ -211,27 +253,34 @@ def run(spec, stop):
     source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny matmuls gain nothing from threads and stall badly on a busy host
-    model_key = (spec.base_model_path, tiny.SEED if builtin else os.path.abspath(source) if os.path.isdir(source) else source)
+    model_key = (
+        spec.base_model_path,
+        tiny.SEED if builtin else os.path.abspath(source) if os.path.isdir(source) else source,
+    )
     prompts = [p.replace("[trigger]", spec.trigger_word) for p in spec.sample_prompts]
     captions = [c for _, c in items]
     lat_path = os.path.join(cdir, f"latents-{data.fingerprint(items, model_key, spec.resolution)}.pt")
     txt_path = os.path.join(cdir, f"text-{data.fingerprint([], model_key, captions, prompts)}.pt")
-    samples = torch.load(lat_path) if spec.cache_latents and os.path.isfile(lat_path) else None
+    latents = torch.load(lat_path) if spec.cache_latents and os.path.isfile(lat_path) else None
     text = torch.load(txt_path) if spec.cache_text_embeddings and os.path.isfile(txt_path) else None
-    log.info("dataset: %d images; latents %s, text %s", len(items), "cached" if samples else "to encode",
-             "cached" if text else "to encode")
+    log.info(
+        "dataset: %d images; latents %s, text %s",
+        len(items),
+        "cached" if latents else "to encode",
+        "cached" if text else "to encode",
+    )
     if text is None:
         enc = models.load_text(source, dtype)
         embeds = models.encode_prompts(enc, captions + prompts, device)
-        text = {"captions": embeds[:len(captions)], "prompts": embeds[len(captions):]}
+        text = {"captions": embeds[: len(captions)], "prompts": embeds[len(captions) :]}
         del enc, embeds
         if spec.cache_text_embeddings:
             atomic_torch_save(text, txt_path)
-    vae = models.load_vae(source, dtype) if (samples is None or prompts) else None
-    if samples is None:
-        samples = data.encode_images(vae, items, spec.resolution, device, dtype)
+    vae = models.load_vae(source, dtype) if (latents is None or prompts) else None
+    if latents is None:
+        latents = data.encode_images(vae, items, spec.resolution, device, dtype)
         if spec.cache_latents:
-            atomic_torch_save(samples, lat_path)
+            atomic_torch_save(latents, lat_path)
     if not prompts:
         vae = None
     gc.collect()
@@ -256,7 +305,7 @@ def run(spec, stop):
     warm = warmup_steps(spec.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm))
     guidance = guidance_value(spec, transformer)
-    batches = data.Batches(samples, spec.batch_size, spec.seed)
+    batches = data.Batches(latents, spec.batch_size, spec.seed)
     accum = spec.gradient_accumulation
 
     step, last_loss, skipped = 0, float("nan"), []
@@ -273,25 +322,47 @@ def run(spec, stop):
     start_step = step
     stack = numerics.versions(device)
     guard = numerics.Guard(numerics.describe(dtype, attention, stack), emit, skipped, first_step=step + 1)
-    emit("started", model=spec.base_model_path, device=str(device), dtype=numerics.dtype_name(dtype),
-         trainable_parameters=sum(p.numel() for p in params), steps=spec.steps, start_step=start_step,
-         training_type=spec.training_type, optimizer=opt_name, attention=attention,
-         torch_version=stack["torch"], cuda_version=stack["cuda"], cudnn_version=stack["cudnn"], versions=stack,
-         load_seconds=round(time.time() - t_start, 3))
+    emit(
+        "started",
+        model=spec.base_model_path,
+        device=str(device),
+        dtype=numerics.dtype_name(dtype),
+        trainable_parameters=sum(p.numel() for p in params),
+        steps=spec.steps,
+        start_step=start_step,
+        training_type=spec.training_type,
+        optimizer=opt_name,
+        attention=attention,
+        torch_version=stack["torch"],
+        cuda_version=stack["cuda"],
+        cudnn_version=stack["cudnn"],
+        versions=stack,
+        load_seconds=round(time.time() - t_start, 3),
+    )
 
     pipe = sampling.make_pipeline(transformer, vae.to(device), models.load_scheduler(source)) if prompts else None
 
     def make_samples(at):
-        for i, (p, emb) in enumerate(zip(prompts, text["prompts"])):
+        for i, (p, emb) in enumerate(zip(prompts, text["prompts"], strict=True)):
             t0 = time.time()
-            img = sampling.render(pipe, emb, spec.sample_width, spec.sample_height, spec.sample_steps,
-                                  spec.sample_guidance_scale, spec.seed + i, device, dtype)
+            img = sampling.render(
+                pipe,
+                emb,
+                spec.sample_width,
+                spec.sample_height,
+                spec.sample_steps,
+                spec.sample_guidance_scale,
+                spec.seed + i,
+                device,
+                dtype,
+            )
             path = sampling.save_png(img, os.path.join(sdir, f"step_{at}_{i}.png"))
             emit("sample", step=at, prompt=p, path=path, seconds=round(time.time() - t0, 3))
 
     def checkpoint(at):
-        path = save_checkpoint(ckdir, at, named, opt, sched, spec, batches.position(at * accum), last_loss,
-                               guard.skipped)
+        path = save_checkpoint(
+            ckdir, at, named, opt, sched, spec, batches.position(at * accum), last_loss, guard.skipped
+        )
         emit("checkpoint", step=at, path=path)
 
     saved_at = step if existing and spec.resume else -1
@@ -302,12 +373,16 @@ def run(spec, stop):
         total = 0.0
         for micro in range(accum):
             idx = batches.get(step * accum + micro)
-            x0 = torch.stack([samples[j][1] for j in idx]).to(device)
-            seq = torch.stack([text["captions"][samples[j][2]][0] for j in idx]).to(device)
-            pooled = torch.stack([text["captions"][samples[j][2]][1] for j in idx]).to(device)
+            x0 = torch.stack([latents[j][1] for j in idx]).to(device)
+            seq = torch.stack([text["captions"][latents[j][2]][0] for j in idx]).to(device)
+            pooled = torch.stack([text["captions"][latents[j][2]][1] for j in idx]).to(device)
             noise, sigmas = step_noise(spec.seed, step, micro, x0.shape)
-            total += forward_backward(transformer, x0, seq, pooled, noise.to(device), sigmas.to(device), guidance,
-                                      dtype, scale=1 / accum) / accum
+            total += (
+                forward_backward(
+                    transformer, x0, seq, pooled, noise.to(device), sigmas.to(device), guidance, dtype, scale=1 / accum
+                )
+                / accum
+            )
         lr = opt.param_groups[0]["lr"]
         applied = optimizer_step(params, opt, guard, step + 1, total, poison=step + 1 in faults)
         sched.step()  # the schedule follows steps taken, skipped or not, so a resume lands on the same lr
@@ -334,17 +409,31 @@ def run(spec, stop):
         make_samples(step)
     weights = export(spec, transformer, named, odir, step)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    emit("completed", weights_path=weights, final_loss=last_loss, wall_seconds=round(time.time() - t_start, 3),
-         steps=step, skipped_steps=len(guard.skipped), attention=numerics.attention_backends(),
-         peak_gpu_memory_gib=None if peak is None else round(peak, 3))
+    emit(
+        "completed",
+        weights_path=weights,
+        final_loss=last_loss,
+        wall_seconds=round(time.time() - t_start, 3),
+        steps=step,
+        skipped_steps=len(guard.skipped),
+        attention=numerics.attention_backends(),
+        peak_gpu_memory_gib=None if peak is None else round(peak, 3),
+    )
 
 
 def export(spec, transformer, named, odir, step):
     numerics.assert_finite(named, "the exported weights")
     if spec.training_type == "LORA":
-        meta = {"base_model": spec.base_model_path, "trigger_word": spec.trigger_word, "rank": str(spec.rank),
-                "alpha": str(spec.rank), "steps": str(step), "format": "diffusers-peft",
-                "training_type": "LORA", "kiln_spec_version": "1"}
+        meta = {
+            "base_model": spec.base_model_path,
+            "trigger_word": spec.trigger_word,
+            "rank": str(spec.rank),
+            "alpha": str(spec.rank),
+            "steps": str(step),
+            "format": "diffusers-peft",
+            "training_type": "LORA",
+            "kiln_spec_version": "1",
+        }
         return lora.save_lora(transformer, os.path.join(odir, "lora.safetensors"), spec.rank, meta)
     final = os.path.join(odir, "transformer")
     tmp = os.path.join(odir, f".tmp-transformer-{os.getpid()}")

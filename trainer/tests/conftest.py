@@ -43,10 +43,21 @@ def make_dataset(folder, n=4, size=64, captions=True):
 
 
 def train_spec(tmp_path, models_dir, name="run", **kw):
-    spec = dict(version=1, trigger_word="sks", base_model_path="builtin:tiny-flux",
-                dataset_dir=make_dataset(tmp_path / "data"), work_dir=str(tmp_path / name),
-                resolution=[64], steps=10, learning_rate=3e-3, optimizer="adamw", save_every=1000,
-                sample_every=1000, sample_steps=2, models_dir=models_dir)
+    spec = dict(
+        version=1,
+        trigger_word="sks",
+        base_model_path="builtin:tiny-flux",
+        dataset_dir=make_dataset(tmp_path / "data"),
+        work_dir=str(tmp_path / name),
+        resolution=[64],
+        steps=10,
+        learning_rate=3e-3,
+        optimizer="adamw",
+        save_every=1000,
+        sample_every=1000,
+        sample_steps=2,
+        models_dir=models_dir,
+    )
     spec.update(kw)
     return spec
 
@@ -60,9 +71,15 @@ class Proc:
     """A trainer subprocess whose stdout events are collected by a thread."""
 
     def __init__(self, cmd, spec_path, stdin=subprocess.DEVNULL, extra=(), env=None):
-        self.p = subprocess.Popen([sys.executable, "-m", "kiln_trainer", cmd, "--spec", spec_path, *extra],
-                                  stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env or cli_env(), cwd=str(ROOT), text=True)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "kiln_trainer", cmd, "--spec", spec_path, *extra],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env or cli_env(),
+            cwd=str(ROOT),
+            text=True,
+        )
         self.events, self.stderr = [], ""
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -107,8 +124,14 @@ def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json", env=None):
 def trained_lora(tmp_path_factory, models_dir):
     """One short LoRA run shared by the export / diffusers / generate tests."""
     tmp = tmp_path_factory.mktemp("lora_run")
-    spec = train_spec(tmp, models_dir, steps=30, learning_rate=1e-2, sample_every=15,
-                      sample_prompts=["a [trigger] pattern", "plain prompt"])
+    spec = train_spec(
+        tmp,
+        models_dir,
+        steps=30,
+        learning_rate=1e-2,
+        sample_every=15,
+        sample_prompts=["a [trigger] pattern", "plain prompt"],
+    )
     rc, p = run_cli("train", spec, tmp)
     assert rc == 0, p.stderr[-3000:]
     return spec, p

@@ -13,8 +13,11 @@ def test_captions_each_image_with_the_local_model(tmp_path):
         path = tmp_path / f"{i}.png"
         Image.new("RGB", (96, 64), colour).save(path)
         images.append(str(path))
-    rc, p = run_cli("caption", {"version": 1, "model_path": model, "images": images, "prompt": "a photo of",
-                                "max_new_tokens": 6}, tmp_path)
+    rc, p = run_cli(
+        "caption",
+        {"version": 1, "model_path": model, "images": images, "prompt": "a photo of", "max_new_tokens": 6},
+        tmp_path,
+    )
     assert rc == 0, p.stderr
     captions = p.of("caption")
     assert [c["path"] for c in captions] == images

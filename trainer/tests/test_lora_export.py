@@ -1,4 +1,3 @@
-import json
 import os
 
 import numpy as np
@@ -6,7 +5,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from conftest import run_cli, write_json
+from conftest import run_cli
 
 
 def test_lora_keys_match_transformer(trained_lora, tiny_dir):
@@ -14,7 +13,7 @@ def test_lora_keys_match_transformer(trained_lora, tiny_dir):
 
     from kiln_trainer.lora import target_linears
 
-    spec, p = trained_lora
+    _, p = trained_lora
     path = p.of("completed")[0]["weights_path"]
     tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
     modules = dict(tr.named_modules())
@@ -25,7 +24,7 @@ def test_lora_keys_match_transformer(trained_lora, tiny_dir):
     pairs = {}
     for k in keys:
         assert k.startswith("transformer.") and k.endswith((".lora_A.weight", ".lora_B.weight")), k
-        mod, ab = k[len("transformer."):].rsplit(".lora_", 1)
+        mod, ab = k[len("transformer.") :].rsplit(".lora_", 1)
         assert isinstance(modules.get(mod), nn.Linear) and mod in targets, k
         pairs.setdefault(mod, set()).add(ab)
     assert all(v == {"A.weight", "B.weight"} for v in pairs.values())
@@ -42,11 +41,19 @@ def test_samples_written(trained_lora):
     spec, p = trained_lora
     samples = p.of("sample")
     assert [(e["step"], e["prompt"]) for e in samples] == [
-        (15, "a sks pattern"), (15, "plain prompt"), (30, "a sks pattern"), (30, "plain prompt")]
+        (15, "a sks pattern"),
+        (15, "plain prompt"),
+        (30, "a sks pattern"),
+        (30, "plain prompt"),
+    ]
     for e in samples:
         assert os.path.isfile(e["path"]) and e["path"].endswith(f"step_{e['step']}_{samples.index(e) % 2}.png")
     assert sorted(os.listdir(os.path.join(spec["work_dir"], "samples"))) == [
-        "step_15_0.png", "step_15_1.png", "step_30_0.png", "step_30_1.png"]
+        "step_15_0.png",
+        "step_15_1.png",
+        "step_30_0.png",
+        "step_30_1.png",
+    ]
 
 
 def test_diffusers_loads_lora_and_it_changes_output(trained_lora, tiny_dir):
@@ -58,8 +65,15 @@ def test_diffusers_loads_lora_and_it_changes_output(trained_lora, tiny_dir):
     pipe.set_progress_bar_config(disable=True)
 
     def render():
-        out = pipe("a photo of sks", width=64, height=64, num_inference_steps=3, max_sequence_length=32,
-                   generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+        out = pipe(
+            "a photo of sks",
+            width=64,
+            height=64,
+            num_inference_steps=3,
+            max_sequence_length=32,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+        ).images[0]
         return np.asarray(out)
 
     base = render()
@@ -72,28 +86,57 @@ def test_diffusers_loads_lora_and_it_changes_output(trained_lora, tiny_dir):
 def test_generate_with_lora(trained_lora, tmp_path, models_dir):
     _, p = trained_lora
     lora = p.of("completed")[0]["weights_path"]
-    spec = dict(version=1, base_model_path="builtin:tiny-flux", loras=[{"path": lora, "scale": 0.8}],
-                prompts=["a [trigger] pattern", "another"], width=64, height=64, steps=3, seed=7, num_images=2,
-                output_dir=str(tmp_path / "gen"), models_dir=models_dir)
+    spec = dict(
+        version=1,
+        base_model_path="builtin:tiny-flux",
+        loras=[{"path": lora, "scale": 0.8}],
+        prompts=["a [trigger] pattern", "another"],
+        width=64,
+        height=64,
+        steps=3,
+        seed=7,
+        num_images=2,
+        output_dir=str(tmp_path / "gen"),
+        models_dir=models_dir,
+    )
     rc, g = run_cli("generate", spec, tmp_path)
     assert rc == 0, g.stderr[-3000:]
     images = g.of("image")
     assert [(e["prompt"], e["index"], e["seed"]) for e in images] == [
-        ("a [trigger] pattern", 0, 7), ("a [trigger] pattern", 1, 8), ("another", 2, 9), ("another", 3, 10)]
+        ("a [trigger] pattern", 0, 7),
+        ("a [trigger] pattern", 1, 8),
+        ("another", 2, 9),
+        ("another", 3, 10),
+    ]
     (done,) = g.of("completed")
     assert done["images"] == [e["path"] for e in images] and done["wall_seconds"] > 0
     from PIL import Image
+
     for e in images:
         with Image.open(e["path"]) as im:
             assert im.size == (64, 64)
     assert len(os.listdir(tmp_path / "gen")) == 4
 
     # scale 0 must give the base model's image: the adapter weight really is applied
-    rc0, g0 = run_cli("generate", dict(spec, loras=[{"path": lora, "scale": 0.0}], num_images=1,
-                                        prompts=["another"], seed=9, output_dir=str(tmp_path / "g0")),
-                      tmp_path, name="g0.json")
-    rcb, gb = run_cli("generate", dict(spec, loras=[], num_images=1, prompts=["another"], seed=9,
-                                        output_dir=str(tmp_path / "gb")), tmp_path, name="gb.json")
+    rc0, g0 = run_cli(
+        "generate",
+        dict(
+            spec,
+            loras=[{"path": lora, "scale": 0.0}],
+            num_images=1,
+            prompts=["another"],
+            seed=9,
+            output_dir=str(tmp_path / "g0"),
+        ),
+        tmp_path,
+        name="g0.json",
+    )
+    rcb, gb = run_cli(
+        "generate",
+        dict(spec, loras=[], num_images=1, prompts=["another"], seed=9, output_dir=str(tmp_path / "gb")),
+        tmp_path,
+        name="gb.json",
+    )
     assert rc0 == 0 and rcb == 0
     a = np.asarray(Image.open(g0.of("image")[0]["path"]), dtype=np.int16)
     b = np.asarray(Image.open(gb.of("image")[0]["path"]), dtype=np.int16)

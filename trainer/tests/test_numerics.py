@@ -31,6 +31,7 @@ def test_bf16_on_cpu_trains(tmp_path, models_dir):
 def test_bf16_model_runs_without_autocast(tiny_dir):
     """Inputs are cast at the call, so a bf16 base with fp32 LoRA needs no autocast."""
     from diffusers import FluxTransformer2DModel
+
     from kiln_trainer import lora, train
 
     tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer", dtype=torch.bfloat16)
@@ -152,6 +153,7 @@ def test_cudnn_attention_stays_off_after_garbage_collection():
 
 def test_adamw8bit_is_the_real_8bit_optimizer():
     import bitsandbytes as bnb
+
     from kiln_trainer import train
 
     big, small = torch.nn.Parameter(torch.randn(64, 128)), torch.nn.Parameter(torch.randn(4, 4))

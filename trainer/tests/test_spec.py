@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import cli_env, make_dataset, run_cli, train_spec, write_json
+from conftest import cli_env, run_cli, train_spec
 
 BAD = [
     ("version", {"version": 2}),
@@ -67,6 +67,7 @@ def test_not_json(tmp_path):
 def test_prodigy_missing_is_spec_error(tmp_path, models_dir):
     try:
         import prodigyopt  # noqa: F401
+
         pytest.skip("prodigyopt installed")
     except ImportError:
         pass
@@ -125,8 +126,15 @@ def test_missing_local_folder(tmp_path, models_dir):
 
 
 def test_generate_bad_spec(tmp_path, models_dir):
-    spec = dict(version=1, base_model_path="builtin:tiny-flux", prompts=[], output_dir=str(tmp_path / "o"),
-                loras=[{"path": "/nope.safetensors", "scale": 1}], num_images=0, models_dir=models_dir)
+    spec = dict(
+        version=1,
+        base_model_path="builtin:tiny-flux",
+        prompts=[],
+        output_dir=str(tmp_path / "o"),
+        loras=[{"path": "/nope.safetensors", "scale": 1}],
+        num_images=0,
+        models_dir=models_dir,
+    )
     rc, p = run_cli("generate", spec, tmp_path)
     assert rc == 2
     assert {e["where"] for e in p.of("error")} == {"spec.prompts", "spec.loras", "spec.num_images"}

@@ -21,8 +21,14 @@ def _weights(folder):
 def test_tiny_is_deterministic_and_loads(tmp_path, tiny_dir):
     # second build through the CLI, in another folder
     out = tmp_path / "again" / "tiny-flux"
-    r = subprocess.run([sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)],
-                       env=cli_env(), cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)],
+        env=cli_env(),
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert '"completed"' in r.stdout
     a, b = _weights(tiny_dir), _weights(str(out))
@@ -35,8 +41,14 @@ def test_tiny_is_deterministic_and_loads(tmp_path, tiny_dir):
     pipe = FluxPipeline.from_pretrained(tiny_dir)
     pipe.set_progress_bar_config(disable=True)
     for size in (64, 128):
-        img = pipe("a photo of sks", width=size, height=size, num_inference_steps=2, max_sequence_length=32,
-                   generator=torch.Generator().manual_seed(0)).images[0]
+        img = pipe(
+            "a photo of sks",
+            width=size,
+            height=size,
+            num_inference_steps=2,
+            max_sequence_length=32,
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
         assert img.size == (size, size)
 
 
@@ -65,7 +77,7 @@ def test_buckets():
 
     assert data.pick_bucket(100, 100, 64) == (64, 64)
     w, h = data.pick_bucket(200, 100, 512)
-    assert w % 16 == 0 and h % 16 == 0 and w > h and abs(w * h - 512 * 512) / 512 ** 2 < 0.15
+    assert w % 16 == 0 and h % 16 == 0 and w > h and abs(w * h - 512 * 512) / 512**2 < 0.15
     w, h = data.pick_bucket(100, 300, 128)
     assert h > w
 
@@ -73,8 +85,10 @@ def test_buckets():
 def test_concurrent_builders_do_not_corrupt(tmp_path, tiny_dir):
     out = tmp_path / "shared" / "tiny-flux"
     cmd = [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)]
-    procs = [subprocess.Popen(cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL) for _ in range(3)]
+    procs = [
+        subprocess.Popen(cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for _ in range(3)
+    ]
     assert all(p.wait(timeout=180) == 0 for p in procs)
     a, b = _weights(tiny_dir), _weights(str(out))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

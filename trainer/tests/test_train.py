@@ -53,7 +53,9 @@ def test_checkpoint_rotation(tmp_path, models_dir):
     for e in p.of("checkpoint"):
         assert e["path"] == os.path.join(ck, f"step_{e['step']:06d}")
     assert sorted(os.listdir(os.path.join(ck, "step_000007"))) == ["spec.json", "state.pt", "trainable.safetensors"]
-    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(spec["work_dir"]) for f in fs + _ if ".tmp" in f or f.startswith(".")]
+    leftovers = [
+        os.path.join(d, f) for d, _, fs in os.walk(spec["work_dir"]) for f in fs + _ if ".tmp" in f or f.startswith(".")
+    ]
     assert not leftovers
     state = torch.load(os.path.join(ck, "step_000007", "state.pt"), weights_only=False)
     assert state["step"] == 7 and set(state["rng"]) == {"torch", "numpy", "python", "cuda"}
@@ -67,16 +69,19 @@ def test_checkpoint_rotation(tmp_path, models_dir):
 
 
 def test_resume_is_exact(tmp_path, models_dir):
-    full = train_spec(tmp_path, models_dir, name="full", steps=120, save_every=60, batch_size=2,
-                      gradient_accumulation=2)
+    full = train_spec(
+        tmp_path, models_dir, name="full", steps=120, save_every=60, batch_size=2, gradient_accumulation=2
+    )
     rc, a = run_cli("train", full, tmp_path, name="full.json")
     assert rc == 0, a.stderr[-3000:]
 
     # a second task folder that only holds the step-60 checkpoint of that same 120-step run
     resumed = dict(full, work_dir=str(tmp_path / "resumed"))
     os.makedirs(os.path.join(resumed["work_dir"], "checkpoints"))
-    shutil.copytree(os.path.join(full["work_dir"], "checkpoints", "step_000060"),
-                    os.path.join(resumed["work_dir"], "checkpoints", "step_000060"))
+    shutil.copytree(
+        os.path.join(full["work_dir"], "checkpoints", "step_000060"),
+        os.path.join(resumed["work_dir"], "checkpoints", "step_000060"),
+    )
     rc, b = run_cli("train", resumed, tmp_path, name="resumed.json")
     assert rc == 0, b.stderr[-3000:]
     assert b.of("started")[0]["start_step"] == 60
@@ -170,11 +175,11 @@ def test_buckets_multires_and_cache(tmp_path, models_dir):
     assert rc == 0, p.stderr[-3000:]
     cache = sorted(os.listdir(os.path.join(spec["work_dir"], "cache")))
     assert [c.split("-")[0] for c in cache] == ["latents", "text"]
-    samples = torch.load(os.path.join(spec["work_dir"], "cache", cache[0]))
-    assert len(samples) == 7 * 2  # every image at every base resolution
-    buckets = {b for b, _, _ in samples}
+    latents = torch.load(os.path.join(spec["work_dir"], "cache", cache[0]))
+    assert len(latents) == 7 * 2  # every image at every base resolution
+    buckets = {b for b, _, _ in latents}
     assert all(w % 16 == 0 and h % 16 == 0 for w, h in buckets) and len(buckets) >= 5
-    for (w, h), lat, _ in samples:
+    for (w, h), lat, _ in latents:
         assert lat.shape == (16, h // 8, w // 8)
 
     # a second run (fresh, resume off) reuses the caches: no encoder is loaded

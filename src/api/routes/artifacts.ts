@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { contentTypeOf, listArtifacts, resolveArtifact } from '../../artifacts/catalog.js';
-import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
-import { TaskIdParams } from '../schemas/training.js';
+import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
+import { TaskIdParams } from '../../domain/schemas/training.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
 

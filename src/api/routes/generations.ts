@@ -2,26 +2,30 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { generationDir } from '../../generations/runner.js';
+import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
-import { Generation, GenerationCreate } from '../schemas/generations.js';
-import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
+import { Generation, GenerationCreate } from '../../domain/schemas/generations.js';
+import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { HttpError, RequestValidationError } from '../errors.js';
+import { checkWebhookUrl } from '../validate-create.js';
 import type { ApiDeps } from '../deps.js';
+import { streamJob } from '../sse.js';
+import { GENERATION_LIFECYCLE, type GenerationStatus } from '../../domain/lifecycle.js';
 
 const Id = Type.Object({ generation_id: Type.String({ format: 'uuid' }) });
 
 /** Generation with trained LoRAs, run by the engine on a training slot. */
 export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const baseUrl = (request: { protocol: string; host: string }) => `${request.protocol}://${request.host}`;
-  const load = async (id: string, principal: Parameters<typeof deps.generations.get>[1]) => {
+  const guard = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
-      return await deps.generations.get(id, principal);
+      return await work();
     } catch (err) {
       if (err instanceof GenerationNotFound) throw new HttpError(404, err.message);
       throw err;
     }
   };
+  const load = (id: string, principal: Parameters<typeof deps.generations.get>[1]) => guard(() => deps.generations.get(id, principal));
 
   app.post(
     '/',
@@ -35,6 +39,10 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       },
     },
     async (request, reply) => {
+      if (request.body.webhook_url) {
+        const issues = await checkWebhookUrl(request.body.webhook_url, deps.config);
+        if (issues.length) throw new RequestValidationError(issues);
+      }
       try {
         const row = await deps.generations.create(request.body, request.principal, deps.config.defaultBaseModel);
         return reply.code(202).send(toGeneration(row, baseUrl(request)));
@@ -64,12 +72,71 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
 
   app.get(
     '/:generation_id/images/:name',
-    { schema: { summary: 'Download Generated Image', tags: ['Generations'], params: Type.Object({ generation_id: Type.String({ format: 'uuid' }), name: Type.String({ pattern: '^[A-Za-z0-9_.-]+\\.png$' }) }) } },
+    {
+      schema: {
+        summary: 'Download Generated Image',
+        tags: ['Generations'],
+        params: Type.Object({ generation_id: Type.String({ format: 'uuid' }), name: Type.String({ pattern: '^[A-Za-z0-9_.-]+\\.png$' }) }),
+      },
+    },
     async (request, reply) => {
       const row = await load(request.params.generation_id, request.principal);
       if (!(JSON.parse(row.images) as string[]).includes(request.params.name)) throw new HttpError(404, 'Image not found');
-      const file = path.join(generationDir(deps.config, row.id), 'images', request.params.name);
+      const file = path.join(generationPaths(deps.config.dataDir, row.id).images, request.params.name);
       return reply.type('image/png').send(fs.createReadStream(file));
+    },
+  );
+
+  const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 409: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
+
+  app.post(
+    '/:generation_id/cancel',
+    {
+      schema: {
+        summary: 'Cancel Generation',
+        description: 'CANCELLED at once; a running generator stops within seconds. Cancelling again returns it unchanged; a COMPLETED or FAILED one is a 409.',
+        tags: ['Generations'],
+        params: Id,
+        response: { 200: Type.Ref(Generation), ...errors },
+      },
+    },
+    async (request) => toGeneration(await guard(() => deps.generations.cancel(request.params.generation_id, request.principal)), baseUrl(request)),
+  );
+
+  app.post(
+    '/:generation_id/retry',
+    {
+      schema: {
+        summary: 'Retry Generation',
+        description: 'Puts a FAILED or CANCELLED generation back in the queue with its seed; other statuses are a 409.',
+        tags: ['Generations'],
+        params: Id,
+        response: { 200: Type.Ref(Generation), ...errors },
+      },
+    },
+    async (request) => toGeneration(await guard(() => deps.generations.retry(request.params.generation_id, request.principal)), baseUrl(request)),
+  );
+
+  app.get(
+    '/:generation_id/events',
+    {
+      schema: {
+        summary: 'Stream Generation Events (SSE)',
+        description:
+          'Server-Sent Events: `status` whenever status or attempt change, then every generator event as its own type (`image`, `log`, `completed`, `error`, …) with `id` = its sequence number. Ends with `end` once the generation is finished. Send Last-Event-ID to resume.',
+        tags: ['Generations'],
+        params: Id,
+      },
+    },
+    async (request, reply) => {
+      const generation = await load(request.params.generation_id, request.principal);
+      await streamJob(request, reply, {
+        read: () => deps.generationStore.get(generation.id),
+        eventsFile: generationPaths(deps.config.dataDir, generation.id).events,
+        status: (row) => ({ status: row.status, attempt: row.attempt, images: (JSON.parse(row.images) as string[]).length, error_message: row.error_message }),
+        snapshot: (row) => `${row.status}:${row.attempt}`,
+        over: (row) => GENERATION_LIFECYCLE.terminal.includes(row.status as GenerationStatus) && row.lease_owner === null,
+      });
     },
   );
 };

@@ -9,7 +9,7 @@ export const healthRoutes: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     try {
       await sql`select 1`.execute(deps.store.db);
       return { status: 'ready', database: deps.store.dialect };
-    } catch (err) {
+    } catch {
       return reply.code(503).send({ status: 'unavailable', database: deps.store.dialect, detail: 'database unreachable' });
     }
   });

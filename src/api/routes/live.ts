@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { isTerminal, type TrainingStatus } from '../../engine/lifecycle.js';
-import { taskPaths } from '../../training/spec.js';
-import { readEventsFrom } from '../../training/task-events.js';
-import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
-import { TaskIdParams } from '../schemas/training.js';
+import { isTerminal } from '../../domain/lifecycle.js';
+import { taskPaths } from '../../domain/task-folder.js';
+import { readEventsFrom } from '../../python/event-log.js';
+import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
+import { TaskIdParams } from '../../domain/schemas/training.js';
 import type { ApiDeps } from '../deps.js';
+import { streamJob } from '../sse.js';
 
 const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
 const LOG_CHUNK = 1024 * 1024;
-const SSE_POLL_MS = 250;
 
 const LogChunk = Type.Object(
   {
@@ -59,7 +59,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
       const next = Math.min(size, offset + Buffer.byteLength(text));
-      return { offset, next_offset: next, size, text, complete: isTerminal(task.status as TrainingStatus) && next >= size };
+      return { offset, next_offset: next, size, text, complete: isTerminal(task.status) && next >= size };
     },
   );
 
@@ -78,7 +78,13 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
       const { events } = readEventsFrom(taskPaths(task.training_folder).events, 0);
       const points = events
         .filter((e) => e.type === 'step')
-        .map((e) => ({ step: e.step as number, loss: (e.loss as number | null) ?? null, lr: e.lr as number, seconds_per_step: e.seconds_per_step as number, time: e.time as string }));
+        .map((e) => ({
+          step: e.step as number,
+          loss: (e.loss as number | null) ?? null,
+          lr: e.lr as number,
+          seconds_per_step: e.seconds_per_step as number,
+          time: e.time as string,
+        }));
       return { task_id: task.id, points };
     },
   );
@@ -95,36 +101,22 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
       },
     },
     async (request, reply) => {
-      const first = await deps.tasks.get(request.params.task_id, request.principal);
-      const eventsFile = taskPaths(first.training_folder).events;
-      const resumeAfter = Number(request.headers['last-event-id'] ?? 0) || 0;
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': String(request.id) });
-      const send = (event: string, data: unknown, id?: number) => res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      let offset = 0;
-      let lastStatus = '';
-      let closed = false;
-      request.raw.on('close', () => (closed = true));
-      while (!closed) {
-        const row = await deps.taskStore.get(first.id);
-        if (!row) break;
-        const snapshot = `${row.status}:${row.current_step}:${row.progress}`;
-        if (snapshot !== lastStatus) {
-          lastStatus = snapshot;
-          send('status', { status: row.status, current_step: row.current_step, total_steps: row.total_steps, progress: row.progress, eta_seconds: row.eta_seconds, error_message: row.error_message });
-        }
-        const batch = readEventsFrom(eventsFile, offset);
-        offset = batch.offset;
-        for (const e of batch.events) if ((e.seq as number) > resumeAfter) send(String(e.type), e, e.seq as number);
-        // Terminal and drained: a worker writes its last events before the final status.
-        if (isTerminal(row.status as TrainingStatus) && batch.events.length === 0 && row.lease_owner === null) {
-          send('end', { status: row.status });
-          break;
-        }
-        await new Promise((r) => setTimeout(r, SSE_POLL_MS));
-      }
-      res.end();
+      const task = await deps.tasks.get(request.params.task_id, request.principal);
+      await streamJob(request, reply, {
+        read: () => deps.taskStore.get(task.id),
+        eventsFile: taskPaths(task.training_folder).events,
+        status: (row) => ({
+          status: row.status,
+          current_step: row.current_step,
+          total_steps: row.total_steps,
+          progress: row.progress,
+          eta_seconds: row.eta_seconds,
+          error_message: row.error_message,
+        }),
+        // A new status line for a new status, step or progress, not for every ETA update.
+        snapshot: (row) => `${row.status}:${row.current_step}:${row.progress}`,
+        over: (row) => isTerminal(row.status) && row.lease_owner === null,
+      });
     },
   );
 };

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ListQuery, TaskIdParams, TrainingTask, TrainingTaskCreate, TrainingTaskList } from '../schemas/training.js';
-import { HTTPError, HTTPValidationError } from '../schemas/errors.js';
+import { ListQuery, TaskIdParams, TrainingTask, TrainingTaskCreate, TrainingTaskList } from '../../domain/schemas/training.js';
+import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { saveUpload, UploadTooLargeError } from '../../preprocess/index.js';
-import { HTTPError } from '../schemas/errors.js';
+import { HTTPError } from '../../domain/schemas/errors.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
 

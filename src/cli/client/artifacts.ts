@@ -38,7 +38,6 @@ Lists a task's artifacts (kind, size, path); with --download, fetches one and ch
 ${CONNECTION_USAGE}`;
 
 export const artifactsCommand: Command = {
-  summary: 'List or download the artifacts of a task',
   usage,
   options: { download: { type: 'string' }, out: { type: 'string' }, ...CONNECTION_OPTIONS },
   run: (values, positionals) =>

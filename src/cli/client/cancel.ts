@@ -1,4 +1,4 @@
-import type { TrainingTask } from '../../api/schemas/training.js';
+import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 
@@ -8,7 +8,6 @@ Cancels a task; cancelling a cancelled task is a no-op, a finished one is refuse
 ${CONNECTION_USAGE}`;
 
 export const cancelCommand: Command = {
-  summary: 'Cancel a training task',
   usage,
   options: { ...CONNECTION_OPTIONS },
   run: (values, positionals) =>

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Generation } from '../../api/schemas/generations.js';
+import type { Generation } from '../../domain/schemas/generations.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
 
@@ -30,7 +30,6 @@ export function parseLora(spec: string): { training_task_id: string; scale?: num
 }
 
 export const generateCommand: Command = {
-  summary: 'Generate images with trained LoRAs and download them',
   usage,
   options: {
     prompt: { type: 'string' },

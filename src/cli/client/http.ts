@@ -101,7 +101,7 @@ export class KilnClient {
     const part = `${dest}.part`;
     const hash = createHash('sha256');
     const hasher = new Transform({
-      transform(chunk, _enc, done) {
+      transform(chunk: Buffer, _enc, done) {
         hash.update(chunk);
         done(null, chunk);
       },

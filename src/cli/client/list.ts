@@ -1,4 +1,4 @@
-import type { TrainingTask } from '../../api/schemas/training.js';
+import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient } from './http.js';
 
@@ -13,11 +13,17 @@ ${CONNECTION_USAGE}`;
 /** Plain columns, padded to their widest cell: readable, and still cut-able by awk. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export const listCommand: Command = {
-  summary: 'List training tasks',
   usage,
   options: {
     status: { type: 'string' },
@@ -33,7 +39,7 @@ export const listCommand: Command = {
         const n = numberOption(values, name);
         if (n !== undefined) query.set(name, String(n));
       }
-      if (values.status) query.set('status', String(values.status).toUpperCase());
+      if (typeof values.status === 'string' && values.status) query.set('status', values.status.toUpperCase());
       const tasks = await KilnClient.fromOptions(values).json<TrainingTask[]>('GET', `/api/v1/training/?${query}`);
       if (values.json) {
         console.log(JSON.stringify(tasks, null, 2));

@@ -18,7 +18,6 @@ Prints the trainer's log.
 ${CONNECTION_USAGE}`;
 
 export const logsCommand: Command = {
-  summary: "Print a task's trainer log (-f to follow)",
   usage,
   options: { follow: { type: 'boolean', short: 'f', default: false }, ...CONNECTION_OPTIONS },
   run: (values, positionals) =>

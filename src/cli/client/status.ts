@@ -1,4 +1,4 @@
-import type { TrainingTask } from '../../api/schemas/training.js';
+import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 import { formatEta } from './progress.js';
@@ -31,7 +31,6 @@ export function summarize(task: TrainingTask): string {
 }
 
 export const statusCommand: Command = {
-  summary: 'Show one training task',
   usage,
   options: { json: { type: 'boolean', default: false }, ...CONNECTION_OPTIONS },
   run: (values, positionals) =>

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { TrainingTask } from '../../api/schemas/training.js';
+import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { downloadWeights } from './artifacts.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
@@ -53,7 +53,6 @@ function createBody(values: Record<string, unknown>, sourceImages: string[]): Re
 }
 
 export const trainCommand: Command = {
-  summary: 'Upload images and start training a LoRA (--wait to follow it and download)',
   usage,
   options: {
     trigger: { type: 'string' },

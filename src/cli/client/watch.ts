@@ -1,4 +1,4 @@
-import type { TrainingTask } from '../../api/schemas/training.js';
+import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { KilnClient } from './http.js';
 import { ProgressRenderer } from './progress.js';
 

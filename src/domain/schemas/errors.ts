@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 export const ValidationError = Type.Object(
   {
@@ -8,13 +8,16 @@ export const ValidationError = Type.Object(
   },
   { $id: 'ValidationError', title: 'ValidationError' },
 );
+export type ValidationError = Static<typeof ValidationError>;
 
 export const HTTPValidationError = Type.Object(
   { detail: Type.Array(Type.Ref(ValidationError), { title: 'Detail' }) },
   { $id: 'HTTPValidationError', title: 'HTTPValidationError' },
 );
+export type HTTPValidationError = Static<typeof HTTPValidationError>;
 
 /** 401/403/404/409/413: FastAPI's HTTPException body. */
 export const HTTPError = Type.Object({ detail: Type.String() }, { $id: 'HTTPError', title: 'HTTPError' });
+export type HTTPError = Static<typeof HTTPError>;
 
 export const SHARED_SCHEMAS = [ValidationError, HTTPValidationError, HTTPError];

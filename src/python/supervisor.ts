@@ -90,12 +90,12 @@ export function supervise(opts: SuperviseOptions): Promise<SuperviseResult> {
       opts.onLogLine?.(line);
     });
 
-    child.on('close', async (exitCode, exitSignal) => {
+    child.on('close', (exitCode, exitSignal) => {
       clearTimeout(stallTimer);
       if (killTimer) clearTimeout(killTimer);
       opts.signal.removeEventListener('abort', stop);
-      await pending;
-      log.end(() => resolve({ exitCode, exitSignal, outcome, stalled, stderrTail }));
+      // After the event handlers still running (`pending` never rejects: each failure is caught and logged).
+      void pending.then(() => log.end(() => resolve({ exitCode, exitSignal, outcome, stalled, stderrTail })));
     });
   });
 }

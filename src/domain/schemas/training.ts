@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { TRAINING_STATUSES } from '../../engine/lifecycle.js';
+import { TRAINING_STATUSES } from '../lifecycle.js';
 import { IntEnum, Nullable, StringEnum } from './types.js';
 
 /** Values of the seed's enums, as the architecture notes fix them. */
@@ -12,6 +12,8 @@ export const TrainingType = StringEnum(TRAINING_TYPES, { $id: 'TrainingType', ti
 export const EntityType = StringEnum(ENTITY_TYPES, { $id: 'EntityType', title: 'EntityType' });
 export const TrainingStatus = StringEnum(TRAINING_STATUSES, { $id: 'TrainingStatus', title: 'TrainingStatus' });
 export const CaptioningStrategy = StringEnum(CAPTIONING_STRATEGIES, { $id: 'CaptioningStrategy', title: 'CaptioningStrategy' });
+export type EntityType = (typeof ENTITY_TYPES)[number];
+export type CaptionStrategy = (typeof CAPTIONING_STRATEGIES)[number];
 export const TaskPriority = IntEnum(TASK_PRIORITIES, {
   $id: 'TaskPriority',
   title: 'TaskPriority',
@@ -70,10 +72,12 @@ export const TrainingTaskCreate = Type.Object(
     steps: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100000 }), { title: 'Steps', default: DEFAULTS.steps })),
     learning_rate: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1 }), { title: 'Learning Rate', default: DEFAULTS.learning_rate })),
     sample_prompts: Type.Optional(Nullable(Type.Array(Type.String({ maxLength: 2000 }), { maxItems: 50 }), { title: 'Sample Prompts', default: [] })),
-    source_images: Type.Optional(Nullable(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }), {
-      title: 'Source Images',
-      description: 'Default []. Each entry: an http(s) URL, a path under KILN_SOURCE_ROOTS, a data: URI, an upload:// reference, or a .zip of any of these.',
-    })),
+    source_images: Type.Optional(
+      Nullable(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }), {
+        title: 'Source Images',
+        description: 'Default []. Each entry: an http(s) URL, a path under KILN_SOURCE_ROOTS, a data: URI, an upload:// reference, or a .zip of any of these.',
+      }),
+    ),
     base_model_path: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 1024 }), { title: 'Base Model Path', default: DEFAULTS.base_model_path })),
     bypass_guidance_embedding: Type.Optional(Nullable(Type.Boolean(), { title: 'Bypass Guidance Embedding', default: false })),
     webhook_url: Type.Optional(Nullable(Type.String({ maxLength: 2048 }), { title: 'Webhook Url' })),
@@ -82,14 +86,18 @@ export const TrainingTaskCreate = Type.Object(
     origin_version: Type.Optional(Nullable(Type.String({ maxLength: 255 }), { title: 'Origin Version', description: desc.origin_version })),
     origin_tenant_id: Type.Optional(Nullable(Type.String({ maxLength: 255 }), { title: 'Origin Tenant Id', description: desc.origin_tenant_id })),
     preprocessing_transforms: Type.Optional(Nullable(Transforms, { title: 'Preprocessing Transforms', description: desc.preprocessing_transforms })),
-    preprocessing_captioning_strategy: Type.Optional(Nullable(CaptioningStrategy, {
-      description: desc.preprocessing_captioning_strategy,
-      default: DEFAULTS.preprocessing_captioning_strategy,
-    })),
-    preprocessing_captioning_prompt: Type.Optional(Nullable(Type.String({ maxLength: 2000 }), {
-      title: 'Preprocessing Captioning Prompt',
-      description: desc.preprocessing_captioning_prompt,
-    })),
+    preprocessing_captioning_strategy: Type.Optional(
+      Nullable(CaptioningStrategy, {
+        description: desc.preprocessing_captioning_strategy,
+        default: DEFAULTS.preprocessing_captioning_strategy,
+      }),
+    ),
+    preprocessing_captioning_prompt: Type.Optional(
+      Nullable(Type.String({ maxLength: 2000 }), {
+        title: 'Preprocessing Captioning Prompt',
+        description: desc.preprocessing_captioning_prompt,
+      }),
+    ),
     save_every: Type.Optional(Type.Integer({ minimum: 1, description: 'Kiln: checkpoint every N steps', default: DEFAULTS.save_every })),
     max_step_saves_to_keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Kiln: checkpoints kept', default: 4 })),
     batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'Kiln', default: 1 })),

@@ -4,9 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { testConfig } from '../../src/config.js';
-import { StageFailure } from '../../src/engine/stages.js';
-import { supervise } from '../../src/training/supervisor.js';
+import { JobFailure } from '../../src/engine/job-kind.js';
+import { supervise } from '../../src/python/supervisor.js';
 import { trainingStage } from '../../src/training/stage.js';
+import { ProgressAnnouncer } from '../../src/webhooks/outbox.js';
 import { openHarness, tmpDir } from '../helpers/harness.js';
 import { insertTask } from '../helpers/tasks.js';
 
@@ -38,16 +39,23 @@ const run = (file: string, extra: Partial<Parameters<typeof supervise>[0]> = {})
 describe('trainer supervision', () => {
   test('events arrive in order; other stdout and all stderr go to the log', async () => {
     const dir = tmpDir();
-    const file = script(dir, 'ok', `
+    const file = script(
+      dir,
+      'ok',
+      `
       console.log(JSON.stringify({ type: 'started', steps: 2 }));
       console.log('a stray print');
       console.error('human log line');
       console.log(JSON.stringify({ type: 'step', step: 1, total: 2 }));
-      console.log(JSON.stringify({ type: 'completed', weights_path: '/w', steps: 2 }));`);
+      console.log(JSON.stringify({ type: 'completed', weights_path: '/w', steps: 2 }));`,
+    );
     const { done, events } = run(file);
     const result = await done;
     assert.equal(result.exitCode, 0);
-    assert.deepEqual(events.map((e) => (e as { type: string }).type), ['started', 'step', 'completed']);
+    assert.deepEqual(
+      events.map((e) => (e as { type: string }).type),
+      ['started', 'step', 'completed'],
+    );
     assert.equal(result.outcome?.type, 'completed');
     const log = fs.readFileSync(path.join(dir, 'log.txt'), 'utf8');
     assert.match(log, /\[stdout\] a stray print/);
@@ -66,11 +74,16 @@ describe('trainer supervision', () => {
 
   test('a stop is SIGTERM, then SIGKILL for a trainer that ignores it', async () => {
     const dir = tmpDir();
-    const polite = script(dir, 'polite', `
+    const polite = script(
+      dir,
+      'polite',
+      `
       process.on('SIGTERM', () => { console.log(JSON.stringify({ type: 'cancelled', step: 3 })); process.exit(0); });
-      console.log(JSON.stringify({ type: 'started' })); setInterval(() => {}, 1000);`);
+      console.log(JSON.stringify({ type: 'started' })); setInterval(() => {}, 1000);`,
+    );
     const a = run(polite);
-    await new Promise((r) => setTimeout(r, 300));
+    // Stop only once it says it started, i.e. after its SIGTERM handler is in place.
+    while (a.events.length === 0) await new Promise((r) => setTimeout(r, 20));
     a.abort.abort('cancelled');
     const r1 = await a.done;
     assert.equal(r1.exitCode, 0);
@@ -78,7 +91,7 @@ describe('trainer supervision', () => {
 
     const stubborn = script(dir, 'stubborn', `process.on('SIGTERM', () => {}); console.log('{"type":"started"}'); setInterval(() => {}, 1000);`);
     const b = run(stubborn);
-    await new Promise((r) => setTimeout(r, 300));
+    while (b.events.length === 0) await new Promise((r) => setTimeout(r, 20));
     b.abort.abort('cancelled');
     const r2 = await b.done;
     assert.equal(r2.exitSignal, 'SIGKILL');
@@ -88,16 +101,20 @@ describe('trainer supervision', () => {
     const h = await openHarness('sqlite');
     try {
       const dir = tmpDir();
-      const oom = script(dir, 'oom', `console.log(JSON.stringify({ type: 'error', kind: 'oom', message: 'CUDA out of memory. Tried to allocate 2.00 GiB', where: 'train' })); process.exit(1);`);
+      const oom = script(
+        dir,
+        'oom',
+        `console.log(JSON.stringify({ type: 'error', kind: 'oom', message: 'CUDA out of memory. Tried to allocate 2.00 GiB', where: 'train' })); process.exit(1);`,
+      );
       // The stage runs `<python> -m kiln_trainer …`; a wrapper drops those arguments for node.
       const wrapper = path.join(dir, 'python');
       fs.writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${oom}"\n`, { mode: 0o755 });
       const config = { ...testConfig(h.config.dataDir), python: wrapper };
       const task = await insertTask(h.runtime.taskStore, { set: { training_folder: path.join(dir, 'task') } });
-      const stage = trainingStage({ config, tasks: h.runtime.taskStore, announcer: { maybeAnnounce: async () => false } as never });
+      const stage = trainingStage({ config, tasks: h.runtime.taskStore, announcer: new ProgressAnnouncer() });
       await assert.rejects(
-        stage({ task, slot: { kind: 'cpu', index: 0 }, signal: new AbortController().signal, update: async () => undefined, log: pino({ level: 'silent' }) }),
-        (err: Error) => err instanceof StageFailure && /CUDA out of memory/.test(err.message) && /smaller batch_size or rank/.test(err.message),
+        stage({ row: task, slot: { kind: 'cpu', index: 0 }, signal: new AbortController().signal, update: async () => undefined, log: pino({ level: 'silent' }) }),
+        (err: Error) => err instanceof JobFailure && /CUDA out of memory/.test(err.message) && /smaller batch_size or rank/.test(err.message),
       );
     } finally {
       await h.close();

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EtaEstimator, monotonic, preprocessProgress, trainingProgress } from '../../src/training/progress.js';
+import { EtaEstimator, GapMeter, monotonic, preprocessProgress, trainingProgress } from '../../src/domain/progress.js';
 
 describe('progress and ETA', () => {
   test('preprocessing fills 0–10 stage by stage, training 10–100', () => {
@@ -31,5 +31,20 @@ describe('progress and ETA', () => {
     const eta = new EtaEstimator({ totalSteps: 1000, sampleEvery: 1000, saveEvery: 1000, samplesPerRound: 0 }, 3, 3);
     for (const s of [10, 10, 10, 1, 1, 1]) eta.recordStep(s);
     assert.equal(eta.estimate(900), 100 + 1);
+  });
+  test('time between steps is split into what the samples took and what the checkpoint took', () => {
+    const eta = new EtaEstimator({ totalSteps: 100, sampleEvery: 50, saveEvery: 50, samplesPerRound: 1 });
+    const gaps = new GapMeter(eta);
+    for (const at of [1000, 2000, 3000]) {
+      gaps.step(1, at);
+      eta.recordStep(1);
+    }
+    // After step 3: one preview sample said it took 2 s, then a checkpoint; step 4 lands 8 s after step 3.
+    gaps.sample(2);
+    gaps.checkpoint();
+    gaps.step(1, 11_000);
+    eta.recordStep(1);
+    // 96 steps at 1 s, two sample rounds at 2 s, two saves at the remaining 5 s of the gap.
+    assert.equal(eta.estimate(4), 96 + 2 * 2 + 2 * 5);
   });
 });

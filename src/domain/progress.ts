@@ -79,3 +79,34 @@ export class EtaEstimator {
     return Math.max(0, Math.round(seconds));
   }
 }
+
+/**
+ * Learns what the trainer spends between two steps. A gap well beyond a step's time went to
+ * preview samples (their events say how long each took) and to a checkpoint (the rest).
+ */
+export class GapMeter {
+  private lastStepAt = 0;
+  private sampleSeconds = 0;
+  private saved = false;
+
+  constructor(private readonly eta: EtaEstimator) {}
+
+  sample(seconds: number | undefined): void {
+    this.sampleSeconds += seconds ?? 0;
+  }
+
+  checkpoint(): void {
+    this.saved = true;
+  }
+
+  step(secondsPerStep: number, now = Date.now()): void {
+    if (this.lastStepAt && secondsPerStep > 0) {
+      const gap = (now - this.lastStepAt) / 1000 - secondsPerStep;
+      if (this.sampleSeconds > 0) this.eta.recordSampleRound(this.sampleSeconds);
+      if (this.saved && gap - this.sampleSeconds > 0) this.eta.recordSave(gap - this.sampleSeconds);
+    }
+    this.lastStepAt = now;
+    this.sampleSeconds = 0;
+    this.saved = false;
+  }
+}

@@ -19,7 +19,7 @@ export type TrainerEvent =
   | { type: 'step'; step: number; total: number; loss: number | null; lr: number; seconds_per_step: number }
   | { type: 'skipped_step'; step: number; message: string }
   | { type: 'checkpoint'; step: number; path: string }
-  | { type: 'sample'; step: number; prompt: string; path: string }
+  | { type: 'sample'; step: number; prompt: string; path: string; seconds?: number }
   | { type: 'completed'; weights_path: string; final_loss: number | null; wall_seconds: number; steps: number }
   | { type: 'cancelled'; step: number }
   | { type: 'error'; kind: string; message: string; where: string }

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { GENERATION_STATUSES } from '../../generations/store.js';
-import { StringEnum } from './types.js';
+import { GENERATION_STATUSES } from '../lifecycle.js';
+import { Nullable, StringEnum } from './types.js';
 
 export const GenerationCreate = Type.Object(
   {
@@ -21,6 +21,9 @@ export const GenerationCreate = Type.Object(
     guidance_scale: Type.Optional(Type.Number({ minimum: 0, maximum: 30, default: 3.5 })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     num_images: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, default: 1 })),
+    webhook_url: Type.Optional(
+      Nullable(Type.String({ maxLength: 2048 }), { title: 'Webhook Url', description: 'Receives generation.completed and generation.failed, signed as training webhooks are' }),
+    ),
   },
   { $id: 'GenerationCreate', title: 'GenerationCreate' },
 );
@@ -39,6 +42,8 @@ export const Generation = Type.Object(
     loras: Type.Array(Type.Object({ training_task_id: Type.String(), scale: Type.Number() })),
     images: Type.Array(Type.String(), { description: 'URLs under this API' }),
     error_message: Type.Union([Type.String(), Type.Null()]),
+    webhook_url: Type.Union([Type.String(), Type.Null()]),
+    attempt: Type.Integer({ description: 'Runs started so far; a worker lost mid-run starts another' }),
   },
   { $id: 'Generation', title: 'Generation' },
 );

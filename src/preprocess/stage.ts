@@ -1,26 +1,18 @@
 import type { Config } from '../config.js';
-import { PreprocessError, runPreprocessing, type CaptionStrategy, type EntityType, type PreprocessOptions } from '../preprocess/index.js';
-import type { TaskStore } from '../store/tasks.js';
-import { monotonic, preprocessProgress, PREPROCESS_SHARE } from '../training/progress.js';
-import { trainingStage } from '../training/stage.js';
-import type { ProgressAnnouncer } from '../webhooks/outbox.js';
-import { StageFailure, type StageHandler, type StageHandlers } from './stages.js';
-
-export interface HandlerDeps {
-  config: Config;
-  tasks: TaskStore;
-  announcer: ProgressAnnouncer;
-  preprocessOptions?: PreprocessOptions;
-}
+import { JobFailure, type JobHandler } from '../engine/job-kind.js';
+import type { TrainingTaskRow } from '../store/db.js';
+import { monotonic, preprocessProgress, PREPROCESS_SHARE } from '../domain/progress.js';
+import { runPreprocessing } from './run.js';
+import { PreprocessError, type CaptionStrategy, type EntityType, type PreprocessOptions, type TransformSpec } from './types.js';
 
 /** The preprocessing stage: sources to `dataset/`, reporting stage and file counts as it goes. */
-export function preprocessingStage(deps: HandlerDeps): StageHandler {
+export function preprocessingStage(config: Config, options?: PreprocessOptions): JobHandler<TrainingTaskRow> {
   return async (ctx) => {
-    const { task } = ctx;
+    const task = ctx.row;
     let progress = task.progress;
     const sources = JSON.parse(task.source_images) as string[];
     if (sources.length === 0) {
-      throw new StageFailure('The task has no source_images: give at least one image URL, path, data: URI, upload reference or zip.');
+      throw new JobFailure('The task has no source_images: give at least one image URL, path, data: URI, upload reference or zip.');
     }
     try {
       const result = await runPreprocessing(
@@ -31,10 +23,10 @@ export function preprocessingStage(deps: HandlerDeps): StageHandler {
           sources,
           triggerWord: task.trigger_word,
           entityType: task.entity_type as EntityType,
-          transforms: task.preprocessing_transforms ? JSON.parse(task.preprocessing_transforms) : null,
+          transforms: task.preprocessing_transforms ? (JSON.parse(task.preprocessing_transforms) as TransformSpec[]) : null,
           captioning: { strategy: task.preprocessing_captioning_strategy as CaptionStrategy, prompt: task.preprocessing_captioning_prompt },
         },
-        deps.config,
+        config,
         {
           signal: ctx.signal,
           onProgress: async ({ stage, processed, total }) => {
@@ -42,7 +34,7 @@ export function preprocessingStage(deps: HandlerDeps): StageHandler {
             await ctx.update({ preprocessing_stage: stage, processed_files_count: processed, total_files_count: total, progress });
           },
         },
-        deps.preprocessOptions,
+        options,
       );
       const files = result.accepted + result.rejected.length;
       return {
@@ -54,12 +46,8 @@ export function preprocessingStage(deps: HandlerDeps): StageHandler {
         },
       };
     } catch (err) {
-      if (err instanceof PreprocessError) throw new StageFailure(err.message);
+      if (err instanceof PreprocessError) throw new JobFailure(err.message);
       throw err;
     }
   };
-}
-
-export function realHandlers(deps: HandlerDeps): StageHandlers {
-  return { preprocess: preprocessingStage(deps), train: trainingStage(deps) };
 }

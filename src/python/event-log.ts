@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 
 /**
- * A task's event stream on disk (`logs/events.jsonl`): every trainer event with a sequence
- * number and time. The SSE endpoint tails it, so API and worker need share only the data
- * dir, as they do in fleet mode.
+ * A job's event stream on disk (a task's `logs/events.jsonl`, a generation's `events.jsonl`):
+ * every event of its Python child with a sequence number and time. The SSE endpoints tail it,
+ * so API and worker need share only the data dir, as they do in fleet mode.
  */
-export class TaskEventLog {
+export class EventLog {
   private seq: number;
   // One open stream rather than a sync open-write-close per event: a tiny model emits
   // dozens of steps a second, and the trainer shares the CPU with this process.

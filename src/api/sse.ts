@@ -1,0 +1,53 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { readEventsFrom } from '../python/event-log.js';
+
+/** How often a stream looks at the row and the events file. */
+const SSE_POLL_MS = 250;
+
+export interface JobStream<Row> {
+  /** The row as it stands now; undefined once it is gone. */
+  read(): Promise<Row | undefined>;
+  eventsFile: string;
+  /** What the `status` event says. */
+  status(row: Row): Record<string, unknown>;
+  /** A new `status` event is sent whenever this changes. */
+  snapshot(row: Row): string;
+  /** Finished, and no worker holds it any more (so its last events are written). */
+  over(row: Row): boolean;
+}
+
+/**
+ * Server-Sent Events for one job: `status` whenever the row's summary changes, then every event
+ * of its events file as its own type with `id` = its sequence number, and `end` once the job is
+ * over and its events are drained. A client resumes with Last-Event-ID.
+ */
+export async function streamJob<Row>(request: FastifyRequest, reply: FastifyReply, job: JobStream<Row>): Promise<void> {
+  const resumeAfter = Number(request.headers['last-event-id'] ?? 0) || 0;
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': String(request.id) });
+  const send = (event: string, data: unknown, id?: number) => res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  let offset = 0;
+  let lastStatus = '';
+  let closed = false;
+  request.raw.on('close', () => (closed = true));
+  while (!closed) {
+    const row = await job.read();
+    if (!row) break;
+    const snapshot = job.snapshot(row);
+    if (snapshot !== lastStatus) {
+      lastStatus = snapshot;
+      send('status', job.status(row));
+    }
+    const batch = readEventsFrom(job.eventsFile, offset);
+    offset = batch.offset;
+    for (const e of batch.events) if ((e.seq as number) > resumeAfter) send(String(e.type), e, e.seq as number);
+    // Over and drained: a worker writes its last events before the final status.
+    if (job.over(row) && batch.events.length === 0) {
+      send('end', { status: job.status(row).status });
+      break;
+    }
+    await new Promise((r) => setTimeout(r, SSE_POLL_MS));
+  }
+  res.end();
+}

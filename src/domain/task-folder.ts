@@ -1,0 +1,27 @@
+import path from 'node:path';
+
+/**
+ * The folders and files of a task under KILN_DATA_DIR/tasks/<id>/ (architecture note 5), in
+ * the kohya / ai-toolkit layout: what preprocessing writes, what the trainer reads and
+ * writes, and what the API serves. Everything that names one of these paths asks here.
+ */
+export function taskPaths(taskDir: string) {
+  const dataset = path.join(taskDir, 'dataset');
+  const logs = path.join(taskDir, 'logs');
+  return {
+    root: taskDir,
+    sources: path.join(taskDir, 'sources'),
+    dataset,
+    manifest: path.join(dataset, 'manifest.json'),
+    checkpoints: path.join(taskDir, 'checkpoints'),
+    samples: path.join(taskDir, 'samples'),
+    output: path.join(taskDir, 'output'),
+    logs,
+    trainerLog: path.join(logs, 'trainer.log'),
+    trainerPid: path.join(logs, 'trainer.pid'),
+    events: path.join(logs, 'events.jsonl'),
+    spec: path.join(logs, 'trainer-spec.json'),
+  };
+}
+
+export type TaskPaths = ReturnType<typeof taskPaths>;

@@ -1,0 +1,116 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Store } from '../store/db.js';
+import type { AnyJobKind } from './job-kind.js';
+import type { LeaseKeeper } from './lease-keeper.js';
+import { CANCEL_CHANNEL, WORK_CHANNEL } from './notifications.js';
+import { rescueExpired } from './rescuer.js';
+
+/**
+ * The advisory lock whose holder is the one rescuer of a Postgres fleet ('kiln' in ASCII),
+ * keyed by schema too: advisory locks are database-wide, and two Kilns in two schemas of one
+ * database are two fleets, each needing its own rescuer.
+ */
+const RESCUER_LOCK = 0x6b696c6e;
+
+export interface MaintenanceOptions {
+  store: Store;
+  kinds: AnyJobKind[];
+  keeper: LeaseKeeper;
+  log: Logger;
+  metrics?: Metrics;
+  maxAttempts: number;
+  leaseSeconds: number;
+  pollMs: number;
+  /** Runnable work may have appeared: a notification, or rows the rescuer put back. */
+  onWork(): void;
+}
+
+/**
+ * What a worker does besides running jobs: hears cancels and new work (LISTEN on Postgres,
+ * polling as the fallback and on SQLite), and rescues expired leases. On Postgres one worker
+ * at a time is the rescuer: the holder of a session advisory lock on its LISTEN connection,
+ * as River elects its leader; when that worker dies its connection closes and the next
+ * round elects another. On SQLite every worker rescues, since writes are serialised anyway.
+ */
+export class Maintenance {
+  private timers: NodeJS.Timeout[] = [];
+  private listener: pg.PoolClient | null = null;
+  private leader = false;
+
+  constructor(private readonly opts: MaintenanceOptions) {}
+
+  /** Whether this worker is its fleet's rescuer now (always, on SQLite). */
+  get rescuer(): boolean {
+    return this.listener === null || this.leader;
+  }
+
+  async start(): Promise<void> {
+    await this.listen();
+    this.timers.push(setInterval(() => void this.watchCancels(), this.opts.pollMs));
+    this.timers.push(setInterval(() => void this.rescue(), Math.max(500, (this.opts.leaseSeconds * 1000) / 2)));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    // Releasing the connection ends the session, and with it the advisory lock.
+    this.listener?.release(true);
+    this.listener = null;
+    this.leader = false;
+  }
+
+  private async listen(): Promise<void> {
+    const pool = this.opts.store.pool;
+    if (!pool) return;
+    this.listener = await pool.connect();
+    this.listener.on('notification', (msg) => {
+      if (msg.channel === CANCEL_CHANNEL && msg.payload) this.opts.keeper.stop(msg.payload, 'cancelled');
+      if (msg.channel === WORK_CHANNEL) this.opts.onWork();
+    });
+    await this.listener.query(`LISTEN ${CANCEL_CHANNEL}`);
+    await this.listener.query(`LISTEN ${WORK_CHANNEL}`);
+  }
+
+  /** The fallback to LISTEN/NOTIFY and the only path on SQLite: poll the held rows' status. */
+  private async watchCancels(): Promise<void> {
+    for (const rows of new Set(this.opts.kinds.map((k) => k.rows))) {
+      const ids = this.opts.keeper.idsOn(rows.table);
+      if (!ids.length) continue;
+      try {
+        const cancelled = await rows.db.selectFrom(rows.table).select('id').where('id', 'in', ids).where('status', '=', 'CANCELLED').execute();
+        for (const { id } of cancelled) {
+          this.opts.log.info({ job: id }, 'cancelled; stopping its job');
+          this.opts.keeper.stop(id, 'cancelled');
+        }
+      } catch (err) {
+        this.opts.log.error({ err }, 'cancel poll failed');
+      }
+    }
+  }
+
+  private async elected(): Promise<boolean> {
+    if (!this.listener) return true;
+    if (!this.leader) {
+      const res = await this.listener.query<{ ok: boolean }>('select pg_try_advisory_lock($1, hashtext(current_schema())) as ok', [RESCUER_LOCK]);
+      this.leader = res.rows[0].ok;
+      if (this.leader) this.opts.log.info('this worker is the rescuer');
+    }
+    return this.leader;
+  }
+
+  private async rescue(): Promise<void> {
+    try {
+      if (!(await this.elected())) return;
+      const report = await rescueExpired(this.opts.kinds, this.opts.maxAttempts);
+      for (const row of report.requeued) this.opts.log.warn({ job: row.id, status: row.status }, 'rescued an expired lease');
+      for (const row of report.failed) this.opts.log.warn({ job: row.id }, 'failed a job after its last attempt');
+      if (report.requeued.length) this.opts.metrics?.leaseLosses.inc({ outcome: 'requeued' }, report.requeued.length);
+      if (report.failed.length) this.opts.metrics?.leaseLosses.inc({ outcome: 'failed' }, report.failed.length);
+      if (report.requeued.length) this.opts.onWork();
+    } catch (err) {
+      this.opts.log.error({ err }, 'rescue failed');
+    }
+  }
+}

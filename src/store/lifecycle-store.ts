@@ -1,0 +1,154 @@
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
+import type { TenantScope } from '../auth/principal.js';
+import { nextStatus, runningStatuses, type Lifecycle } from '../domain/lifecycle.js';
+import { isoNow } from '../util/time.js';
+import type { KilnDatabase, Store } from './db.js';
+
+export type Executor = Kysely<KilnDatabase> | Transaction<KilnDatabase>;
+
+/** Tables whose rows are leased to workers. */
+export type LeasedTable = 'training_tasks' | 'generations';
+
+/** What every leased row has: the engine's bookkeeping next to its own fields. */
+export interface LeasedRow {
+  id: string;
+  status: string;
+  updated_at: string;
+  attempt: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+}
+
+/** Called inside the transaction of every status change: the webhook outbox and NOTIFY hook in here. */
+export type StatusListener<Row> = (trx: Executor, before: Row, after: Row) => Promise<void>;
+
+export type TransitionResult<Row> = { ok: true; row: Row; before: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'forbidden'; row: Row };
+
+export interface TransitionOptions<Row> {
+  scope?: TenantScope;
+  /** A worker's write also requires that it still holds the lease. */
+  leaseOwner?: string;
+  /** The rescuer also requires the very expiry it saw, so a last-moment renewal wins. */
+  leaseExpiresAt?: string;
+  /** Refuse while any worker still holds the row (a cancelled job whose process is exiting). */
+  requireNoLease?: boolean;
+  /** Columns written together with the status. */
+  set?: (before: Row, now: string) => Partial<Row>;
+}
+
+/**
+ * Reads and compare-and-set writes of one leased table under its lifecycle. Every status
+ * write goes through `transition`; the queue's claim SQL is in engine/claim.ts.
+ */
+export class LifecycleStore<Row extends LeasedRow, T extends string> {
+  private listeners: StatusListener<Row>[] = [];
+  private committed: ((row: Row) => void)[] = [];
+  readonly running: string[];
+
+  constructor(
+    readonly store: Store,
+    readonly table: LeasedTable,
+    readonly lifecycle: Lifecycle<string, T | 'release'>,
+    private readonly tenantColumn: 'origin_tenant_id' | 'tenant_id',
+  ) {
+    this.running = runningStatuses(lifecycle);
+  }
+
+  get db(): Kysely<KilnDatabase> {
+    return this.store.db;
+  }
+
+  /** The table as Kysely sees a table chosen at run time; its columns are those of `Row`. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely cannot type a table chosen at run time
+  protected rows(db: Executor = this.db): Kysely<any> {
+    return db;
+  }
+
+  onStatusChange(listener: StatusListener<Row>): void {
+    this.listeners.push(listener);
+  }
+
+  /** Called after the commit of an insert or a status change, in this process: how the embedded worker hears of new work at once. */
+  onCommitted(listener: (row: Row) => void): void {
+    this.committed.push(listener);
+  }
+
+  private announce(row: Row): void {
+    for (const listener of this.committed) listener(row);
+  }
+
+  async insert(row: Row): Promise<Row> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.rows(trx).insertInto(this.table).values(row).execute();
+      await this.notify(trx, { ...row, status: '' }, row);
+    });
+    this.announce(row);
+    return row;
+  }
+
+  /** `= tenant`, or `IS NULL` for the tenant-less space (Postgres takes no parameter after IS). */
+  protected tenantIs(tenantId: string | null) {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table, and so its tenant column, is chosen at run time
+    return (eb: ExpressionBuilder<any, any>) => (tenantId === null ? eb(this.tenantColumn, 'is', null) : eb(this.tenantColumn, '=', tenantId));
+  }
+
+  async get(id: string, scope?: TenantScope, db: Executor = this.db): Promise<Row | undefined> {
+    let q = this.rows(db).selectFrom(this.table).selectAll().where('id', '=', id);
+    if (scope && !scope.all) q = q.where(this.tenantIs(scope.tenantId));
+    return q.executeTakeFirst() as Promise<Row | undefined>;
+  }
+
+  /**
+   * Applies a named transition of the lifecycle table as a compare-and-set: the UPDATE names
+   * the status it read (and the lease, for a worker), so a concurrent writer makes it miss
+   * rather than overwrite. A miss is re-read and retried; a status the table forbids is
+   * returned as `forbidden` with the row as it stands.
+   */
+  async transition(id: string, name: T | 'release', opts: TransitionOptions<Row> = {}): Promise<TransitionResult<Row>> {
+    for (let tries = 0; tries < 5; tries++) {
+      const result = await this.db.transaction().execute(async (trx) => {
+        const before = await this.get(id, opts.scope, trx);
+        if (!before) return { ok: false, reason: 'not_found' } as const;
+        const to = nextStatus(this.lifecycle, name, before.status);
+        const leaseMoved =
+          (opts.leaseOwner !== undefined && before.lease_owner !== opts.leaseOwner) ||
+          (opts.leaseExpiresAt !== undefined && before.lease_expires_at !== opts.leaseExpiresAt) ||
+          (opts.requireNoLease === true && before.lease_owner !== null);
+        if (!to || leaseMoved) return { ok: false, reason: 'forbidden', row: before } as const;
+        const now = isoNow();
+        let update = this.rows(trx)
+          .updateTable(this.table)
+          .set({ ...opts.set?.(before, now), status: to, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '=', before.status);
+        if (opts.leaseOwner !== undefined) update = update.where('lease_owner', '=', opts.leaseOwner);
+        if (opts.leaseExpiresAt !== undefined) update = update.where('lease_expires_at', '=', opts.leaseExpiresAt);
+        if (opts.requireNoLease) update = update.where('lease_owner', 'is', null);
+        const after = (await update.returningAll().executeTakeFirst()) as Row | undefined;
+        if (!after) return null;
+        await this.notify(trx, before, after);
+        return { ok: true, row: after, before } as const;
+      });
+      if (result?.ok) this.announce(result.row);
+      if (result) return result;
+    }
+    throw new Error(`${this.table} ${id}: ${name} kept losing the race; giving up`);
+  }
+
+  /** Writes progress fields of a running job; the row as written, or undefined once the lease is gone. */
+  async updateRunning(id: string, leaseOwner: string, set: Partial<Row>, db: Executor = this.db): Promise<Row | undefined> {
+    return this.rows(db)
+      .updateTable(this.table)
+      .set({ ...set, updated_at: isoNow() })
+      .where('id', '=', id)
+      .where('lease_owner', '=', leaseOwner)
+      .where('status', 'in', this.running)
+      .returningAll()
+      .executeTakeFirst() as Promise<Row | undefined>;
+  }
+
+  /** Runs the status listeners; writers outside `transition` (the claim) call it in their transaction. */
+  async notify(trx: Executor, before: Row, after: Row): Promise<void> {
+    for (const listener of this.listeners) await listener(trx, before, after);
+  }
+}

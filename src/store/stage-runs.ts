@@ -1,0 +1,31 @@
+import type { Store } from './db.js';
+import { isoNow } from '../util/time.js';
+
+/**
+ * The history of every run of every job: who ran which attempt, when, and how it ended. A row
+ * is opened when a worker starts a job and closed when the job returns, or by the rescuer
+ * when the worker died without closing it.
+ */
+export async function openRun(store: Store, run: { jobId: string; kind: string; attempt: number; workerId: string; startedAt: number }): Promise<number> {
+  const row = await store.db
+    .insertInto('stage_runs')
+    .values({ task_id: run.jobId, stage: run.kind, attempt: run.attempt, worker_id: run.workerId, started_at: isoNow(run.startedAt) })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+export async function closeRun(store: Store, runId: number, outcome: string): Promise<void> {
+  await store.db.updateTable('stage_runs').set({ ended_at: isoNow(), outcome }).where('id', '=', runId).execute();
+}
+
+/** Closes the runs a dead worker left open on a job: the rescue is the last we know of them. */
+export async function closeAbandonedRuns(store: Store, jobId: string, workerId: string): Promise<void> {
+  await store.db
+    .updateTable('stage_runs')
+    .set({ ended_at: isoNow(), outcome: 'lease_expired' })
+    .where('task_id', '=', jobId)
+    .where('worker_id', '=', workerId)
+    .where('ended_at', 'is', null)
+    .execute();
+}
