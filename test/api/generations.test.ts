@@ -69,5 +69,14 @@ for (const dialect of DIALECTS) {
       const locs = res.json<HTTPValidationError>().detail.map((d) => d.loc.join('.'));
       assert.ok(locs.includes('body.prompt') && locs.includes('body.width') && locs.includes('body.num_images'), locs.join());
     });
+
+    test('a webhook_url to a private or metadata address, or not a URL, is a 422 at body.webhook_url', async () => {
+      for (const webhook_url of ['http://169.254.169.254/latest', 'http://127.0.0.1:9/hook', 'not a url']) {
+        const res = await post({ prompt: 'p', webhook_url });
+        assert.equal(res.statusCode, 422, webhook_url);
+        const [issue] = res.json<HTTPValidationError>().detail;
+        assert.deepEqual(issue.loc, ['body', 'webhook_url'], webhook_url);
+      }
+    });
   });
 }
