@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 STAMP_NODE := node_modules/.kiln-installed
 STAMP_PY := $(VENV)/.kiln-installed
 NODE_TEST := node --import tsx --test --test-concurrency=1
+# Node tests that wait on the database, sockets and small processes, and those that train on the CPU.
+NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
+NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts
 
-.PHONY: run test test-node test-python test-fast lint format setup build bench clean
+.PHONY: run test test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -28,15 +31,18 @@ $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml
 build: $(STAMP_NODE)
 	npx tsc -p tsconfig.json
 
-# The Python and the TypeScript suites run side by side: the node tests mostly wait on processes
-# and the database, the trainer's mostly compute (on one thread, so each suite has a core).
-test: setup build
+# `tsc -p tsconfig.check.json` type-checks src with the tests and benches; no test needs the
+# build's output (dist/), so `make test` does not emit it. The trainer's tests (compute) run
+# beside the node tests that mostly wait on the database and sockets; the end-to-end tests,
+# which train, run after them.
+test: setup
 	npx tsc -p tsconfig.check.json
 	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-node
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-node-unit
+	$(MAKE) --no-print-directory test-node-e2e
 
 test-python: $(STAMP_PY)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q trainer/tests bench/gpu
+	$(PY) -m pytest -q trainer/tests bench/gpu
 
 # ESLint (type-checked) and Prettier for the TypeScript, ruff for the Python.
 lint: setup
@@ -50,14 +56,20 @@ format: setup
 	$(PY) -m ruff check --fix trainer bench
 
 # Every TS test runs against SQLite; those that take KILN_TEST_DATABASE_URL also against Postgres.
-test-node: $(STAMP_NODE)
-	$(NODE_TEST) $$(find test -name '*.test.ts' | sort)
+test-node: test-node-unit test-node-e2e
+
+# Test files are independent (a Postgres schema and a temp dir each), so two run at a time.
+test-node-unit: $(STAMP_NODE)
+	node --import tsx --test --test-concurrency=2 $(NODE_UNIT)
+
+test-node-e2e: $(STAMP_NODE)
+	$(NODE_TEST) $(NODE_E2E)
 
 # The quick loop while developing: no end-to-end, CLI-with-trainer or slow trainer tests.
 # CI runs everything (make test).
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" trainer/tests
-	$(NODE_TEST) $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
+	node --import tsx --test --test-concurrency=2 $(NODE_UNIT)
 
 bench: setup build
 	$(PY) -m pip install -q -r bench/baselines/requirements.txt
