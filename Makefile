@@ -9,7 +9,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts
 
-.PHONY: run test test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
+.PHONY: run test test-ts test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -31,14 +31,17 @@ $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml
 build: $(STAMP_NODE)
 	npx tsc -p tsconfig.json
 
-# `tsc -p tsconfig.check.json` type-checks src with the tests and benches; no test needs the
-# build's output (dist/), so `make test` does not emit it. The trainer's tests (compute) run
-# beside the node tests that mostly wait on the database and sockets; the end-to-end tests,
-# which train, run after them.
+# Two lines of work side by side, one per core: the trainer's tests (compute), and the
+# TypeScript side in order: types (tsconfig.check.json covers src, tests and benches; no test
+# needs dist/, so nothing is emitted), lint, the node tests that mostly wait on the database and
+# sockets, then the end-to-end ones, which train.
 test: setup
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-ts
+
+test-ts: $(STAMP_NODE)
 	npx tsc -p tsconfig.check.json
 	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-node-unit
+	$(MAKE) --no-print-directory test-node-unit
 	$(MAKE) --no-print-directory test-node-e2e
 
 test-python: $(STAMP_PY)
