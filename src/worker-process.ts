@@ -26,9 +26,6 @@ export function slotsFromConfig(config: Config): WorkerSlots {
   return { gpus: config.gpus, cpuSlots: config.cpuSlots, preprocess: config.preprocessSlots };
 }
 
-/** Waiting statuses: a row entering one may be claimed now. */
-const RUNNABLE = new Set(['PENDING', 'QUEUED']);
-
 /**
  * The wiring of a worker: each job kind with its handler, generations listed before training
  * so a free accelerator slot goes to a waiting generation first (decision 0003). With the
@@ -52,7 +49,7 @@ export async function startWorker(runtime: Runtime, log: Logger, slots: WorkerSl
   // Work created or requeued in this process is claimed at once, without waiting for a poll.
   for (const rows of [taskStore, generationStore] as const) {
     rows.onCommitted((row: { status: string }) => {
-      if (RUNNABLE.has(row.status)) worker.poke();
+      if (rows.waiting.includes(row.status)) worker.poke();
     });
   }
   await worker.start();

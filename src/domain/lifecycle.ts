@@ -82,6 +82,11 @@ export function runningStatuses<S extends string, T extends string>(lifecycle: L
   return Object.keys(lifecycle.transitions.release) as S[];
 }
 
+/** Statuses a claim takes rows from: those a lost lease returns a row to. */
+export function waitingStatuses<S extends string, T extends string>(lifecycle: Lifecycle<S, T> & { transitions: Record<'release', Partial<Record<S, S>>> }): S[] {
+  return [...new Set(Object.values(lifecycle.transitions.release) as S[])];
+}
+
 export function isTerminal(status: string): boolean {
   return (TRAINING_LIFECYCLE.terminal as readonly string[]).includes(status);
 }

@@ -6,9 +6,6 @@ export const CANCEL_CHANNEL = 'kiln_cancel';
 /** Postgres channel on which new runnable work wakes idle workers. */
 export const WORK_CHANNEL = 'kiln_work';
 
-/** Waiting statuses: those a claim takes rows from. */
-const RUNNABLE = new Set(['PENDING', 'QUEUED']);
-
 /**
  * On Postgres, a status change wakes whoever cares: workers running a job that was just
  * cancelled, and idle workers when work became runnable. NOTIFY inside the writing
@@ -20,6 +17,6 @@ export function installNotifications<Row extends LeasedRow>(rows: LifecycleStore
   rows.onStatusChange(async (trx, before, after) => {
     if (after.status === before.status) return;
     if (after.status === 'CANCELLED') await sql`select pg_notify(${CANCEL_CHANNEL}, ${after.id})`.execute(trx);
-    if (RUNNABLE.has(after.status)) await sql`select pg_notify(${WORK_CHANNEL}, ${after.id})`.execute(trx);
+    if (rows.waiting.includes(after.status)) await sql`select pg_notify(${WORK_CHANNEL}, ${after.id})`.execute(trx);
   });
 }

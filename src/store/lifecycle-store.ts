@@ -1,6 +1,6 @@
 import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { TenantScope } from '../auth/principal.js';
-import { nextStatus, runningStatuses, type Lifecycle } from '../domain/lifecycle.js';
+import { nextStatus, runningStatuses, waitingStatuses, type Lifecycle } from '../domain/lifecycle.js';
 import { isoNow } from '../util/time.js';
 import type { KilnDatabase, Store } from './db.js';
 
@@ -44,6 +44,8 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
   private listeners: StatusListener<Row>[] = [];
   private committed: ((row: Row) => void)[] = [];
   readonly running: string[];
+  /** Statuses a claim takes rows from: a row entering one is new work. */
+  readonly waiting: string[];
 
   constructor(
     readonly store: Store,
@@ -52,6 +54,7 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
     private readonly tenantColumn: 'origin_tenant_id' | 'tenant_id',
   ) {
     this.running = runningStatuses(lifecycle);
+    this.waiting = waitingStatuses(lifecycle);
   }
 
   get db(): Kysely<KilnDatabase> {
