@@ -5,6 +5,7 @@ import { generateKind, preprocessKind, trainKind } from './engine/kinds.js';
 import { Worker } from './engine/worker.js';
 import { generationStage } from './generations/stage.js';
 import { preprocessingStage } from './preprocess/stage.js';
+import { CANCEL_GRACE_MS } from './python/run.js';
 import type { Runtime } from './runtime.js';
 import { trainingStage } from './training/stage.js';
 import { ProgressAnnouncer } from './webhooks/outbox.js';
@@ -45,6 +46,8 @@ export async function startWorker(runtime: Runtime, log: Logger, slots: WorkerSl
     log,
     metrics: runtime.metrics,
     slots: { accelerator: acceleratorSlots(slots), preprocess: slots.preprocess },
+    // A trainer gets CANCEL_GRACE_MS to checkpoint after SIGTERM; two more seconds cover its exit.
+    stopGraceMs: CANCEL_GRACE_MS + 2000,
   });
   // Work created or requeued in this process is claimed at once, without waiting for a poll.
   for (const rows of [taskStore, generationStore] as const) {

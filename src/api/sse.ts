@@ -1,8 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { readEventsFrom } from '../python/event-log.js';
+import { databaseUnavailable } from '../store/outage.js';
 
 /** How often a stream looks at the row and the events file. */
 const SSE_POLL_MS = 250;
+const SSE_OUTAGE_RETRY_MS = 2000;
 
 export interface JobStream<Row> {
   /** The row as it stands now; undefined once it is gone. */
@@ -32,7 +34,13 @@ export async function streamJob<Row>(request: FastifyRequest, reply: FastifyRepl
   let closed = false;
   request.raw.on('close', () => (closed = true));
   while (!closed) {
-    const row = await job.read();
+    const row = await readThroughOutage(job);
+    if (row === null) {
+      // The database is unavailable: keep the stream open and look again, as a client would.
+      res.write(': database unavailable, waiting\n\n');
+      await new Promise((r) => setTimeout(r, SSE_OUTAGE_RETRY_MS));
+      continue;
+    }
     if (!row) break;
     const snapshot = job.snapshot(row);
     if (snapshot !== lastStatus) {
@@ -50,4 +58,14 @@ export async function streamJob<Row>(request: FastifyRequest, reply: FastifyRepl
     await new Promise((r) => setTimeout(r, SSE_POLL_MS));
   }
   res.end();
+}
+
+/** The row, undefined once it is gone, or null while the database is unavailable. */
+async function readThroughOutage<Row>(job: JobStream<Row>): Promise<Row | undefined | null> {
+  try {
+    return await job.read();
+  } catch (err) {
+    if (databaseUnavailable(err)) return null;
+    throw err;
+  }
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { LeasedTable } from '../store/lifecycle-store.js';
 import type { Store } from '../store/db.js';
 import { isoIn } from '../util/time.js';
+import type { OutageLog } from '../store/outage.js';
 import type { StopReason } from './job-kind.js';
 
 /** Both leased tables share the lease columns; Kysely cannot type a table chosen at run time. */
@@ -32,23 +33,55 @@ export interface Lease {
   signal: AbortSignal;
 }
 
+interface Held {
+  lease: Lease;
+  abort: AbortController;
+  /** When the last renewal that landed was sent: the lease is good until this + its length. */
+  renewedAt: number;
+}
+
+export interface LeaseKeeperOptions {
+  workerId: string;
+  leaseSeconds: number;
+  log: Logger;
+  outage: OutageLog;
+  /** How long a stopped job may take to reach its safe point and exit (the trainer's SIGTERM grace). */
+  stopGraceMs: number;
+}
+
 /**
  * Keeps this worker's leases alive and owns their stop signals, as bullmq's lock manager does
- * for its jobs. Each lease is renewed at a third of its length, so two missed beats still
- * leave it valid; a renewal that finds the lease gone (rescued by another worker) stops the
- * job with `lease_lost`. Nothing else in the worker renews or drops a lease.
+ * for its jobs. Each lease is renewed every quarter of its length, and every second while
+ * renewals fail, so a database outage shorter than the lease leaves the jobs running. A
+ * renewal that finds the lease gone (rescued by another worker) stops the job with
+ * `lease_lost`; so does a lease about to expire unrenewed, early enough for the job to stop
+ * at its safe point before the lease runs out, so that a rescuer elsewhere can never start a
+ * second copy while this one still runs. Nothing else in the worker renews or drops a lease.
  */
 export class LeaseKeeper {
-  private held = new Map<string, { lease: Lease; abort: AbortController }>();
+  private held = new Map<string, Held>();
   private timer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  private failing = false;
+  private lastRound = 0;
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { workerId: string; leaseSeconds: number; log: Logger },
+    private readonly opts: LeaseKeeperOptions,
   ) {}
 
+  private get leaseMs(): number {
+    return this.opts.leaseSeconds * 1000;
+  }
+
+  /** A lease not renewed by this long after its last renewal has its job stopped. */
+  get stopAfterMs(): number {
+    // With a lease too short for the whole grace, stop at half of it and count on the job stopping faster.
+    return this.leaseMs - Math.min(this.opts.stopGraceMs, this.leaseMs / 2);
+  }
+
   start(): void {
-    this.timer = setInterval(() => void this.renewAll(), Math.max(200, (this.opts.leaseSeconds * 1000) / 3));
+    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.min(1000, this.leaseMs / 8)));
   }
 
   stopRenewing(): void {
@@ -60,7 +93,7 @@ export class LeaseKeeper {
   hold(table: LeasedTable, id: string): Lease {
     const abort = new AbortController();
     const lease = { id, table, signal: abort.signal };
-    this.held.set(id, { lease, abort });
+    this.held.set(id, { lease, abort, renewedAt: Date.now() });
     return lease;
   }
 
@@ -83,23 +116,56 @@ export class LeaseKeeper {
     for (const id of this.held.keys()) this.stop(id, reason);
   }
 
-  /** Gives the lease back, whatever the status: the slot is free once this returns. */
-  async release(lease: Lease): Promise<void> {
+  /** Stops renewing the lease; the caller writes the job's outcome and drops the lease. */
+  forget(lease: Lease): void {
     this.held.delete(lease.id);
-    await dropLease(this.store, lease.table, lease.id, this.opts.workerId);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.renewing) return;
+    const due = this.failing || Date.now() - this.lastRound >= this.leaseMs / 4;
+    this.stopExpiring();
+    if (!due || !this.held.size) return;
+    this.renewing = true;
+    this.lastRound = Date.now();
+    try {
+      await this.renewAll();
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  /** Jobs whose lease could not be renewed in time stop now, while the lease still covers their stop. */
+  private stopExpiring(): void {
+    const now = Date.now();
+    for (const { lease, renewedAt } of this.held.values()) {
+      if (lease.signal.aborted || now - renewedAt < this.stopAfterMs) continue;
+      this.opts.log.warn({ job: lease.id, unrenewedSeconds: (now - renewedAt) / 1000 }, 'lease could not be renewed; stopping the job at a safe point before it expires');
+      this.stop(lease.id, 'lease_lost');
+    }
   }
 
   private async renewAll(): Promise<void> {
-    for (const { lease } of this.held.values()) {
+    let failed = false;
+    let renewed = 0;
+    for (const held of this.held.values()) {
+      const { lease } = held;
+      if (lease.signal.aborted) continue;
+      renewed++;
+      const sentAt = Date.now();
       try {
-        const held = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, this.opts.leaseSeconds);
-        if (!held && this.held.has(lease.id) && !lease.signal.aborted) {
+        const still = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, this.opts.leaseSeconds);
+        if (still) held.renewedAt = sentAt;
+        else if (this.held.has(lease.id)) {
           this.opts.log.warn({ job: lease.id }, 'lease lost; stopping the job');
           this.stop(lease.id, 'lease_lost');
         }
       } catch (err) {
-        this.opts.log.error({ err, job: lease.id }, 'lease renewal failed');
+        failed = true;
+        if (!this.opts.outage.failed(err, 'lease renewal')) this.opts.log.error({ err, job: lease.id }, 'lease renewal failed');
       }
     }
+    this.failing = failed;
+    if (renewed && !failed) this.opts.outage.ok();
   }
 }

@@ -4,12 +4,19 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/db.js';
 import type { LeasedRow } from '../store/lifecycle-store.js';
+import { OutageLog } from '../store/outage.js';
 import { closeRun, openRun } from '../store/stage-runs.js';
 import { uuidv7 } from '../util/ids.js';
 import { claimNext } from './claim.js';
-import { JobFailure, type AnyJobKind, type Pool, type Slot, type StopReason } from './job-kind.js';
-import { LeaseKeeper, type Lease } from './lease-keeper.js';
+import { JobFailure, type AnyJobKind, type JobResult, type Pool, type Slot, type StopReason } from './job-kind.js';
+import { dropLease, LeaseKeeper, type Lease } from './lease-keeper.js';
 import { Maintenance } from './maintenance.js';
+import { RunningWrites } from './running-writes.js';
+
+/** Once the worker is stopping, how long an outcome write keeps retrying a database that is down. */
+const STOPPING_WRITE_PATIENCE_MS = 10_000;
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 2000;
 
 export interface WorkerOptions {
   store: Store;
@@ -22,6 +29,8 @@ export interface WorkerOptions {
   slots: { accelerator: Slot[]; preprocess: number };
   /** How often to look for work and for cancels without a notification (ms). */
   pollMs?: number;
+  /** How long a stopped job may take to reach its safe point and exit; leases are given up this early when they cannot be renewed. */
+  stopGraceMs?: number;
   id?: string;
 }
 
@@ -29,12 +38,14 @@ export interface WorkerOptions {
  * The claim loop: claims jobs into free slots, runs their handlers, and writes each outcome
  * with a compare-and-set on the lease. A job's slot is freed only after its handler has
  * returned (for training: after the trainer process has exited). Leases are the
- * LeaseKeeper's; cancels and rescue are Maintenance's.
+ * LeaseKeeper's; cancels and rescue are Maintenance's. While the database is unavailable the
+ * jobs keep running: progress is coalesced, outcomes are retried until they land.
  */
 export class Worker {
   readonly id: string;
   private readonly keeper: LeaseKeeper;
   private readonly maintenance: Maintenance;
+  private readonly outage: OutageLog;
   private readonly free: Record<Pool, Slot[]>;
   private running = new Set<Promise<void>>();
   private poll: NodeJS.Timeout | null = null;
@@ -49,12 +60,14 @@ export class Worker {
       preprocess: Array.from({ length: opts.slots.preprocess }, (_, index) => ({ kind: 'preprocess', index })),
     };
     const { leaseSeconds, maxAttempts } = opts.config;
-    this.keeper = new LeaseKeeper(opts.store, { workerId: this.id, leaseSeconds, log: opts.log });
+    this.outage = new OutageLog(opts.log);
+    this.keeper = new LeaseKeeper(opts.store, { workerId: this.id, leaseSeconds, log: opts.log, outage: this.outage, stopGraceMs: opts.stopGraceMs ?? 10_000 });
     this.maintenance = new Maintenance({
       store: opts.store,
       kinds: opts.kinds,
       keeper: this.keeper,
       log: opts.log,
+      outage: this.outage,
       metrics: opts.metrics,
       maxAttempts,
       leaseSeconds,
@@ -69,6 +82,11 @@ export class Worker {
 
   get isRescuer(): boolean {
     return this.maintenance.rescuer;
+  }
+
+  /** Whether the database answered this worker's last calls. */
+  get databaseUp(): boolean {
+    return !this.outage.down;
   }
 
   async start(): Promise<void> {
@@ -110,7 +128,7 @@ export class Worker {
         }
       } while (this.tickAgain && !this.stopping);
     } catch (err) {
-      this.log.error({ err }, 'claim failed');
+      if (!this.outage.failed(err, 'claim')) this.log.error({ err }, 'claim failed');
     } finally {
       this.ticking = false;
     }
@@ -122,6 +140,7 @@ export class Worker {
     for (const kind of this.opts.kinds.filter((k) => k.pool === pool)) {
       // The kinds hold rows of different types; every one is at least a LeasedRow.
       const row = (await claimNext(kind, { workerId: this.id, leaseSeconds: config.leaseSeconds, maxRunningPerTenant: config.maxRunningPerTenant })) as LeasedRow | undefined;
+      this.outage.ok();
       if (!row) continue;
       const slot = this.free[pool].shift()!;
       this.opts.metrics?.queueWait.observe({ stage: kind.name }, (Date.now() - Date.parse(kind.queuedAt(row))) / 1000);
@@ -141,48 +160,89 @@ export class Worker {
     const { store } = this.opts;
     const log = this.log.child({ job: row.id, kind: kind.name, attempt: row.attempt });
     const started = Date.now();
-    const runId = await openRun(store, { jobId: row.id, kind: kind.name, attempt: row.attempt, workerId: this.id, startedAt: started });
-    let outcome = 'completed';
+    const runId = await openRun(store, { jobId: row.id, kind: kind.name, attempt: row.attempt, workerId: this.id, startedAt: started }).catch((err: unknown) => {
+      // The history row is bookkeeping: the job runs without it rather than not at all.
+      if (!this.outage.failed(err, 'stage run')) log.error({ err }, 'opening the run failed');
+      return null;
+    });
+    const writes = new RunningWrites((set) => kind.rows.updateRunning(row.id, this.id, set), this.outage);
+    let result: JobResult<object> = {};
+    let error: unknown = undefined;
+    log.info('job started');
     try {
-      log.info('job started');
-      const result = await kind.handler({
-        row,
-        slot,
-        signal: lease.signal,
-        log,
-        update: (set) => kind.rows.updateRunning(row.id, this.id, set),
-      });
-      outcome = await this.finish(kind, row, lease.signal, result.set ?? {});
+      result = (await kind.handler({ row, slot, signal: lease.signal, log, update: (set) => writes.update(set) })) as JobResult<object>;
     } catch (err) {
-      outcome = await this.finishAfterError(kind, row, lease.signal, err, log);
-    } finally {
-      // The handler has returned, so its process is gone: only now is the slot free.
-      await this.keeper.release(lease).catch((err) => log.error({ err }, 'dropping the lease failed'));
-      await closeRun(store, runId, outcome).catch((err) => log.error({ err }, 'closing the run failed'));
-      this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (Date.now() - started) / 1000);
-      log.info({ outcome, seconds: (Date.now() - started) / 1000 }, 'job ended');
+      error = err ?? new Error('unknown error');
+    }
+    // The handler has returned, so its process is gone: only now is the slot free.
+    const ended = Date.now();
+    const stop = lease.signal.aborted ? (lease.signal.reason as StopReason) : null;
+    const pending = writes.takePending();
+    const outcome =
+      (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, log)).catch(async (err: unknown) => {
+        // A write that fails for a reason other than the database being down is a bug of ours: say so on the row.
+        log.error({ err }, 'writing the outcome failed');
+        return this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error: err, pending }, log));
+      })) ?? 'unwritten';
+    this.keeper.forget(lease);
+    await this.durably('lease drop', log, () => dropLease(store, kind.rows.table, row.id, this.id)).catch((err) => log.error({ err }, 'dropping the lease failed'));
+    if (runId !== null) await this.durably('stage run', log, () => closeRun(store, runId, outcome, ended)).catch((err) => log.error({ err }, 'closing the run failed'));
+    this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (ended - started) / 1000);
+    log.info({ outcome, seconds: (ended - started) / 1000 }, 'job ended');
+  }
+
+  /**
+   * Runs a write until it lands, waiting out a database that is unavailable; other errors are
+   * thrown. Once the worker is stopping it gives up after a while: undefined, and the lease,
+   * left to expire, hands the job to the rescuer.
+   */
+  private async durably<T>(what: string, log: Logger, write: () => Promise<T>): Promise<T | undefined> {
+    let delay = RETRY_FIRST_MS;
+    let giveUpAt = Infinity;
+    for (;;) {
+      try {
+        const value = await write();
+        this.outage.ok();
+        return value;
+      } catch (err) {
+        if (!this.outage.failed(err, what)) throw err;
+        if (this.stopping) giveUpAt = Math.min(giveUpAt, Date.now() + STOPPING_WRITE_PATIENCE_MS);
+        if (Date.now() > giveUpAt) {
+          log.warn({ what }, 'gave up waiting for the database; the lease will expire and the rescuer will requeue the job');
+          return undefined;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(RETRY_MAX_MS, delay * 2);
+      }
     }
   }
 
-  /** The job returned: finish it, unless it was stopped, in which case the stop decides. */
-  private async finish(kind: AnyJobKind, row: LeasedRow, signal: AbortSignal, set: object): Promise<string> {
-    if (signal.aborted) return this.afterStop(kind, row, signal.reason as StopReason);
-    const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner: this.id, set: (_before, now) => kind.finish.set(set, now) });
-    return res.ok ? 'completed' : 'superseded';
-  }
-
-  private async finishAfterError(kind: AnyJobKind, row: LeasedRow, signal: AbortSignal, err: unknown, log: Logger): Promise<string> {
-    if (signal.aborted) return this.afterStop(kind, row, signal.reason as StopReason);
-    const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${(err as Error)?.message ?? String(err)}`;
+  /**
+   * Writes how the job ended, with any progress that never reached the database. A stopped
+   * job's stop decides; otherwise it completed or failed. Every write names this worker's
+   * lease, so a job rescued meanwhile is left to its new holder ('superseded').
+   */
+  private async writeOutcome(
+    kind: AnyJobKind,
+    row: LeasedRow,
+    end: { stop: StopReason | null; result: JobResult<object>; error: unknown; pending: object },
+    log: Logger,
+  ): Promise<string> {
+    const leaseOwner = this.id;
+    if (end.stop === 'cancelled') return 'cancelled';
+    if (end.stop) {
+      // Shutdown, or a lease that could not be renewed: back to the queue, to resume from its checkpoint.
+      const res = await kind.rows.transition(row.id, 'release', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.released(now) }) });
+      return res.ok ? (end.stop === 'shutdown' ? 'released' : 'lease_lost') : 'lease_lost';
+    }
+    if (end.error === undefined) {
+      const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner, set: (_before, now) => kind.finish.set({ ...end.pending, ...end.result.set }, now) });
+      return res.ok ? 'completed' : 'superseded';
+    }
+    const err = end.error;
+    const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
     if (!(err instanceof JobFailure)) log.error({ err }, 'job crashed');
-    const res = await kind.rows.transition(row.id, 'fail', { leaseOwner: this.id, set: (_before, now) => kind.failed(message, now) });
+    const res = await kind.rows.transition(row.id, 'fail', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.failed(message, now) }) });
     return res.ok ? 'failed' : 'superseded';
-  }
-
-  /** On shutdown the job goes back to the queue for another worker; on cancel nothing moves. */
-  private async afterStop(kind: AnyJobKind, row: LeasedRow, reason: StopReason): Promise<string> {
-    if (reason !== 'shutdown') return reason;
-    await kind.rows.transition(row.id, 'release', { leaseOwner: this.id, set: (_before, now) => kind.released(now) });
-    return 'released';
   }
 }

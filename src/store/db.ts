@@ -155,6 +155,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** How long a query waits for a connection, and for its answer, before it fails as unavailable. */
+export const PG_CONNECT_TIMEOUT_MS = 5000;
+export const PG_QUERY_TIMEOUT_MS = 30_000;
+
 // int8 (COUNT(*)) arrives as a string by default; our counts fit a JS number.
 pg.types.setTypeParser(20, (v) => Number(v));
 
@@ -168,7 +172,17 @@ export function openStore(opts: { databaseUrl: string; dataDir: string; pgSchema
       connectionString: opts.databaseUrl,
       max: opts.poolSize ?? 10,
       options: opts.pgSchema ? `-c search_path=${opts.pgSchema}` : undefined,
+      // While the database is down a query fails within seconds (a 503, a retried write)
+      // instead of waiting for a connection forever; keep-alive finds half-open sockets.
+      connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+      query_timeout: PG_QUERY_TIMEOUT_MS,
+      keepAlive: true,
     });
+    // A connection the server drops emits 'error' on its client, checked out or idle. Without
+    // a listener that is an uncaught exception that takes the whole process (and its trainers)
+    // down; the query that next uses the connection fails instead, and is handled there.
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<KilnDatabase>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: 'postgres', pool, close: () => db.destroy() };
   }

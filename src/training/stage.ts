@@ -57,7 +57,8 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
       if (!force && Date.now() - lastWrite < WRITE_INTERVAL_MS) return;
       lastWrite = Date.now();
       const row = await ctx.update({ ...current, logs: tail.value() });
-      if (row?.status === 'TRAINING') await deps.announcer.maybeAnnounce(deps.tasks.db, row);
+      // A progress webhook missed in an outage is not worth stopping for: the next step announces again.
+      if (row?.status === 'TRAINING') await deps.announcer.maybeAnnounce(deps.tasks.db, row).catch((err: unknown) => ctx.log.warn({ err }, 'progress webhook not queued'));
     };
 
     const onEvent = async (event: TrainerEvent) => {

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { FetchError, OutboundUrlError, safeRequest } from '../net/index.js';
 import type { Store, WebhookDeliveryRow } from '../store/db.js';
+import { OutageLog } from '../store/outage.js';
 import { isoIn, isoNow } from '../util/time.js';
 import { signedHeaders, webhookSecret } from './signing.js';
 
@@ -36,8 +37,10 @@ export class WebhookDeliverer {
   private busy = false;
   private readonly secret: string;
   private readonly delays: number[];
+  private readonly outage: OutageLog;
 
   constructor(private readonly opts: DelivererOptions) {
+    this.outage = new OutageLog(opts.log);
     this.secret = webhookSecret(opts.config);
     this.delays = opts.retryDelaysMs ?? RETRY_DELAYS_S.map((s) => s * 1000);
   }
@@ -73,9 +76,11 @@ export class WebhookDeliverer {
           }
         }),
       );
+      this.outage.ok();
       return attempted;
     } catch (err) {
-      this.opts.log.error({ err }, 'webhook delivery pass failed');
+      // A delivery whose result could not be written is sent again later: at least once, as promised.
+      if (!this.outage.failed(err, 'webhook delivery')) this.opts.log.error({ err }, 'webhook delivery pass failed');
       return 0;
     } finally {
       this.busy = false;

@@ -19,11 +19,12 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-export async function startFleet(opts: { workers: number; env?: Record<string, string>; dialect?: Dialect }): Promise<Fleet> {
+/** `pgUrl` reaches the same Postgres another way (through a proxy that a test cuts, say). */
+export async function startFleet(opts: { workers: number; env?: Record<string, string>; dialect?: Dialect; pgUrl?: string }): Promise<Fleet> {
   const schema = opts.dialect === 'sqlite' ? null : await createPgSchema();
   const dataDir = tmpDir('kiln-fleet-');
   const port = 18000 + Math.floor(Math.random() * 4000);
-  const databaseUrl = schema ? `${TEST_PG_URL}?options=-c%20search_path%3D${schema.name}` : '';
+  const databaseUrl = schema ? `${opts.pgUrl ?? TEST_PG_URL}?options=-c%20search_path%3D${schema.name}` : '';
   const env = { KILN_DATA_DIR: dataDir, KILN_DATABASE_URL: databaseUrl, KILN_PORT: String(port), ...opts.env };
   const api = startKiln(['serve', '--no-worker'], env, path.join(dataDir, 'api.log'));
   await waitForHttp(`http://127.0.0.1:${port}/readyz`);

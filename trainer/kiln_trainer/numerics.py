@@ -114,6 +114,15 @@ def fault_steps():
         raise ValueError(f"KILN_FAULT_NAN_GRAD_STEPS must be a comma list of step numbers, got {raw!r}") from e
 
 
+def fault_step_seconds():
+    """The least time a step takes, for tests that need training to outlast an outage: KILN_FAULT_STEP_SECONDS=0.05."""
+    raw = os.environ.get("KILN_FAULT_STEP_SECONDS", "").strip()
+    try:
+        return float(raw) if raw else 0.0
+    except ValueError as e:
+        raise ValueError(f"KILN_FAULT_STEP_SECONDS must be a number of seconds, got {raw!r}") from e
+
+
 def poison_grads(params):
     for p in params:
         if p.grad is not None:

@@ -239,6 +239,7 @@ def run(spec, stop):
     dtype = numerics.compute_dtype(spec.dtype, device)
     attention = numerics.configure_attention()
     faults = numerics.fault_steps()
+    slowest_step = numerics.fault_step_seconds()
     work = os.path.abspath(spec.work_dir)
     ckdir, sdir, odir, cdir = (os.path.join(work, d) for d in ("checkpoints", "samples", "output", "cache"))
     for d in (ckdir, sdir, odir, cdir):
@@ -389,6 +390,7 @@ def run(spec, stop):
         step += 1
         if applied:
             last_loss = total
+        time.sleep(max(0.0, slowest_step - (time.time() - t0)))
         emit("step", step=step, total=spec.steps, loss=total, lr=lr, seconds_per_step=round(time.time() - t0, 4))
         if step % spec.save_every == 0 and step < spec.steps:
             checkpoint(step)
