@@ -38,6 +38,8 @@ interface Held {
   abort: AbortController;
   /** When the last renewal that landed was sent: the lease is good until this + its length. */
   renewedAt: number;
+  /** The job has returned and its outcome is being written: renew, but there is nothing left to stop. */
+  settled: boolean;
 }
 
 export interface LeaseKeeperOptions {
@@ -93,7 +95,7 @@ export class LeaseKeeper {
   hold(table: LeasedTable, id: string): Lease {
     const abort = new AbortController();
     const lease = { id, table, signal: abort.signal };
-    this.held.set(id, { lease, abort, renewedAt: Date.now() });
+    this.held.set(id, { lease, abort, renewedAt: Date.now(), settled: false });
     return lease;
   }
 
@@ -114,6 +116,16 @@ export class LeaseKeeper {
 
   stopAll(reason: StopReason): void {
     for (const id of this.held.keys()) this.stop(id, reason);
+  }
+
+  /**
+   * The job under the lease has returned. Its lease is still renewed while the outcome is
+   * written (which an outage can make take a while), so that a finished job is not rescued
+   * and run again meanwhile.
+   */
+  settle(lease: Lease): void {
+    const held = this.held.get(lease.id);
+    if (held) held.settled = true;
   }
 
   /** Stops renewing the lease; the caller writes the job's outcome and drops the lease. */
@@ -138,8 +150,8 @@ export class LeaseKeeper {
   /** Jobs whose lease could not be renewed in time stop now, while the lease still covers their stop. */
   private stopExpiring(): void {
     const now = Date.now();
-    for (const { lease, renewedAt } of this.held.values()) {
-      if (lease.signal.aborted || now - renewedAt < this.stopAfterMs) continue;
+    for (const { lease, renewedAt, settled } of this.held.values()) {
+      if (settled || lease.signal.aborted || now - renewedAt < this.stopAfterMs) continue;
       this.opts.log.warn({ job: lease.id, unrenewedSeconds: (now - renewedAt) / 1000 }, 'lease could not be renewed; stopping the job at a safe point before it expires');
       this.stop(lease.id, 'lease_lost');
     }
@@ -150,13 +162,14 @@ export class LeaseKeeper {
     let renewed = 0;
     for (const held of this.held.values()) {
       const { lease } = held;
-      if (lease.signal.aborted) continue;
+      // A stopped job that has not returned yet is on its way out; one that has returned still owns its row until its outcome is written.
+      if (lease.signal.aborted && !held.settled) continue;
       renewed++;
       const sentAt = Date.now();
       try {
         const still = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, this.opts.leaseSeconds);
         if (still) held.renewedAt = sentAt;
-        else if (this.held.has(lease.id)) {
+        else if (this.held.has(lease.id) && !held.settled) {
           this.opts.log.warn({ job: lease.id }, 'lease lost; stopping the job');
           this.stop(lease.id, 'lease_lost');
         }

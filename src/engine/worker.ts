@@ -177,6 +177,7 @@ export class Worker {
     // The handler has returned, so its process is gone: only now is the slot free.
     const ended = Date.now();
     const stop = lease.signal.aborted ? (lease.signal.reason as StopReason) : null;
+    this.keeper.settle(lease);
     const pending = writes.takePending();
     const outcome =
       (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, log)).catch(async (err: unknown) => {

@@ -17,6 +17,9 @@ from .events import emit, error
 
 log = logging.getLogger("kiln")
 
+# An orphan gets as long to stop at a checkpoint as a cancelled trainer gets before its SIGKILL.
+ORPHAN_GRACE_SECONDS = 8.0
+
 
 def install_stop_handlers(stop, watch_stdin):
     def on_term(signum, frame):
@@ -38,6 +41,12 @@ def install_stop_handlers(stop, watch_stdin):
                 pass
             log.warning("stdin closed: supervisor gone, stopping")
             stop.set()
+            # Nobody will SIGKILL an orphan, and the stop flag is only read between steps: a
+            # trainer still loading (or stuck) would outlive its lease and overlap the rescued
+            # attempt. Checkpoints are written to a temp dir and renamed, so a cut save is lost, not torn.
+            deadline = threading.Timer(ORPHAN_GRACE_SECONDS, lambda: os._exit(143))
+            deadline.daemon = True  # a trainer that stops in time exits normally
+            deadline.start()
 
         threading.Thread(target=watch, daemon=True, name="stdin-watch").start()
 
