@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Slot } from '../engine/job-kind.js';
+import { childEnv } from './child-env.js';
 import type { TrainerEvent } from './events.js';
 import { supervise, type SuperviseResult } from './supervisor.js';
 
@@ -34,18 +35,6 @@ export interface PythonRun {
 export interface PythonResult extends SuperviseResult {
   /** Why it did not finish, in words for the user; null when it completed. */
   failure: string | null;
-}
-
-/** The process sees only its own GPU; a CPU slot sees none, so torch cannot wander onto one. */
-export function childEnv(config: Config, slot: Slot): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PYTHONUNBUFFERED: '1',
-    // The child's log is the job's human log: always at INFO, whatever the service logs at.
-    KILN_LOG_LEVEL: 'INFO',
-    KILN_DATA_DIR: config.dataDir,
-    CUDA_VISIBLE_DEVICES: slot.kind === 'gpu' ? slot.device : '',
-  };
 }
 
 /** An `error` event in words for the person who asked for the work. */
