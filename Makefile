@@ -9,7 +9,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts
 
-.PHONY: run test test-ts test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
+.PHONY: run test test-ts test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -20,12 +20,13 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-$(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml
+$(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml test/fuzz/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r trainer/requirements.txt
 	$(PY) -m pip install -q --no-deps -e trainer
+	$(PY) -m pip install -q -r test/fuzz/requirements.txt
 	touch $@
 
 build: $(STAMP_NODE)
@@ -33,14 +34,15 @@ build: $(STAMP_NODE)
 
 # Two lines of work side by side, one per core: the trainer's tests (compute), and the
 # TypeScript side in order: types (tsconfig.check.json covers src, tests and benches; no test
-# needs dist/, so nothing is emitted), lint, the node tests that mostly wait on the database and
-# sockets, then the end-to-end ones, which train.
+# needs dist/, so nothing is emitted), lint, the property-based run against the OpenAPI document,
+# the node tests that mostly wait on the database and sockets, then the end-to-end ones, which train.
 test: setup
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-ts
 
 test-ts: $(STAMP_NODE)
 	npx tsc -p tsconfig.check.json
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-fuzz
 	$(MAKE) --no-print-directory test-node-unit
 	$(MAKE) --no-print-directory test-node-e2e
 
@@ -57,6 +59,10 @@ format: setup
 	npm run --silent format
 	$(PY) -m ruff format trainer bench
 	$(PY) -m ruff check --fix trainer bench
+
+# schemathesis against /openapi.json of a real server (test/fuzz/): seeded, bounded, about a minute.
+test-fuzz: $(STAMP_NODE) $(STAMP_PY)
+	node --import tsx test/fuzz/run.ts
 
 # Every TS test runs against SQLite; those that take KILN_TEST_DATABASE_URL also against Postgres.
 test-node: test-node-unit test-node-e2e
@@ -77,6 +83,12 @@ test-fast: setup
 bench: setup build
 	$(PY) -m pip install -q -r bench/baselines/requirements.txt
 	node --import tsx bench/run.ts
+
+# Not in `make test` or `make bench`: a Postgres fleet with workers SIGKILLed and Postgres
+# restarted under it, for a few minutes (bench/chaos/chaos.ts says what it checks).
+.PHONY: bench-chaos
+bench-chaos: setup
+	node --import tsx bench/chaos/chaos.ts
 
 clean:
 	rm -rf dist node_modules $(VENV)

@@ -12,13 +12,25 @@ import { metricsRoutes } from './api/routes/metrics.js';
 import { artifactRoutes } from './api/routes/artifacts.js';
 import { liveRoutes } from './api/routes/live.js';
 import { uploadRoutes } from './api/routes/uploads.js';
+import { installRateLimits } from './api/rate-limit.js';
 import { generationRoutes } from './api/routes/generations.js';
 import { Generation, GenerationCreate } from './domain/schemas/generations.js';
 import multipart from '@fastify/multipart';
 import { SHARED_SCHEMAS } from './domain/schemas/errors.js';
-import { CaptioningStrategy, EntityType, PriorityBody, TaskPriority, TrainingStatus, TrainingTask, TrainingTaskCreate, TrainingType } from './domain/schemas/training.js';
+import {
+  CaptioningStrategy,
+  EntityType,
+  PriorityBody,
+  TaskPriority,
+  TrainingStatus,
+  TrainingTask,
+  TrainingTaskCreate,
+  TrainingTaskFields,
+  TrainingType,
+} from './domain/schemas/training.js';
 import { uuidv7 } from './util/ids.js';
 import { createValidatorCompiler } from './api/validation.js';
+import { seedStyleDocument } from './api/openapi-document.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -42,6 +54,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  installErrorHandlers(app);
 
   const shared = [
     TrainingType,
@@ -51,6 +64,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     TaskPriority,
     TrainingTaskCreate,
     TrainingTask,
+    TrainingTaskFields,
     PriorityBody,
     GenerationCreate,
     Generation,
@@ -68,18 +82,19 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     },
     // Keep each shared schema under its own name (TrainingTask, HTTPValidationError, …).
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    transformObject: (document) => ('openapiObject' in document ? seedStyleDocument(document.openapiObject) : document.swaggerObject),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(multipart, { limits: { fileSize: deps.config.maxDownloadBytes + 1 } });
-  installErrorHandlers(app);
   await app.register(healthRoutes, deps);
   await app.register(metricsRoutes, deps);
 
   await app.register(
     async (api) => {
       api.addHook('onRequest', requireBearer(deps.verifier));
+      await installRateLimits(api);
       await api.register(trainingRoutes, { ...deps, prefix: '/training' });
       await api.register(engineRoutes, { ...deps, prefix: '/training' });
       await api.register(liveRoutes, { ...deps, prefix: '/training' });

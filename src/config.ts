@@ -36,7 +36,7 @@ export const CONFIG_VARS = [
   { name: 'KILN_ALLOW_PRIVATE_NETWORKS', kind: 'bool', default: '0', doc: 'Allow outbound requests (downloads, webhooks) to loopback and private addresses' },
   { name: 'KILN_MAX_ATTEMPTS', kind: 'int', default: '3', doc: 'Attempts per stage before a task is failed' },
   { name: 'KILN_MAX_RUNNING_PER_TENANT', kind: 'int', default: '4', doc: 'Running stages one tenant may hold at once (0 = no cap)' },
-  { name: 'KILN_LEASE_SECONDS', kind: 'int', default: '30', doc: 'Lease length of a claimed stage; renewed at a third of it' },
+  { name: 'KILN_LEASE_SECONDS', kind: 'int', default: '30', doc: 'Lease length of a claimed stage; renewed at a quarter of it' },
   { name: 'KILN_WEBHOOK_SECRET', kind: 'string', default: '', doc: 'whsec_… signing secret; empty means one is created in the data dir' },
   { name: 'KILN_MAX_INPUT_PIXELS', kind: 'int', default: '100000000', doc: 'Largest source image in pixels (decompression-bomb guard)' },
   { name: 'KILN_MIN_IMAGE_SIDE', kind: 'int', default: '256', doc: 'Smallest accepted side of a source image in px' },
@@ -44,6 +44,13 @@ export const CONFIG_VARS = [
   { name: 'KILN_DATASET_MAX_SIDE', kind: 'int', default: '1536', doc: 'Longest side of a dataset image after transforms' },
   { name: 'KILN_MAX_DOWNLOAD_BYTES', kind: 'int', default: '52428800', doc: 'Size cap of one downloaded or uploaded source file' },
   { name: 'KILN_TRAINER_STALL_SECONDS', kind: 'int', default: '900', doc: 'A trainer silent this long is killed and its task failed' },
+  {
+    name: 'KILN_RATE_LIMIT_CREATES_PER_MINUTE',
+    kind: 'int',
+    default: '0',
+    doc: 'Task creations, and apart from them generation creations, one tenant may make per minute per API process (0 = no limit; admins exempt)',
+  },
+  { name: 'KILN_RATE_LIMIT_UPLOADS_PER_MINUTE', kind: 'int', default: '0', doc: 'Upload requests one tenant may make per minute per API process (0 = no limit; admins exempt)' },
   { name: 'KILN_VLM_URL', kind: 'string', default: '', doc: 'OpenAI-compatible chat-completions URL used by the vlm captioning strategy' },
   { name: 'KILN_VLM_MODEL', kind: 'string', default: '', doc: 'Model name sent to KILN_VLM_URL, or a local model path for the Python captioner' },
   { name: 'KILN_VLM_API_KEY', kind: 'string', default: '', doc: 'Bearer key sent to KILN_VLM_URL' },
@@ -74,6 +81,8 @@ export interface Config {
   datasetMaxSide: number;
   maxDownloadBytes: number;
   trainerStallSeconds: number;
+  /** Requests per tenant per minute and API process; 0 turns a limit off. */
+  rateLimit: { createsPerMinute: number; uploadsPerMinute: number };
   vlm: { url: string; model: string; apiKey: string };
   logLevel: string;
   devPrintToken: boolean;
@@ -143,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     datasetMaxSide: r.int('KILN_DATASET_MAX_SIDE'),
     maxDownloadBytes: r.int('KILN_MAX_DOWNLOAD_BYTES'),
     trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
+    rateLimit: { createsPerMinute: r.int('KILN_RATE_LIMIT_CREATES_PER_MINUTE'), uploadsPerMinute: r.int('KILN_RATE_LIMIT_UPLOADS_PER_MINUTE') },
     vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },
     logLevel: r.str('KILN_LOG_LEVEL'),
     devPrintToken: r.bool('KILN_DEV_PRINT_TOKEN'),

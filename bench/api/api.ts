@@ -152,8 +152,7 @@ async function benchDialect(dialect: Dialect, o: Required<Omit<ApiBenchOptions, 
         const spec: LoadSpec = { url: svc.url, method: ep.method, paths: ep.paths, headers, body: ep.body, connections: o.connections, durationS: o.warmupS };
         if (o.warmupS > 0) await runLoad(spec);
         // The warm-up's last requests may still be committing; count only after they have.
-        if (ep.method === 'POST') await sleep(500);
-        const before = ep.method === 'POST' ? await countTasks(prepared.store.db) : 0;
+        const before = ep.method === 'POST' ? await settledCount(prepared.store) : 0;
         const r = await runLoad({ ...spec, durationS: o.durationS });
         if (ep.method === 'POST') await verifyCreated(prepared.store, before, r.ok, o.connections, `${svc.name} ${dialect}`, log);
         log(
@@ -170,12 +169,26 @@ async function benchDialect(dialect: Dialect, o: Required<Omit<ApiBenchOptions, 
 }
 
 /**
+ * The task count once requests still in flight have committed: it has not moved for 500 ms.
+ * On a loaded machine a slow service's last requests take longer than any fixed wait.
+ */
+async function settledCount(store: Store): Promise<number> {
+  let last = await countTasks(store.db);
+  for (let i = 0; i < 20; i++) {
+    await sleep(500);
+    const now = await countTasks(store.db);
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+/**
  * The rows a POST run really created must match the 2xx it counted. Requests still in flight
  * when autocannon stops may commit without being counted, so up to one per connection more.
  */
 async function verifyCreated(store: Store, before: number, ok: number, connections: number, what: string, log: (s: string) => void): Promise<void> {
-  await sleep(500); // let in-flight requests commit
-  const created = (await countTasks(store.db)) - before;
+  const created = (await settledCount(store)) - before;
   if (created < ok || created > ok + connections) {
     throw new Error(`${what}: POST reported ${ok} created but the table grew by ${created}`);
   }

@@ -1,5 +1,8 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { databaseUnavailable } from '../store/outage.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from '../tasks/errors.js';
+import { describeBytes } from '../util/bytes.js';
+import { RouteMethods } from './route-methods.js';
 
 /** One entry of FastAPI's 422 body. `loc` starts with body, query or path. */
 export interface ValidationIssue {
@@ -105,6 +108,7 @@ function toIssue(err: AjvError, where: string): ValidationIssue | null {
       return { loc, msg: `String should match pattern '${p.pattern}'`, type: 'string_pattern_mismatch' };
     case 'format':
       if (p.format === 'uuid') return { loc, msg: 'Input should be a valid UUID', type: 'uuid_parsing' };
+      if (p.format === 'uri') return { loc, msg: 'Input should be a valid URL', type: 'url_parsing' };
       return { loc, msg: `Input should be a valid ${p.format}`, type: `${p.format}_parsing` };
     case 'anyOf':
     case 'oneOf':
@@ -143,10 +147,21 @@ const STATUS_DETAIL: Record<number, string> = {
 
 /**
  * Every error leaves in FastAPI's shape: 422 `{"detail":[{loc,msg,type}]}` for validation,
- * `{"detail":"…"}` otherwise. 5xx messages are logged, never sent.
+ * `{"detail":"…"}` otherwise. 5xx messages are logged, never sent. Install before any route:
+ * the 405 answer needs to see every route as it is added.
  */
 export function installErrorHandlers(app: FastifyInstance): void {
+  const routes = RouteMethods.collect(app);
   app.setErrorHandler((error: FastifyError & { validation?: AjvError[]; validationContext?: string }, request, reply) => {
+    const unavailable = databaseUnavailable(error);
+    if (unavailable) {
+      // Not the client's fault and not a bug: the same request succeeds once the database is back.
+      request.log.warn({ reason: unavailable.reason }, 'database unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', String(unavailable.retryAfterSeconds))
+        .send({ detail: `Service unavailable: ${unavailable.reason}. Retry in ${unavailable.retryAfterSeconds} s.` });
+    }
     if (error instanceof RequestValidationError) return reply.code(422).send({ detail: error.issues });
     if (error instanceof HttpError) return reply.code(error.statusCode).headers(error.headers).send({ detail: error.detail });
     if (error instanceof TaskNotFound) return reply.code(404).send({ detail: error.message });
@@ -155,7 +170,9 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (error.validation) {
       return reply.code(422).send({ detail: issuesFromAjv(error.validation, error.validationContext ?? 'body') });
     }
-    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error instanceof SyntaxError) {
+    // Only the body parser's errors are the client's: a SyntaxError from anywhere else is a stored
+    // value that does not parse, and falls through to the 500 below.
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
       const msg = error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'Field required' : `JSON decode error: ${error.message}`;
       const type = error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'missing' : 'json_invalid';
       return reply.code(422).send({ detail: [{ loc: ['body'], msg, type }] });
@@ -165,8 +182,16 @@ export function installErrorHandlers(app: FastifyInstance): void {
       request.log.error({ err: error }, 'request failed');
       return reply.code(500).send({ detail: 'Internal Server Error' });
     }
-    const detail = status === 413 ? 'Request body is larger than the limit of 1 MiB' : (STATUS_DETAIL[status] ?? error.message);
+    const detail =
+      error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `Request body is larger than the limit of ${describeBytes(request.routeOptions.bodyLimit)}`
+        : (STATUS_DETAIL[status] ?? error.message);
     return reply.code(status).send({ detail });
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found' }));
+  // Routing is settled before the token or the body is read, as FastAPI settles it: a request no
+  // route takes is a 404 or 405, never a 400, 401 or 415 about a header or body nothing wanted.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404 || RouteMethods.missesParameter(request)) return routes.answerUnrouted(request, reply);
+  });
+  app.setNotFoundHandler((request, reply) => routes.answerUnrouted(request, reply));
 }

@@ -14,6 +14,9 @@ export function createValidatorCompiler(sharedSchemas: AnySchema[]): FastifySche
   const make = (coerceTypes: boolean | 'array') => {
     const ajv = new Ajv({ allErrors: true, coerceTypes, useDefaults: true, removeAdditional: false, strict: false });
     addFormats(ajv);
+    // `uri` (webhook_url) is checked as the webhook sender will read it, WHATWG's URL parser, and ""
+    // stays "no webhook" as the seed took it; where it may point is api/validate-create.ts's job.
+    ajv.addFormat('uri', { type: 'string', validate: (value: string) => value === '' || URL.canParse(value) });
     for (const schema of sharedSchemas) ajv.addSchema(schema);
     return ajv;
   };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
+import { describeBytes } from '../util/bytes.js';
 import { sha256 } from './fs-util.js';
 import { UPLOAD_ID } from './sources.js';
 
@@ -20,7 +21,7 @@ export interface StoredUpload {
 export class UploadTooLargeError extends Error {
   readonly statusCode = 413;
   constructor(readonly limit: number) {
-    super(`upload exceeds the ${limit}-byte limit (KILN_MAX_DOWNLOAD_BYTES)`);
+    super(`file is larger than the limit of ${describeBytes(limit)} set by KILN_MAX_DOWNLOAD_BYTES`);
     this.name = 'UploadTooLargeError';
   }
 }

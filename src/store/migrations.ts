@@ -143,6 +143,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('generations').addColumn('webhook_url', 'text').execute();
       },
     },
+    // The list orders by created_at and then id; indexes that end with the id hand a page over
+    // in index order. Without it SQLite sorted each run of equal timestamps in a temp b-tree
+    // and Postgres sorted the page (incrementally) after the index scan.
+    '0005_list_indexes': {
+      async up(db) {
+        await db.schema.dropIndex('training_tasks_tenant_created').execute();
+        await db.schema.dropIndex('training_tasks_created').execute();
+        await db.schema.createIndex('training_tasks_tenant_list').on('training_tasks').columns(['origin_tenant_id', 'created_at desc', 'id desc']).execute();
+        await db.schema.createIndex('training_tasks_list').on('training_tasks').columns(['created_at desc', 'id desc']).execute();
+      },
+    },
   };
 }
 

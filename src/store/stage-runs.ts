@@ -17,7 +17,11 @@ export async function openRun(store: Store, run: { jobId: string; kind: string; 
 
 /** `endedAt` is when the job's process ended, which a write delayed by an outage must not move. */
 export async function closeRun(store: Store, runId: number, outcome: string, endedAt: number): Promise<void> {
-  await store.db.updateTable('stage_runs').set({ ended_at: isoNow(endedAt), outcome }).where('id', '=', runId).execute();
+  await store.db
+    .updateTable('stage_runs')
+    .set({ ended_at: isoNow(endedAt), outcome })
+    .where('id', '=', runId)
+    .execute();
 }
 
 /** Closes the runs a dead worker left open on a job: the rescue is the last we know of them. */

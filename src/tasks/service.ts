@@ -1,8 +1,8 @@
-import type { ListQuery, TrainingTaskCreate } from '../domain/schemas/training.js';
+import type { ListQuery, TaskField, TrainingTaskCreate } from '../domain/schemas/training.js';
 import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import type { TrainingTaskRow } from '../store/db.js';
-import type { TaskStore } from '../store/tasks.js';
+import type { TaskStore, TaskViewRow } from '../store/tasks.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
@@ -28,8 +28,13 @@ export class TasksService {
     return row;
   }
 
-  list(principal: Principal, query: ListQuery): Promise<TrainingTaskRow[]> {
+  list(principal: Principal, query: ListQuery): Promise<TaskViewRow[]> {
     return this.tasks.list(scopeOf(principal), query);
+  }
+
+  /** The same page with only some columns read. */
+  listFields(principal: Principal, query: ListQuery, fields: readonly TaskField[]): Promise<Partial<TaskViewRow>[]> {
+    return this.tasks.list(scopeOf(principal), query, fields);
   }
 
   /**

@@ -1,6 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import { buildApp } from '../../src/app.js';
 import type { HTTPValidationError } from '../../src/domain/schemas/errors.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { openHarness, type Harness } from '../helpers/harness.js';
 
 /** The parts of the OpenAPI document the test reads. */
@@ -45,11 +48,45 @@ describe('error shapes', () => {
     assert.deepEqual(res.json(), { detail: 'Not Found' });
   });
 
-  test('a body over 1 MiB is a 413', async () => {
+  test('a body over 1 MiB is a 413 that states the limit', async () => {
     const payload = JSON.stringify({ trigger_word: 'T', sample_prompts: ['x'.repeat(1024 * 1024)] });
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: { ...headers, 'content-type': 'application/json' }, payload });
     assert.equal(res.statusCode, 413);
-    assert.equal(typeof res.json<{ detail: unknown }>().detail, 'string');
+    assert.deepEqual(res.json(), { detail: 'Request body is larger than the limit of 1 MiB (1048576 bytes)' });
+  });
+
+  test('a webhook_url that is not a URL is a 422 at body.webhook_url, and an empty one still means none', async () => {
+    for (const [url, body] of [
+      ['/api/v1/training/', { trigger_word: 'T', webhook_url: 'not a url' }],
+      ['/api/v1/generations/', { prompt: 'p', webhook_url: 'http://exa mple.com:99999/' }],
+    ] as const) {
+      const res = await h.app.inject({ method: 'POST', url, headers, payload: body });
+      assert.equal(res.statusCode, 422, url);
+      assert.deepEqual(res.json(), { detail: [{ loc: ['body', 'webhook_url'], msg: 'Input should be a valid URL', type: 'url_parsing' }] });
+    }
+    const empty = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'T', webhook_url: '' } });
+    assert.equal(empty.statusCode, 201);
+  });
+
+  test('a method the path does not have is a 405 with Allow, before authentication', async () => {
+    for (const [method, url, allow] of [
+      ['DELETE', '/api/v1/training/', 'GET, HEAD, POST'],
+      ['DELETE', '/api/v1/training', 'GET, HEAD, POST'],
+      ['PUT', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', 'GET, HEAD'],
+      ['GET', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/cancel?x=1', 'POST'],
+      ['POST', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/artifacts/output/lora.safetensors', 'GET, HEAD'],
+      // The router would hand this one to GET /generations/:generation_id with an empty id.
+      ['GET', '/api/v1/generations/', 'POST'],
+      // A method that takes a body, sent without one: routing answers before any parsing would.
+      ['QUERY', '/api/v1/training/', 'GET, HEAD, POST'],
+    ] as const) {
+      for (const auth of [headers, {}]) {
+        const res = await h.app.inject({ method, url, headers: auth });
+        assert.equal(res.statusCode, 405, `${method} ${url}`);
+        assert.equal(res.headers.allow, allow, `${method} ${url}`);
+        assert.deepEqual(res.json(), { detail: 'Method Not Allowed' });
+      }
+    }
   });
 
   test('broken JSON and a missing body are 422s at body', async () => {
@@ -95,5 +132,66 @@ describe('error shapes', () => {
     assert.deepEqual(doc.components.schemas.TrainingTaskCreate.required, ['trigger_word']);
     const props = Object.keys(doc.components.schemas.TrainingTask.properties ?? {});
     for (const field of ['celery_chain_task_id', 'priority_changed_at', 'processed_dataset_path', 'eta_seconds']) assert.ok(props.includes(field), field);
+  });
+});
+
+/** A multipart/form-data body with one file part, as a client library would send it. */
+function multipartFile(name: string, bytes: Buffer): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = '----kiln-test-boundary';
+  const head = `--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="${name}"\r\ncontent-type: image/png\r\n\r\n`;
+  const payload = Buffer.concat([Buffer.from(head), bytes, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+describe('errors that blame the right party', () => {
+  let h: Harness;
+  let headers: Record<string, string>;
+  before(async () => {
+    h = await openHarness('sqlite', { maxDownloadBytes: 2048 });
+    headers = await h.auth('acme');
+  });
+  after(() => h.close());
+
+  test('a stored JSON column that does not parse is a 500, logged with the request id, not a 422', async () => {
+    const lines: string[] = [];
+    const app = await buildApp(h.runtime, { logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } } });
+    try {
+      const created = await app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload: { trigger_word: 'T' } });
+      const id = created.json<TrainingTask>().id;
+      await sql`update training_tasks set source_images = ${'["cut off'} where id = ${id}`.execute(h.runtime.store.db);
+
+      const res = await app.inject({ method: 'GET', url: `/api/v1/training/${id}`, headers });
+      assert.equal(res.statusCode, 500);
+      assert.deepEqual(res.json(), { detail: 'Internal Server Error' });
+      const logged = lines.map((line) => JSON.parse(line) as { reqId?: string; level: number; err?: { type: string } });
+      const entry = logged.find((l) => l.reqId === res.headers['x-request-id']);
+      assert.ok(entry, `no log line for request ${String(res.headers['x-request-id'])}: ${lines.join('')}`);
+      assert.equal(entry.level, 50);
+      assert.equal(entry.err?.type, 'SyntaxError');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('an upload over KILN_MAX_DOWNLOAD_BYTES is a 413 that states the limit', async () => {
+    const { payload, headers: form } = multipartFile('big.png', Buffer.alloc(5000, 1));
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, ...form }, payload });
+    assert.equal(res.statusCode, 413);
+    assert.deepEqual(res.json(), {
+      detail: '"big.png": file is larger than the limit of 2 KiB (2048 bytes) set by KILN_MAX_DOWNLOAD_BYTES; nothing past the limit was kept',
+    });
+    const small = multipartFile('small.png', Buffer.alloc(2048, 1));
+    const ok = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, ...small.headers }, payload: small.payload });
+    assert.equal(ok.statusCode, 201);
+  });
+
+  test('a multipart body without a boundary, or cut short, is a 400, not a 500', async () => {
+    const bare = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, 'content-type': 'multipart/form-data' }, payload: 'x' });
+    assert.equal(bare.statusCode, 400);
+    assert.match(bare.json<{ detail: string }>().detail, /boundary/);
+    const { payload, headers: form } = multipartFile('cut.png', Buffer.alloc(100, 1));
+    const cut = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, ...form }, payload: payload.subarray(0, 150) });
+    assert.equal(cut.statusCode, 400);
+    assert.match(cut.json<{ detail: string }>().detail, /^Malformed multipart body/);
   });
 });

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { contentTypeOf, listArtifacts, resolveArtifact } from '../../artifacts/catalog.js';
-import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { TaskIdParams } from '../../domain/schemas/training.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
+import { errorResponses, fileResponse } from '../responses.js';
 
 const Artifact = Type.Object(
   {
@@ -36,8 +36,6 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return start > end || start >= size ? 'invalid' : { start, end };
 }
 
-const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
-
 /** Final weights, checkpoints, samples, manifest and log of a task: listed, then streamed. */
 export const artifactRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   app.get(
@@ -47,7 +45,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
         summary: 'List Artifacts',
         tags: ['Artifacts'],
         params: TaskIdParams,
-        response: { 200: Type.Array(Artifact), ...errors },
+        response: { 200: Type.Array(Artifact), ...errorResponses({ byId: true }) },
       },
     },
     async (request) => {
@@ -64,6 +62,11 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
         description: 'Streams one artifact; honours a single `Range: bytes=a-b`.',
         tags: ['Artifacts'],
         params: Type.Object({ task_id: Type.String({ format: 'uuid' }), '*': Type.String() }),
+        response: {
+          200: fileResponse('The whole artifact, in its own media type', ['*/*']),
+          206: fileResponse('The requested range of the artifact', ['*/*']),
+          ...errorResponses({ byId: true, ranges: true }),
+        },
       },
     },
     async (request, reply) => {

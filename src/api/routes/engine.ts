@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { PriorityBody, TaskIdParams, TrainingTask } from '../../domain/schemas/training.js';
-import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
+import { errorResponses } from '../responses.js';
 
 const WebhookDelivery = Type.Object(
   {
@@ -21,8 +21,6 @@ const WebhookDelivery = Type.Object(
   { title: 'WebhookDelivery' },
 );
 
-const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
-
 /** Kiln's additions to the seed's training endpoints: queue control and webhook history. */
 export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const { tasks } = deps;
@@ -36,7 +34,7 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         tags: ['Training'],
         params: TaskIdParams,
         body: Type.Ref(PriorityBody),
-        response: { 200: Type.Ref(TrainingTask), 403: Type.Ref(HTTPError), ...errors },
+        response: { 200: Type.Ref(TrainingTask), ...errorResponses({ byId: true, body: 'json', admin: true }) },
       },
     },
     async (request) => toTrainingTask(await tasks.setPriority(request.params.task_id, request.body.priority, request.principal)),
@@ -50,7 +48,7 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         description: 'Puts a FAILED or CANCELLED task back in the queue; training resumes from its newest checkpoint.',
         tags: ['Training'],
         params: TaskIdParams,
-        response: { 200: Type.Ref(TrainingTask), 409: Type.Ref(HTTPError), ...errors },
+        response: { 200: Type.Ref(TrainingTask), ...errorResponses({ byId: true, body: 'json', transition: true }) },
       },
     },
     async (request) => toTrainingTask(await tasks.retry(request.params.task_id, request.principal)),
@@ -63,7 +61,7 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         summary: 'List Webhook Deliveries',
         tags: ['Training'],
         params: TaskIdParams,
-        response: { 200: Type.Array(WebhookDelivery), ...errors },
+        response: { 200: Type.Array(WebhookDelivery), ...errorResponses({ byId: true }) },
       },
     },
     async (request) => {

@@ -5,11 +5,12 @@ import { Type } from '@sinclair/typebox';
 import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
 import { Generation, GenerationCreate } from '../../domain/schemas/generations.js';
-import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { HttpError, RequestValidationError } from '../errors.js';
+import { errorResponses, eventStream, fileResponse } from '../responses.js';
 import { checkWebhookUrl } from '../validate-create.js';
 import type { ApiDeps } from '../deps.js';
 import { streamJob } from '../sse.js';
+import { rateLimited } from '../rate-limit.js';
 import { GENERATION_LIFECYCLE, type GenerationStatus } from '../../domain/lifecycle.js';
 
 const Id = Type.Object({ generation_id: Type.String({ format: 'uuid' }) });
@@ -35,8 +36,9 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         description: 'Queues a generation with zero or more LoRAs of COMPLETED tasks; poll GET /generations/{id} for its images.',
         tags: ['Generations'],
         body: Type.Ref(GenerationCreate),
-        response: { 202: Type.Ref(Generation), 401: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) },
+        response: { 202: Type.Ref(Generation), ...errorResponses({ body: 'json', rateLimited: true }) },
       },
+      config: rateLimited(deps.config, 'creates'),
     },
     async (request, reply) => {
       if (request.body.webhook_url) {
@@ -64,7 +66,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         summary: 'Get Generation',
         tags: ['Generations'],
         params: Id,
-        response: { 200: Type.Ref(Generation), 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) },
+        response: { 200: Type.Ref(Generation), ...errorResponses({ byId: true }) },
       },
     },
     async (request) => toGeneration(await load(request.params.generation_id, request.principal), baseUrl(request)),
@@ -77,6 +79,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         summary: 'Download Generated Image',
         tags: ['Generations'],
         params: Type.Object({ generation_id: Type.String({ format: 'uuid' }), name: Type.String({ pattern: '^[A-Za-z0-9_.-]+\\.png$' }) }),
+        response: { 200: fileResponse('The image', ['image/png']), ...errorResponses({ byId: true }) },
       },
     },
     async (request, reply) => {
@@ -87,7 +90,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
     },
   );
 
-  const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 409: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
+  const errors = errorResponses({ byId: true, body: 'json', transition: true });
 
   app.post(
     '/:generation_id/cancel',
@@ -126,6 +129,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
           'Server-Sent Events: `status` whenever status or attempt change, then every generator event as its own type (`image`, `log`, `completed`, `error`, …) with `id` = its sequence number. Ends with `end` once the generation is finished. Send Last-Event-ID to resume.',
         tags: ['Generations'],
         params: Id,
+        response: { 200: eventStream, ...errorResponses({ byId: true }) },
       },
     },
     async (request, reply) => {

@@ -4,12 +4,11 @@ import { Type } from '@sinclair/typebox';
 import { isTerminal } from '../../domain/lifecycle.js';
 import { taskPaths } from '../../domain/task-folder.js';
 import { readEventsFrom } from '../../python/event-log.js';
-import { HTTPError, HTTPValidationError } from '../../domain/schemas/errors.js';
 import { TaskIdParams } from '../../domain/schemas/training.js';
 import type { ApiDeps } from '../deps.js';
+import { errorResponses, eventStream } from '../responses.js';
 import { streamJob } from '../sse.js';
 
-const errors = { 401: Type.Ref(HTTPError), 404: Type.Ref(HTTPError), 422: Type.Ref(HTTPValidationError) };
 const LOG_CHUNK = 1024 * 1024;
 
 const LogChunk = Type.Object(
@@ -34,14 +33,15 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
         summary: 'Read Training Log',
         tags: ['Live'],
         params: TaskIdParams,
-        querystring: Type.Object({ offset: Type.Integer({ minimum: 0, default: 0 }) }),
-        response: { 200: LogChunk, ...errors },
+        querystring: Type.Object({ offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }),
+        response: { 200: LogChunk, ...errorResponses({ byId: true, query: true }) },
       },
     },
     async (request) => {
       const task = await deps.tasks.get(request.params.task_id, request.principal);
       const file = taskPaths(task.training_folder).trainerLog;
-      const offset = request.query.offset;
+      // Ajv has filled in the default; the type cannot know that.
+      const offset = request.query.offset ?? 0;
       let size = 0;
       let text = '';
       try {
@@ -70,7 +70,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
         summary: 'Loss Curve',
         tags: ['Live'],
         params: TaskIdParams,
-        response: { 200: Type.Object({ task_id: Type.String(), points: Type.Array(LossPoint) }), ...errors },
+        response: { 200: Type.Object({ task_id: Type.String(), points: Type.Array(LossPoint) }), ...errorResponses({ byId: true }) },
       },
     },
     async (request) => {
@@ -98,6 +98,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
           'Server-Sent Events: `status` whenever status, step or progress change, then every trainer event as its own type (`step`, `sample`, `checkpoint`, `log`, …) in order, with `id` = its sequence number. Ends with `end` once the task is finished. Send Last-Event-ID to resume.',
         tags: ['Live'],
         params: TaskIdParams,
+        response: { 200: eventStream, ...errorResponses({ byId: true }) },
       },
     },
     async (request, reply) => {

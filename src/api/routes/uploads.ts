@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { saveUpload, UploadTooLargeError } from '../../preprocess/index.js';
-import { HTTPError } from '../../domain/schemas/errors.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
+import { errorResponses } from '../responses.js';
+import { rateLimited } from '../rate-limit.js';
 
 const Upload = Type.Object(
   {
@@ -18,6 +19,21 @@ const Upload = Type.Object(
 
 export const MAX_FILES_PER_UPLOAD = 200;
 
+/** The form as the document shows it; @fastify/multipart reads the parts themselves, as a stream. */
+const UploadForm = Type.Object(
+  {
+    files: Type.Array(Type.String({ format: 'binary' }), {
+      minItems: 1,
+      maxItems: MAX_FILES_PER_UPLOAD,
+      description: 'Images or .zip archives of images; any part name is accepted, as long as it is a file part',
+    }),
+  },
+  { title: 'UploadForm' },
+);
+
+/** RFC 2046: a multipart body names its boundary, of 1 to 70 characters; the parser trusts it to. */
+const BOUNDARY = /;\s*boundary=(?:"[^"]{1,70}"|[^\s;"]{1,70})\s*(?:;|$)/i;
+
 /** Multipart uploads of images or zips, kept per tenant, referenced from source_images. */
 export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   app.post(
@@ -28,21 +44,35 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         description: `multipart/form-data with one or more file parts (at most ${MAX_FILES_PER_UPLOAD}); each becomes a reference usable in source_images by the same tenant.`,
         tags: ['Uploads'],
         consumes: ['multipart/form-data'],
-        response: { 201: Type.Object({ uploads: Type.Array(Upload) }), 401: Type.Ref(HTTPError), 413: Type.Ref(HTTPError), 415: Type.Ref(HTTPError) },
+        body: UploadForm,
+        response: { 201: Type.Object({ uploads: Type.Array(Upload) }), ...errorResponses({ body: 'multipart', badRequest: true, rateLimited: true, database: false }) },
       },
+      // The body schema documents the form; it is not a validator, since the parts are streamed.
+      validatorCompiler: () => () => true,
+      config: rateLimited(deps.config, 'uploads'),
     },
     async (request, reply) => {
       if (!request.isMultipart()) throw new HttpError(415, 'Send the files as multipart/form-data');
+      if (!BOUNDARY.test(request.headers['content-type'] ?? '')) throw new HttpError(400, 'multipart/form-data needs a boundary parameter of 1 to 70 characters');
       const uploads = [];
+      let filename = 'upload';
       try {
         for await (const part of request.files({ limits: { fileSize: deps.config.maxDownloadBytes + 1, files: MAX_FILES_PER_UPLOAD } })) {
-          uploads.push(await saveUpload(deps.config, request.principal.tenantId, part.filename || 'upload', part.file));
+          filename = part.filename || 'upload';
+          uploads.push(await saveUpload(deps.config, request.principal.tenantId, filename, part.file));
           if (part.file.truncated) throw new UploadTooLargeError(deps.config.maxDownloadBytes);
         }
       } catch (err) {
-        if (err instanceof UploadTooLargeError) throw new HttpError(413, `${err.message}; nothing past the limit was kept`);
         const code = (err as { code?: string }).code;
+        // Ours or the multipart parser's, whichever noticed first: the same limit either way.
+        if (err instanceof UploadTooLargeError || code === 'FST_REQ_FILE_TOO_LARGE') {
+          throw new HttpError(413, `${JSON.stringify(filename)}: ${new UploadTooLargeError(deps.config.maxDownloadBytes).message}; nothing past the limit was kept`);
+        }
         if (code === 'FST_FILES_LIMIT') throw new HttpError(413, `At most ${MAX_FILES_PER_UPLOAD} files per upload request`);
+        // A body cut short or not framed by its boundary: in the parser's words, or as the file
+        // stream that ended before its part did.
+        if (code === 'ERR_STREAM_PREMATURE_CLOSE') throw new HttpError(400, `Malformed multipart body: ${JSON.stringify(filename)} ended before its boundary`);
+        if (err instanceof Error && / multipart data$/.test(err.message)) throw new HttpError(400, `Malformed multipart body: ${err.message}`);
         throw err;
       }
       if (uploads.length === 0) throw new HttpError(400, 'The request held no file part');

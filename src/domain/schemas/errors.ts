@@ -16,7 +16,7 @@ export const HTTPValidationError = Type.Object(
 );
 export type HTTPValidationError = Static<typeof HTTPValidationError>;
 
-/** 401/403/404/409/413: FastAPI's HTTPException body. */
+/** Every error but a 422: FastAPI's HTTPException body. */
 export const HTTPError = Type.Object({ detail: Type.String() }, { $id: 'HTTPError', title: 'HTTPError' });
 export type HTTPError = Static<typeof HTTPError>;
 

@@ -22,7 +22,10 @@ export const GenerationCreate = Type.Object(
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     num_images: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, default: 1 })),
     webhook_url: Type.Optional(
-      Nullable(Type.String({ maxLength: 2048 }), { title: 'Webhook Url', description: 'Receives generation.completed and generation.failed, signed as training webhooks are' }),
+      Nullable(Type.String({ maxLength: 2048, format: 'uri' }), {
+        title: 'Webhook Url',
+        description: 'An http(s) URL on a public address; receives generation.completed and generation.failed, signed as training webhooks are',
+      }),
     ),
   },
   { $id: 'GenerationCreate', title: 'GenerationCreate' },

@@ -53,6 +53,7 @@ const desc = {
   preprocessing_transforms: 'List of image transformations to apply',
   preprocessing_captioning_strategy: 'Strategy for image captioning',
   preprocessing_captioning_prompt: 'Custom prompt for captioning',
+  webhook_url: 'Kiln: an http(s) URL on a public address; empty or null means no webhook',
 };
 
 const Uuid = Type.String({ format: 'uuid' });
@@ -80,7 +81,7 @@ export const TrainingTaskCreate = Type.Object(
     ),
     base_model_path: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 1024 }), { title: 'Base Model Path', default: DEFAULTS.base_model_path })),
     bypass_guidance_embedding: Type.Optional(Nullable(Type.Boolean(), { title: 'Bypass Guidance Embedding', default: false })),
-    webhook_url: Type.Optional(Nullable(Type.String({ maxLength: 2048 }), { title: 'Webhook Url' })),
+    webhook_url: Type.Optional(Nullable(Type.String({ maxLength: 2048, format: 'uri' }), { title: 'Webhook Url', description: desc.webhook_url })),
     origin_instance: Type.Optional(Nullable(Type.String({ maxLength: 255 }), { title: 'Origin Instance', description: desc.origin_instance, default: 'unknown' })),
     origin_zone: Type.Optional(Nullable(Type.String({ maxLength: 255 }), { title: 'Origin Zone', description: desc.origin_zone })),
     origin_version: Type.Optional(Nullable(Type.String({ maxLength: 255 }), { title: 'Origin Version', description: desc.origin_version })),
@@ -173,13 +174,42 @@ export const TrainingTask = Type.Object(
 );
 export type TrainingTask = Static<typeof TrainingTask>;
 
-export const TrainingTaskList = Type.Array(Type.Ref(TrainingTask), { title: 'Response List Training Tasks' });
+/** A task as a `fields=` list shows it: only the fields named there. */
+export const TrainingTaskFields = Type.Partial(TrainingTask, {
+  $id: 'TrainingTaskFields',
+  title: 'TrainingTaskFields',
+  description: 'Kiln: the fields of a TrainingTask that the list named in fields=',
+});
+
+/** The seed's list; with `fields=`, each item is a TrainingTaskFields instead. */
+export const TrainingTaskList = Type.Array(Type.Union([Type.Ref(TrainingTask), Type.Ref(TrainingTaskFields)]), { title: 'Response List Training Tasks' });
+
+/** A field of TrainingTask, by name; `fields=` narrows a list to some of them. */
+export type TaskField = keyof TrainingTask;
+/** Every field of TrainingTask, in the seed's order. */
+export const TASK_FIELDS = Object.keys(TrainingTask.properties) as TaskField[];
+
+const fieldName = `(?:${TASK_FIELDS.join('|')})`;
+
+/**
+ * The seed's paging, with its defaults (skip 0, limit 10). Kiln caps a page at 100, and skip
+ * at the largest integer a JSON number holds exactly: past it the database refused the offset.
+ */
+export const LIST_PAGE = { skip: 0, limit: 10, maxLimit: 100, maxSkip: Number.MAX_SAFE_INTEGER } as const;
 
 export const ListQuery = Type.Object({
-  skip: Type.Integer({ minimum: 0, default: 0 }),
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  skip: Type.Optional(Type.Integer({ minimum: 0, maximum: LIST_PAGE.maxSkip, default: LIST_PAGE.skip })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_PAGE.maxLimit, default: LIST_PAGE.limit })),
   status: Type.Optional(Type.Ref(TrainingStatus)),
   entity_id: Type.Optional(Uuid),
+  // The pattern is the whole rule: a name outside TrainingTask is a 422 at query.fields.
+  fields: Type.Optional(
+    Type.String({
+      pattern: `^${fieldName}(?:,${fieldName})*$`,
+      description:
+        'Kiln: comma-separated TrainingTask fields, e.g. id,status,progress,eta_seconds; each task then holds only those (and the logs are not read unless named). Without it, every field.',
+    }),
+  ),
 });
 export type ListQuery = Static<typeof ListQuery>;
 
