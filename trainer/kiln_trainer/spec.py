@@ -2,6 +2,7 @@
 fails in milliseconds with a message naming it, before torch is even imported."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -160,7 +161,11 @@ TRAIN_RULES = {
     "learning_rate": (lambda v: _is_num(v) and v > 0, "must be a number > 0"),
     "batch_size": _pos_int,
     "gradient_accumulation": _pos_int,
-    "optimizer": (lambda v: v in OPTIMIZERS, f"must be one of {list(OPTIMIZERS)}"),
+    # prodigy is optional: its absence is a bad field now, not after the model has loaded
+    "optimizer": (
+        lambda v: v in OPTIMIZERS and (v != "prodigy" or importlib.util.find_spec("prodigyopt") is not None),
+        f"must be one of {list(OPTIMIZERS)} (prodigy only with the 'prodigyopt' package installed)",
+    ),
     "save_every": _pos_int,
     "max_step_saves_to_keep": _pos_int,
     "sample_every": _pos_int,

@@ -5,6 +5,7 @@ adamw8bit is the real 8-bit optimizer."""
 import gc
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -18,12 +19,14 @@ def mean(xs):
 
 
 def test_bf16_on_cpu_trains(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=60, learning_rate=3e-3, optimizer="adamw", dtype="bf16")
+    # 40 steps: the last ten average about 0.74 of the first ten here (0.73 after 60), well
+    # under the 0.9 that separates training from noise
+    spec = train_spec(tmp_path, models_dir, steps=40, learning_rate=3e-3, optimizer="adamw", dtype="bf16")
     rc, p = run_cli("train", spec, tmp_path)
     assert rc == 0, p.stderr[-3000:]
     assert p.of("started")[0]["dtype"] == "bf16"
     losses = [e["loss"] for e in p.of("step")]
-    assert len(losses) == 60 and all(x is not None and math.isfinite(x) for x in losses)
+    assert len(losses) == 40 and all(x is not None and math.isfinite(x) for x in losses)
     assert mean(losses[-10:]) <= 0.9 * mean(losses[:10]), (mean(losses[:10]), mean(losses[-10:]))
     assert math.isfinite(p.of("completed")[0]["final_loss"])
 
@@ -97,18 +100,20 @@ def test_a_non_finite_first_step_fails_at_once(tmp_path, models_dir):
     assert "first step" in p.of("error")[0]["message"]
 
 
-def test_a_non_finite_checkpoint_is_never_resumed(tmp_path, models_dir):
+def test_a_non_finite_checkpoint_is_never_resumed(tmp_path, models_dir, trained_lora):
     from safetensors.torch import save_file
 
-    spec = train_spec(tmp_path, models_dir, steps=2, save_every=1)
-    rc, p = run_cli("train", spec, tmp_path)
-    assert rc == 0, p.stderr[-3000:]
-    path = os.path.join(spec["work_dir"], "checkpoints", "step_000002", "trainable.safetensors")
+    # the last checkpoint of the shared run, poisoned, in a task folder of its own
+    shared, _ = trained_lora
+    spec = train_spec(tmp_path, models_dir, steps=62)
+    src = os.path.join(shared["work_dir"], "checkpoints", "step_000060")
+    shutil.copytree(src, os.path.join(spec["work_dir"], "checkpoints", "step_000060"))
+    path = os.path.join(spec["work_dir"], "checkpoints", "step_000060", "trainable.safetensors")
     save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(path).items()}, path)
-    rc, p = run_cli("train", dict(spec, steps=4), tmp_path, name="more.json")
+    rc, p = run_cli("train", spec, tmp_path)
     assert rc == 1
     (err,) = p.of("error")
-    assert err["kind"] == "numerics" and "non-finite" in err["message"] and "step_000002" in err["message"]
+    assert err["kind"] == "numerics" and "non-finite" in err["message"] and "step_000060" in err["message"]
 
 
 def test_a_skipped_update_leaves_weights_and_optimizer_state_unchanged():

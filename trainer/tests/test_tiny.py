@@ -18,24 +18,7 @@ def _weights(folder):
     return out
 
 
-def test_tiny_is_deterministic_and_loads(tmp_path, tiny_dir):
-    # second build through the CLI, in another folder
-    out = tmp_path / "again" / "tiny-flux"
-    r = subprocess.run(
-        [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)],
-        env=cli_env(),
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    assert '"completed"' in r.stdout
-    a, b = _weights(tiny_dir), _weights(str(out))
-    assert set(a) == set(b) and len(a) > 50
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not [n for n in os.listdir(out.parent) if n.startswith(".")]  # no temp leftovers
-
+def test_tiny_pipeline_loads_and_renders(tiny_dir):
     from diffusers import FluxPipeline
 
     pipe = FluxPipeline.from_pretrained(tiny_dir)
@@ -82,14 +65,22 @@ def test_buckets():
     assert h > w
 
 
-def test_concurrent_builders_do_not_corrupt(tmp_path, tiny_dir):
+def test_concurrent_cli_builds_agree_with_the_in_process_one(tmp_path, tiny_dir):
+    """Two `build-tiny` processes racing for one folder (one wins the rename, the other takes
+    the loser's path): both succeed, and what is left is one whole model, bit for bit the
+    session's in-process build, with no temp folder beside it."""
     out = tmp_path / "shared" / "tiny-flux"
     cmd = [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)]
     procs = [
-        subprocess.Popen(cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        for _ in range(3)
+        subprocess.Popen(
+            cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        for _ in range(2)
     ]
-    assert all(p.wait(timeout=180) == 0 for p in procs)
+    stdouts = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert all('"completed"' in o for o in stdouts)
     a, b = _weights(tiny_dir), _weights(str(out))
-    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) == set(b) and len(a) > 50
+    assert all(torch.equal(a[k], b[k]) for k in a)
     assert os.listdir(out.parent) == ["tiny-flux"]
