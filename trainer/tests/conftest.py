@@ -126,16 +126,17 @@ def trained_lora(tmp_path_factory, models_dir):
     checkpoints) and of resuming one. 60 steps on the product's default optimizer, adamw8bit,
     whose 8-bit state a resume must restore too; 60 steps make the lr warmup 3 steps long, so a
     resume that lost the schedule would restart it and show a lower lr on its second step.
-    Three micro-batches a step over four images put the step-54 checkpoint mid-epoch."""
+    Two micro-batches a step over four images put the odd-numbered step-57 checkpoint
+    mid-epoch."""
     tmp = tmp_path_factory.mktemp("lora_run")
     spec = train_spec(
         tmp,
         models_dir,
         steps=60,
         learning_rate=1e-2,
-        gradient_accumulation=3,
+        gradient_accumulation=2,
         optimizer="adamw8bit",
-        save_every=18,
+        save_every=19,
         max_step_saves_to_keep=2,
         sample_every=30,
         sample_prompts=["a [trigger] pattern", "plain prompt"],

@@ -50,9 +50,9 @@ def test_checkpoint_rotation(trained_lora, tmp_path):
     spec, p = trained_lora
     assert p.of("started")[0]["optimizer"] == "adamw8bit"
     # every save_every steps, and the last step whatever it is; only the newest two are kept
-    assert [e["step"] for e in p.of("checkpoint")] == [18, 36, 54, 60]
+    assert [e["step"] for e in p.of("checkpoint")] == [19, 38, 57, 60]
     ck = os.path.join(spec["work_dir"], "checkpoints")
-    assert sorted(os.listdir(ck)) == ["step_000054", "step_000060"]
+    assert sorted(os.listdir(ck)) == ["step_000057", "step_000060"]
     for e in p.of("checkpoint"):
         assert e["path"] == os.path.join(ck, f"step_{e['step']:06d}")
     assert sorted(os.listdir(os.path.join(ck, "step_000060"))) == ["spec.json", "state.pt", "trainable.safetensors"]
@@ -74,19 +74,19 @@ def test_checkpoint_rotation(trained_lora, tmp_path):
 def test_resume_is_exact(trained_lora, tmp_path):
     full, a = trained_lora
     wa = load_file(a.of("completed")[0]["weights_path"])
-    # a second task folder that only holds the step-54 checkpoint of that same 60-step run
+    # a second task folder that only holds the step-57 checkpoint of that same 60-step run
     resumed = dict(full, work_dir=str(tmp_path / "resumed"))
     os.makedirs(os.path.join(resumed["work_dir"], "checkpoints"))
     shutil.copytree(
-        os.path.join(full["work_dir"], "checkpoints", "step_000054"),
-        os.path.join(resumed["work_dir"], "checkpoints", "step_000054"),
+        os.path.join(full["work_dir"], "checkpoints", "step_000057"),
+        os.path.join(resumed["work_dir"], "checkpoints", "step_000057"),
     )
-    state = torch.load(os.path.join(resumed["work_dir"], "checkpoints", "step_000054", "state.pt"), weights_only=False)
+    state = torch.load(os.path.join(resumed["work_dir"], "checkpoints", "step_000057", "state.pt"), weights_only=False)
     assert state["data"]["batch_in_epoch"] > 0
     rc, b = run_cli("train", resumed, tmp_path, name="resumed.json")
     assert rc == 0, b.stderr[-3000:]
-    assert b.of("started")[0]["start_step"] == 54
-    assert [e["step"] for e in b.of("step")] == list(range(55, 61))
+    assert b.of("started")[0]["start_step"] == 57
+    assert [e["step"] for e in b.of("step")] == list(range(58, 61))
     sa = {e["step"]: e for e in a.of("step")}
     for e in b.of("step"):
         assert abs(e["loss"] - sa[e["step"]]["loss"]) < 1e-5 and e["lr"] == sa[e["step"]]["lr"]
