@@ -17,7 +17,6 @@ export interface Runtime extends ApiDeps {
   close(): Promise<void>;
 }
 
-/** Opens the store (migrating it), the token verifier and the services: one per process. */
 /** A process started while its database restarts waits this long for it before giving up. */
 const STARTUP_PATIENCE_MS = 60_000;
 
@@ -33,6 +32,7 @@ async function untilAvailable(run: () => Promise<void>, patienceMs: number): Pro
   }
 }
 
+/** Opens the store (migrating it), the token verifier and the services: one per process. */
 export async function openRuntime(config: Config, opts: { pgSchema?: string; store?: Store; startupPatienceMs?: number } = {}): Promise<Runtime> {
   const store = opts.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, pgSchema: opts.pgSchema });
   await untilAvailable(() => migrate(store.db, store.dialect), opts.startupPatienceMs ?? STARTUP_PATIENCE_MS);

@@ -14,7 +14,7 @@ import { createVerifier } from '../../src/auth/jwt.js';
 import { loadConfig } from '../../src/config.js';
 import { openStore, type Dialect, type Store } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrations.js';
-import { runLoad, type LoadSpec } from '../lib/load.js';
+import { mergeLoads, runLoad, type LoadResult, type LoadSpec } from '../lib/load.js';
 import { formatMachine } from '../lib/machine.js';
 import { isMain } from '../lib/paths.js';
 import { BENCH_PG_URL, createBenchSchema } from '../lib/pg.js';
@@ -48,6 +48,8 @@ export interface ApiBenchOptions {
 }
 
 const DEFAULTS = { rows: 100_000, durationS: 8, warmupS: 2, connections: 16 };
+/** Measured slices per endpoint and service, taken in turn (see benchDialect). */
+const SLICES = 4;
 const JWT_SECRET = 'bench-secret-bench-secret-bench-secret!';
 /** GET /{id} cycles through this many distinct ids so it is not one hot row. */
 const ID_SAMPLE = 1000;
@@ -147,16 +149,37 @@ async function benchDialect(dialect: Dialect, o: Required<Omit<ApiBenchOptions, 
     log(`[api ${dialect}] response shapes match across ${services.map((s) => s.name).join(', ')}`);
 
     // Endpoint-major order: both services see the table in the same state for each endpoint.
+    // The measured time is cut into slices taken in turn, ABBA (Kiln, baseline, baseline, Kiln,
+    // ...): the machine's other load, which on a shared VM drifts by tens of percent within a
+    // minute, then falls on both services alike instead of on whichever ran second.
     for (const ep of eps) {
+      const spec = (svc: RunningService, durationS: number): LoadSpec => ({
+        url: svc.url,
+        method: ep.method,
+        paths: ep.paths,
+        headers,
+        body: ep.body,
+        connections: o.connections,
+        durationS,
+      });
+      if (o.warmupS > 0) for (const svc of services) await runLoad(spec(svc, o.warmupS));
+      const slices = new Map<RunningService, LoadResult[]>(services.map((svc) => [svc, []]));
+      const sliceS = Math.max(1, Math.round(o.durationS / SLICES));
+      for (let i = 0; i < SLICES; i++) {
+        for (const svc of i % 2 === 0 ? services : [...services].reverse()) {
+          // The previous slice's last requests may still be committing; count only after they have.
+          const before = ep.method === 'POST' ? await settledCount(prepared.store) : 0;
+          const r = await runLoad(spec(svc, sliceS));
+          if (ep.method === 'POST') await verifyCreated(prepared.store, before, r.ok, o.connections, `${svc.name} ${dialect}`, log);
+          slices.get(svc)!.push(r);
+        }
+      }
       for (const svc of services) {
-        const spec: LoadSpec = { url: svc.url, method: ep.method, paths: ep.paths, headers, body: ep.body, connections: o.connections, durationS: o.warmupS };
-        if (o.warmupS > 0) await runLoad(spec);
-        // The warm-up's last requests may still be committing; count only after they have.
-        const before = ep.method === 'POST' ? await settledCount(prepared.store) : 0;
-        const r = await runLoad({ ...spec, durationS: o.durationS });
-        if (ep.method === 'POST') await verifyCreated(prepared.store, before, r.ok, o.connections, `${svc.name} ${dialect}`, log);
+        const runs = slices.get(svc)!;
+        const r = mergeLoads(runs);
         log(
-          `[api ${dialect}] ${svc.name} ${ep.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, codes ${JSON.stringify(r.statusCodes)}`,
+          `[api ${dialect}] ${svc.name} ${ep.name}: ${r.rps.toFixed(0)} req/s (slices ${runs.map((s) => s.rps.toFixed(0)).join(', ')}), ` +
+            `p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, codes ${JSON.stringify(r.statusCodes)}`,
         );
         rows.push({ bench: 'api', dialect, service: svc.name, endpoint: ep.name, rps: round(r.rps, 0), p50_ms: round(r.p50_ms, 2), p99_ms: round(r.p99_ms, 2), errors: r.errors });
       }
@@ -244,7 +267,7 @@ if (isMain(import.meta.url)) {
   const rows = await benchApi(quick ? { rows: 5000, durationS: 2, warmupS: 1, dialects } : { dialects });
   console.log(formatMachine());
   console.log(
-    `load: autocannon in the bench process, ${quick ? 2 : DEFAULTS.durationS} s per run after ${quick ? 1 : DEFAULTS.warmupS} s warm-up, ` +
+    `load: autocannon in the bench process, ${quick ? 2 : DEFAULTS.durationS} s per endpoint and service in ${SLICES} slices taken in turn, after ${quick ? 1 : DEFAULTS.warmupS} s warm-up, ` +
       `${DEFAULTS.connections} connections; each service one process (uvicorn: 1 worker); all on the same cores`,
   );
   printTable('API throughput', rows);

@@ -22,6 +22,8 @@ export interface LoadResult {
   errors: number;
   statusCodes: Record<string, number>;
   seconds: number;
+  /** Each 2xx response's time, in ms, for merging runs. */
+  latencies: number[];
 }
 
 /**
@@ -59,5 +61,25 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     errors: result.non2xx + result.errors + result.timeouts,
     statusCodes,
     seconds: result.duration,
+    latencies,
+  };
+}
+
+/** Several runs of one spec as if they were one: requests over total seconds, percentiles of all responses. */
+export function mergeLoads(runs: LoadResult[]): LoadResult {
+  const latencies = runs.flatMap((r) => r.latencies);
+  const ok = runs.reduce((n, r) => n + r.ok, 0);
+  const seconds = runs.reduce((n, r) => n + r.seconds, 0);
+  const statusCodes: Record<string, number> = {};
+  for (const r of runs) for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  return {
+    rps: ok / seconds,
+    p50_ms: percentile(latencies, 50),
+    p99_ms: percentile(latencies, 99),
+    ok,
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    statusCodes,
+    seconds,
+    latencies,
   };
 }

@@ -77,13 +77,18 @@ export function createVerifier(config: Config): TokenVerifier {
   // so the HS256 secret is imported once, on first use.
   let hmacKey: Promise<CryptoKey> | undefined;
   const hs256 = secret;
+  const verified = new VerifiedTokens();
   const verifier: TokenVerifier = {
     generated,
     async verify(token) {
+      const known = verified.get(token);
+      if (known) return known;
       try {
         const k = hs256 ? await (hmacKey ??= crypto.subtle.importKey('raw', hs256, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])) : key;
         const { payload } = await jwtVerify(token, k as Uint8Array, { ...claims, algorithms });
-        return principalOf(payload);
+        const principal = principalOf(payload);
+        verified.set(token, principal, payload.exp!);
+        return principal;
       } catch (err) {
         throw new AuthError(describe(err));
       }
@@ -106,6 +111,32 @@ export function createVerifier(config: Config): TokenVerifier {
     };
   }
   return verifier;
+}
+
+/**
+ * Tokens that verified, for a while: a client polls with the same token many times a second,
+ * and the signature check (HMAC through WebCrypto, or RSA) was a tenth of a list request's CPU.
+ * An entry is good until the token expires and for a minute at most, so a key removed from a
+ * JWKS stops being trusted within a minute; a token that differs by a byte is another key.
+ */
+class VerifiedTokens {
+  private static readonly MAX_ENTRIES = 10_000;
+  private static readonly MAX_AGE_MS = 60_000;
+  private readonly entries = new Map<string, { principal: Principal; untilMs: number }>();
+
+  get(token: string): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    if (Date.now() < entry.untilMs) return entry.principal;
+    this.entries.delete(token);
+    return undefined;
+  }
+
+  set(token: string, principal: Principal, expSeconds: number): void {
+    // Oldest first: a full map forgets the token it learned earliest.
+    if (this.entries.size >= VerifiedTokens.MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { principal, untilMs: Math.min(expSeconds * 1000, Date.now() + VerifiedTokens.MAX_AGE_MS) });
+  }
 }
 
 function describe(err: unknown): string {

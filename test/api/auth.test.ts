@@ -7,6 +7,7 @@ import { SignJWT, exportJWK, exportSPKI } from 'jose';
 import { buildApp } from '../../src/app.js';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { DIALECTS, openHarness, tmpDir, type Harness } from '../helpers/harness.js';
+import { createVerifier } from '../../src/auth/jwt.js';
 import { testConfig } from '../../src/config.js';
 import { openRuntime } from '../../src/runtime.js';
 
@@ -137,6 +138,22 @@ describe('token verification settings', () => {
     await app.close();
     await rt.close();
     await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  test('a token that verified once is remembered, but still expires on time and is not stretched to a lookalike', async () => {
+    const dataDir = tmpDir();
+    const verifier = createVerifier(testConfig(dataDir, { jwt: { ...testConfig(dataDir).jwt, secret: new TextDecoder().decode(SECRET) } }));
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await sign({ tenant_id: 'acme', scope: 'training:admin' }, { exp });
+    assert.deepEqual(await verifier.verify(token), { subject: 't', tenantId: 'acme', admin: true });
+    assert.deepEqual(await verifier.verify(token), { subject: 't', tenantId: 'acme', admin: true }, 'the remembered answer');
+    const [head, body, signature] = token.split('.');
+    const flipped = `${signature.slice(0, -2)}${signature.at(-2) === 'A' ? 'B' : 'A'}${signature.at(-1)}`;
+    await assert.rejects(verifier.verify(`${head}.${body}.${flipped}`), /signature is invalid/);
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url').toString()), tenant_id: 'other' })).toString('base64url');
+    await assert.rejects(verifier.verify(`${head}.${forged}.${signature}`), /signature is invalid/);
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    await assert.rejects(verifier.verify(token), /Token has expired/);
   });
 
   test('with no secret configured one is generated in the data dir and reused', async () => {

@@ -6,6 +6,8 @@ import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 import { insertTask } from '../helpers/tasks.js';
 
 const LOGS = 'x'.repeat(64 * 1024);
+/** Text a JSON writer must escape, and a character outside the BMP. */
+const AWKWARD = 'quote " backslash \\ newline \n tab \t bell \u0007 nul-free, é, 🔥, </script>';
 
 for (const dialect of DIALECTS) {
   describe(`GET /api/v1/training/?fields= (${dialect})`, () => {
@@ -25,7 +27,11 @@ for (const dialect of DIALECTS) {
             logs: LOGS,
             bypass_guidance_embedding: 1,
             sample_prompts: JSON.stringify([`p${i}`]),
-            preprocessing_transforms: JSON.stringify([{ type: 'resize', size: 512 }]),
+            preprocessing_transforms: i === 3 ? null : JSON.stringify([{ type: 'resize', size: 512 }]),
+            // Floats whose shortest text differs between writers (1e-05, 0.30000000000000004).
+            learning_rate: i === 2 ? 1e-5 : 0.1 + 0.2,
+            error_message: i === 1 ? AWKWARD : null,
+            trigger_word: i === 0 ? AWKWARD : `T${i}`,
           },
         });
       }
@@ -91,6 +97,11 @@ for (const dialect of DIALECTS) {
         assert.equal(res.headers['content-type'], one.headers['content-type']);
       }
       assert.equal(items[0].logs, LOGS);
+      assert.equal(items[4].trigger_word, AWKWARD);
+      assert.equal(items[3].error_message, AWKWARD);
+      assert.equal(items[1].preprocessing_transforms, null);
+      assert.equal(items[2].learning_rate, 1e-5);
+      assert.equal(items[0].learning_rate, 0.1 + 0.2);
     });
 
     test('an unknown or empty field name is a 422 at query.fields', async () => {

@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import type { Dialect } from '../../src/store/db.js';
+import { databaseUnavailable } from '../../src/store/outage.js';
 
 /** The Postgres every test run uses; CI's .ci/run makes sure it is up. */
 export const TEST_PG_URL = process.env.KILN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -18,22 +19,34 @@ export function tmpDir(prefix = 'kiln-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * One statement on its own connection. CI's Postgres is shared by two test files at a time and
+ * by a pytest run on the same two cores: a connect or a catalog lock can be refused or time out
+ * there, so what "the database is unavailable" covers is retried for a while, as Kiln does.
+ */
+async function adminQuery(statement: string): Promise<void> {
+  const giveUpAt = Date.now() + 30_000;
+  for (;;) {
+    const client = new pg.Client({ connectionString: TEST_PG_URL, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query(statement);
+      return;
+    } catch (err) {
+      if (!databaseUnavailable(err) || Date.now() > giveUpAt) throw new Error(`test Postgres: ${statement}: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}
+
 /** A fresh Postgres schema per harness, so suites never see each other's rows. */
 export async function createPgSchema(): Promise<{ name: string; drop(): Promise<void> }> {
   const name = `kiln_t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const client = new pg.Client({ connectionString: TEST_PG_URL });
-  await client.connect();
-  await client.query(`create schema ${name}`);
-  await client.end();
-  return {
-    name,
-    async drop() {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
-      await c.connect();
-      await c.query(`drop schema if exists ${name} cascade`);
-      await c.end();
-    },
-  };
+  await adminQuery(`create schema ${name}`);
+  return { name, drop: () => adminQuery(`drop schema if exists ${name} cascade`) };
 }
 
 export interface Harness {

@@ -46,7 +46,9 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
       // Serialized as built: the items are either whole tasks or the named fields, and the
       // schema says so with an anyOf that a schema-driven serializer would test item by item.
       // A custom serializer leaves the content type unset (schemathesis found it): say it is JSON.
-      reply.type('application/json; charset=utf-8').serializer(JSON.stringify);
+      // Bytes rather than a string: Fastify would measure a string's UTF-8 length for the
+      // Content-Length and the socket encode it again, two passes over 100+ KiB (docs/benchmarks.md).
+      reply.type('application/json; charset=utf-8').serializer((page: unknown) => Buffer.from(JSON.stringify(page)) as unknown as string);
       const { fields } = request.query;
       if (fields === undefined) return (await tasks.list(request.principal, request.query)).map(toTrainingTask);
       const names = parseFields(fields);
