@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from '../../test/helpers/free-port.js';
 import { forkTs, isMessage, nextMessage, stopChild } from '../lib/child.js';
 import { REPO_ROOT } from '../lib/paths.js';
 import { sleep } from '../lib/stats.js';
@@ -45,18 +45,6 @@ export async function startKiln(target: StoreTarget): Promise<RunningService> {
     await stopChild(child);
     throw err;
   }
-}
-
-/** A port free right now; uvicorn is handed a number, so ask the kernel for one first. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForHttp(url: string, child: ChildProcess): Promise<void> {

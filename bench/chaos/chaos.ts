@@ -56,7 +56,7 @@ import { sleep } from '../lib/stats.js';
 import { formatTable } from '../lib/table.js';
 import { checkFinalStatuses, checkNoCrash, checkNoOrphans, checkRunsNeverOverlap, checkTrainerStarts, type Check, type Orphan, type RunRow, type TaskRow } from './checks.js';
 import { ChaosFleet, type Member } from './fleet.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../../test/helpers/free-port.js';
 import { PostgresCluster } from './postgres-cluster.js';
 import { trainerProcesses } from './trainer-processes.js';
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { taskPaths } from '../../src/domain/task-folder.js';
+import type { StageRunRow } from '../../src/store/db.js';
 import type { Member } from './fleet.js';
 import { isOurTrainer, trainerProcesses } from './trainer-processes.js';
 
@@ -21,15 +22,7 @@ export interface TaskRow {
   local_model_path: string | null;
 }
 
-export interface RunRow {
-  task_id: string;
-  stage: string;
-  attempt: number;
-  worker_id: string;
-  started_at: string;
-  ended_at: string | null;
-  outcome: string | null;
-}
+export type RunRow = Omit<StageRunRow, 'id'>;
 
 /** A trainer left behind by a SIGKILLed worker, and when it was seen gone. */
 export interface Orphan {

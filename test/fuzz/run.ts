@@ -3,9 +3,9 @@
 // checks and the budget are in schemathesis.toml beside this file. Exits non-zero on any failure.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { REPO_ROOT } from '../../src/config.js';
+import { freePort } from '../helpers/free-port.js';
 import { tmpDir } from '../helpers/harness.js';
 import { mintToken, startKiln, waitForHttp } from '../helpers/processes.js';
 
@@ -13,14 +13,6 @@ const SCHEMATHESIS = path.join(REPO_ROOT, '.venv/bin/st');
 const CONFIG = path.join(REPO_ROOT, 'test/fuzz/schemathesis.toml');
 /** Far above a normal run (about a minute); only a hung run reaches it. */
 const DEADLINE_MS = 5 * 60_000;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function runSchemathesis(args: string[], cwd: string): Promise<number> {
   const child = spawn(SCHEMATHESIS, args, { cwd, stdio: 'inherit' });
