@@ -93,7 +93,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
 
   await app.register(
     async (api) => {
-      api.addHook('onRequest', requireBearer(deps.verifier));
+      api.addHook('onRequest', requireBearer(deps.verifier, deps.links));
       await installRateLimits(api);
       await api.register(trainingRoutes, { ...deps, prefix: '/training' });
       await api.register(engineRoutes, { ...deps, prefix: '/training' });

@@ -37,6 +37,8 @@ export const CONFIG_VARS = [
   { name: 'KILN_MAX_ATTEMPTS', kind: 'int', default: '3', doc: 'Attempts per stage before a task is failed' },
   { name: 'KILN_MAX_RUNNING_PER_TENANT', kind: 'int', default: '4', doc: 'Running stages one tenant may hold at once (0 = no cap)' },
   { name: 'KILN_LEASE_SECONDS', kind: 'int', default: '30', doc: 'Lease length of a claimed stage; renewed at a quarter of it' },
+  { name: 'KILN_URL_SIGNING_SECRET', kind: 'string', default: '', doc: 'Key of the signed artifact links; empty means one is created in the data dir' },
+  { name: 'KILN_SIGNED_LINK_TTL_SECONDS', kind: 'int', default: '3600', doc: 'How long a signed artifact link works' },
   { name: 'KILN_WEBHOOK_SECRET', kind: 'string', default: '', doc: 'whsec_… signing secret; empty means one is created in the data dir' },
   { name: 'KILN_MAX_INPUT_PIXELS', kind: 'int', default: '100000000', doc: 'Largest source image in pixels (decompression-bomb guard)' },
   { name: 'KILN_MIN_IMAGE_SIDE', kind: 'int', default: '256', doc: 'Smallest accepted side of a source image in px' },
@@ -75,6 +77,8 @@ export interface Config {
   maxRunningPerTenant: number;
   leaseSeconds: number;
   webhookSecret: string;
+  urlSigningSecret: string;
+  signedLinkTtlSeconds: number;
   maxInputPixels: number;
   minImageSide: number;
   minImages: number;
@@ -146,6 +150,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRunningPerTenant: r.int('KILN_MAX_RUNNING_PER_TENANT'),
     leaseSeconds: r.int('KILN_LEASE_SECONDS'),
     webhookSecret: r.str('KILN_WEBHOOK_SECRET'),
+    urlSigningSecret: r.str('KILN_URL_SIGNING_SECRET'),
+    signedLinkTtlSeconds: r.int('KILN_SIGNED_LINK_TTL_SECONDS'),
     maxInputPixels: r.int('KILN_MAX_INPUT_PIXELS'),
     minImageSide: r.int('KILN_MIN_IMAGE_SIDE'),
     minImages: r.int('KILN_MIN_IMAGES'),

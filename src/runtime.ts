@@ -1,5 +1,6 @@
 import type { ApiDeps } from './api/deps.js';
 import { createVerifier } from './auth/jwt.js';
+import { createSignedLinks } from './auth/signed-links.js';
 import type { Config } from './config.js';
 import { openStore, type Store } from './store/db.js';
 import { GenerationStore } from './store/generations.js';
@@ -42,6 +43,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
   installNotifications(taskStore);
   installNotifications(generationStore);
   const verifier = createVerifier(config);
+  const links = createSignedLinks(config);
   return {
     config,
     store,
@@ -49,6 +51,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
     generationStore,
     tasks: new TasksService(taskStore, config),
     verifier,
+    links,
     metrics: new Metrics(store),
     generations: new GenerationsService(generationStore, taskStore),
     validateCreate: createValidator(config),

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { TrainingTaskCreate } from '../domain/schemas/training.js';
 import type { TokenVerifier } from '../auth/jwt.js';
+import type { SignedLinks } from '../auth/signed-links.js';
 import type { Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/db.js';
@@ -20,6 +21,8 @@ export interface ApiDeps {
   metrics: Metrics;
   generations: GenerationsService;
   verifier: TokenVerifier;
+  /** Expiring artifact links that need no bearer header. */
+  links: SignedLinks;
   /** Checks beyond the schema (outbound URLs, transforms, captioning); throws RequestValidationError. */
   validateCreate: (body: TrainingTaskCreate, principal: Principal) => Promise<void>;
   logger?: Logger;

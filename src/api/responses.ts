@@ -5,7 +5,7 @@ import { HTTPError, HTTPValidationError } from '../domain/schemas/errors.js';
 const REASONS = {
   400: 'Bad Request: the request is malformed in a way no single field names',
   401: 'Not authenticated: no Bearer token, or one that is expired or not valid here',
-  403: 'Not enough permissions: this needs the training:admin scope',
+  403: 'Forbidden: this needs the training:admin scope, or the signed link is altered, for another file or expired',
   404: "Not Found: no such task or generation, or another tenant's",
   409: 'Conflict: the current status does not allow this',
   413: 'Content Too Large: the body or an uploaded file is over the configured limit, which the detail states',
@@ -45,6 +45,8 @@ export interface RouteTraits {
   rateLimited?: boolean;
   /** Reads or writes the database (the default): 503 while it is down. */
   database?: boolean;
+  /** Opens to a signed link, which may be refused: 403. */
+  signedLink?: boolean;
   /** Streams a file and honours Range: 416. */
   ranges?: boolean;
   /** Can be wrong in a way no field names: 400. */
@@ -55,7 +57,7 @@ export interface RouteTraits {
 export function errorStatuses(traits: RouteTraits): ErrorStatus[] {
   const statuses = new Set<ErrorStatus>([401]);
   if (traits.badRequest) statuses.add(400);
-  if (traits.admin) statuses.add(403);
+  if (traits.admin || traits.signedLink) statuses.add(403);
   if (traits.byId) statuses.add(404).add(422);
   if (traits.transition) statuses.add(409);
   if (traits.body) statuses.add(413).add(415);

@@ -36,7 +36,7 @@ const STATUSES: Record<string, number[]> = {
   [`get ${TASK}/metrics`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/events`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/artifacts`]: [200, 401, 404, 422, 503],
-  [`get ${TASK}/artifacts/{*}`]: [200, 206, 401, 404, 416, 422, 503],
+  [`get ${TASK}/artifacts/{*}`]: [200, 206, 401, 403, 404, 416, 422, 503],
   'post /api/v1/uploads/': [201, 400, 401, 413, 415, 429],
   'post /api/v1/generations/': [202, 401, 413, 415, 422, 429, 503],
   [`get ${GENERATION}`]: [200, 401, 404, 422, 503],

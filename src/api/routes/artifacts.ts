@@ -13,6 +13,7 @@ const Artifact = Type.Object(
     kind: Type.String({ description: 'weights, checkpoint, sample, manifest, log or image' }),
     size: Type.Integer(),
     sha256: Type.String(),
+    url: Type.String({ description: 'A link to the file that needs no bearer header and expires (KILN_SIGNED_LINK_TTL_SECONDS, an hour by default)' }),
   },
   { title: 'Artifact' },
 );
@@ -50,22 +51,31 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
     },
     async (request) => {
       const task = await deps.tasks.get(request.params.task_id, request.principal);
-      return listArtifacts(task.training_folder);
+      const base = `/api/v1/training/${task.id}/artifacts/`;
+      const encoded = (artifactPath: string) => artifactPath.split('/').map(encodeURIComponent).join('/');
+      return (await listArtifacts(task.training_folder)).map((a) => ({ ...a, url: base + encoded(a.path) + deps.links.query(task.id, a.path) }));
     },
   );
 
   app.get(
     '/:task_id/artifacts/*',
     {
+      config: { signedLink: true },
       schema: {
         summary: 'Download Artifact',
-        description: 'Streams one artifact; honours a single `Range: bytes=a-b`.',
+        description:
+          'Streams one artifact; honours a single `Range: bytes=a-b`. Without a bearer header, the `exp` and `sig` of a signed link ' +
+          "(an artifact listing's `url`) open this one file until it expires.",
         tags: ['Artifacts'],
         params: Type.Object({ task_id: Type.String({ format: 'uuid' }), '*': Type.String() }),
+        querystring: Type.Object({
+          exp: Type.Optional(Type.String({ description: 'Signed link: when it expires, in Unix seconds' })),
+          sig: Type.Optional(Type.String({ description: 'Signed link: its signature' })),
+        }),
         response: {
           200: fileResponse('The whole artifact, in its own media type', ['*/*']),
           206: fileResponse('The requested range of the artifact', ['*/*']),
-          ...errorResponses({ byId: true, ranges: true }),
+          ...errorResponses({ byId: true, ranges: true, signedLink: true }),
         },
       },
     },

@@ -7,6 +7,8 @@ export interface Artifact {
   kind: string;
   size: number;
   sha256: string;
+  /** Opens the file without a token until it expires. */
+  url: string;
 }
 
 export function listArtifacts(client: KilnClient, id: string): Promise<Artifact[]> {
