@@ -50,7 +50,9 @@ async function rescueOne<Row extends LeasedRow>(kinds: AnyJobKind[], rows: Lifec
   const lease = { owner: row.lease_owner!, expires: row.lease_expires_at! };
   const kind = kinds.find((k) => k.rows === rows && onlyEdge(rows.lifecycle, k.claim.transition).to === row.status);
   if (!kind) {
-    // Not running (cancelled, say): nothing to move, only the lease to clear.
+    // Not running (cancelled while its worker died, say): nothing to move, only the lease to
+    // clear and the dead worker's run to close, which no one else will (the chaos run found one
+    // left open).
     const res = await rows.db
       .updateTable(rows.table)
       .set({ lease_owner: null, lease_expires_at: null })
@@ -58,7 +60,9 @@ async function rescueOne<Row extends LeasedRow>(kinds: AnyJobKind[], rows: Lifec
       .where('lease_owner', '=', lease.owner)
       .where('lease_expires_at', '=', lease.expires)
       .executeTakeFirst();
-    report.cleared += Number(res.numUpdatedRows);
+    const cleared = Number(res.numUpdatedRows);
+    report.cleared += cleared;
+    if (cleared) await closeAbandonedRuns(rows.store, row.id, lease.owner);
     return;
   }
   const giveUp = row.attempt >= maxAttempts;

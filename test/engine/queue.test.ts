@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { claimNext } from '../../src/engine/claim.js';
 import { renewLease } from '../../src/engine/lease-keeper.js';
 import { rescueExpired } from '../../src/engine/rescuer.js';
+import { openRun } from '../../src/store/stage-runs.js';
 import type { HTTPError } from '../../src/domain/schemas/errors.js';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { kindsOf } from '../helpers/kinds.js';
@@ -177,6 +178,26 @@ for (const dialect of DIALECTS) {
       report = await rescue(h, 2);
       assert.equal(report.requeued.length + report.failed.length, 0);
       assert.equal((await h.runtime.taskStore.get(live.id))!.status, 'PREPROCESSING');
+    });
+
+    test('a task cancelled while its worker died: the rescuer clears the lease and closes the dead run', async () => {
+      const t = await insertTask(h.runtime.taskStore);
+      const claimed = (await claim(h, 'preprocess', 'dead-worker'))!;
+      const runId = await openRun(h.runtime.store, { jobId: t.id, kind: 'preprocess', attempt: claimed.attempt, workerId: 'dead-worker', startedAt: Date.now() });
+      await h.runtime.tasks.cancel(t.id, { subject: 't', tenantId: 'acme', admin: false });
+      await h.runtime.store.db
+        .updateTable('training_tasks')
+        .set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() })
+        .where('id', '=', t.id)
+        .execute();
+      const report = await rescue(h, 3);
+      assert.equal(report.cleared, 1);
+      const row = (await h.runtime.taskStore.get(t.id))!;
+      assert.equal(row.status, 'CANCELLED');
+      assert.equal(row.lease_owner, null);
+      const run = await h.runtime.store.db.selectFrom('stage_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
+      assert.equal(run.outcome, 'lease_expired');
+      assert.ok(run.ended_at, 'the run is closed');
     });
 
     test('the rescuer works through every expired lease in batches, on both tables', async () => {
