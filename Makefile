@@ -7,9 +7,9 @@ STAMP_PY := $(VENV)/.kiln-installed
 NODE_TEST := node --import tsx --test --test-concurrency=1
 # Node tests that wait on the database, sockets and small processes, and those that train on the CPU.
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
-NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts
+NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
-.PHONY: run test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
+.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -29,8 +29,12 @@ $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml test/fuzz/requireme
 	$(PY) -m pip install -q -r test/fuzz/requirements.txt
 	touch $@
 
-build: $(STAMP_NODE)
+build: $(STAMP_NODE) build-web
 	npx tsc -p tsconfig.json
+
+# The dashboard (web/, Preact + uPlot) into dist/web/, which the API process serves at /.
+build-web: $(STAMP_NODE)
+	npx vite build --config web/vite.config.ts --logLevel warn
 
 # Five independent parts on two cores, the order chosen so that both stay busy: the trainer's
 # tests (about 6 minutes of compute) on one, and on the other the static checks (types:
@@ -44,6 +48,7 @@ test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
 test-static: $(STAMP_NODE)
 	npx tsc -p tsconfig.check.json
+	npx tsc -p web/tsconfig.json
 	$(MAKE) --no-print-directory lint
 
 test-python: $(STAMP_PY)
@@ -71,7 +76,7 @@ test-node: test-node-unit test-node-e2e
 test-node-unit: $(STAMP_NODE)
 	node --import tsx --test --test-concurrency=2 $(NODE_UNIT)
 
-test-node-e2e: $(STAMP_NODE)
+test-node-e2e: $(STAMP_NODE) build-web
 	$(NODE_TEST) $(NODE_E2E)
 
 # The quick loop while developing: no end-to-end, CLI-with-trainer or slow trainer tests.

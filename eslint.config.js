@@ -28,6 +28,11 @@ export default defineConfig(
     },
   },
   {
+    // The dashboard is a browser program with its own tsconfig (DOM, JSX for Preact).
+    files: ['web/**/*.ts', 'web/**/*.tsx'],
+    languageOptions: { parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname } },
+  },
+  {
     // Plain JavaScript (this file, loader hooks for tests) is outside the TypeScript program.
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { dashboardRoutes } from './api/routes/dashboard.js';
 import { requireBearer } from './api/auth.js';
 import type { ApiDeps } from './api/deps.js';
 import { installErrorHandlers } from './api/errors.js';
@@ -90,6 +91,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   await app.register(multipart, { limits: { fileSize: deps.config.maxDownloadBytes + 1 } });
   await app.register(healthRoutes, deps);
   await app.register(metricsRoutes, deps);
+  await app.register(dashboardRoutes);
 
   await app.register(
     async (api) => {

@@ -49,10 +49,14 @@ export class RouteMethods {
     return Object.entries(request.params as Record<string, unknown>).some(([name, value]) => name !== '*' && value === '');
   }
 
-  /** FastAPI's answer to a request no route takes: 405 with Allow where the path exists, else 404. */
+  /**
+   * FastAPI's answer to a request no route takes: 405 with Allow where the path exists for other
+   * methods, else 404 (also when a route of this method passed it on, as the static files do
+   * for a file that is not there).
+   */
   answerUnrouted(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const allow = this.allowed(request.url);
-    if (allow.length) return reply.code(405).header('allow', allow.join(', ')).send({ detail: 'Method Not Allowed' });
+    if (allow.length && !allow.includes(request.method)) return reply.code(405).header('allow', allow.join(', ')).send({ detail: 'Method Not Allowed' });
     return reply.code(404).send({ detail: 'Not Found' });
   }
 

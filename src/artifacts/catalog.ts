@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export type ArtifactKind = 'weights' | 'checkpoint' | 'sample' | 'manifest' | 'log' | 'image';
+export type ArtifactKind = 'weights' | 'checkpoint' | 'sample' | 'manifest' | 'dataset' | 'log' | 'image';
 
 export interface Artifact {
   path: string;
@@ -17,6 +17,8 @@ const AREAS: { dir: string; kind: ArtifactKind; match?: RegExp }[] = [
   { dir: 'checkpoints', kind: 'checkpoint' },
   { dir: 'samples', kind: 'sample', match: /\.(png|jpe?g|webp)$/i },
   { dir: 'dataset', kind: 'manifest', match: /^manifest\.json$/ },
+  // The prepared images the model trains on, as the dashboard's manifest shows them.
+  { dir: 'dataset', kind: 'dataset', match: /\.(png|jpe?g|webp)$/i },
   { dir: 'logs', kind: 'log', match: /\.log$/ },
   { dir: 'images', kind: 'image', match: /\.(png|jpe?g|webp)$/i },
 ];
@@ -67,15 +69,14 @@ function walk(dir: string): string[] {
 
 function kindOf(relative: string): ArtifactKind | null {
   const [top, ...rest] = relative.split('/');
-  const area = AREAS.find((a) => a.dir === top);
-  if (!area || rest.length === 0) return null;
-  if (area.match && !area.match.test(rest[rest.length - 1])) return null;
-  return area.kind;
+  if (rest.length === 0) return null;
+  const name = rest[rest.length - 1];
+  return AREAS.find((a) => a.dir === top && (!a.match || a.match.test(name)))?.kind ?? null;
 }
 
 /** Every artifact of a task folder, paths relative to it, sorted. */
 export async function listArtifacts(taskDir: string): Promise<Artifact[]> {
-  const files = AREAS.flatMap((a) => walk(path.join(taskDir, a.dir)));
+  const files = [...new Set(AREAS.map((a) => a.dir))].flatMap((dir) => walk(path.join(taskDir, dir)));
   const out: Artifact[] = [];
   for (const file of files.sort()) {
     const relative = path.relative(taskDir, file).split(path.sep).join('/');

@@ -24,6 +24,8 @@ Configuration comes from KILN_* environment variables; see the README.`,
       console.log(`\nKiln is serving at ${server.url} (docs: ${server.url}/docs, data: ${config.dataDir})`);
       console.log('A JWT secret was generated in the data dir. A token for tenant "local" with admin scope, valid 24 h:\n');
       console.log(`  export KILN_TOKEN=${token}\n`);
+      // The fragment never reaches the server; the page moves it to this tab's session storage.
+      console.log(`The dashboard, signed in with that token:\n\n  ${server.url}/#token=${token}\n`);
       console.log('Mint more with: ./kiln token --tenant <name> [--admin] [--ttl 1h]\n');
     }
     if (!values['no-worker'] && config.gpus.length === 0 && !hasCudaDevice()) {

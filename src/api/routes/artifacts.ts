@@ -10,7 +10,7 @@ import { errorResponses, fileResponse } from '../responses.js';
 const Artifact = Type.Object(
   {
     path: Type.String({ description: 'Relative to the task folder' }),
-    kind: Type.String({ description: 'weights, checkpoint, sample, manifest, log or image' }),
+    kind: Type.String({ description: 'weights, checkpoint, sample, manifest, dataset (a prepared training image), log or image' }),
     size: Type.Integer(),
     sha256: Type.String(),
     url: Type.String({ description: 'A link to the file that needs no bearer header and expires (KILN_SIGNED_LINK_TTL_SECONDS, an hour by default)' }),
