@@ -18,6 +18,8 @@ export function TaskPage({ id }: { id: string }) {
   const [prompts, setPrompts] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Bumped by Retry: the task runs again, so its stream is followed again from the start.
+  const [round, setRound] = useState(0);
 
   const loadArtifacts = useCallback(async () => setArtifacts(await get<Artifact[]>(`/api/v1/training/${id}/artifacts`)), [id]);
 
@@ -61,7 +63,7 @@ export function TaskPage({ id }: { id: string }) {
       }
     });
     return () => abort.abort();
-  }, [id, loadArtifacts]);
+  }, [id, loadArtifacts, round]);
 
   const act = async (what: 'cancel' | 'retry') => {
     setBusy(true);
@@ -69,8 +71,7 @@ export function TaskPage({ id }: { id: string }) {
       const fresh = await api<TrainingTask>('POST', `/api/v1/training/${id}/${what}`);
       setTask(fresh);
       setLive(fresh);
-      // A retried task runs again: follow its new events.
-      if (what === 'retry') location.reload();
+      if (what === 'retry') setRound((r) => r + 1);
     } catch (err) {
       setError((err as Error).message);
     } finally {
