@@ -213,3 +213,20 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('KILN_DEFAULT_BASE_MODEL', () => {
+  test('is the base model of a task that names none (absent or null); a named one is kept', async () => {
+    const h = await openHarness('sqlite', { defaultBaseModel: 'builtin:tiny-flux' });
+    try {
+      const headers = await h.auth('acme');
+      const create = (payload: object) => h.app.inject({ method: 'POST', url: '/api/v1/training/', headers, payload });
+      assert.equal((await create({ trigger_word: 'A' })).json<TrainingTask>().base_model_path, 'builtin:tiny-flux');
+      assert.equal((await create({ trigger_word: 'B', base_model_path: null })).json<TrainingTask>().base_model_path, 'builtin:tiny-flux');
+      assert.equal((await create({ trigger_word: 'C', base_model_path: 'black-forest-labs/FLUX.1-dev' })).json<TrainingTask>().base_model_path, 'black-forest-labs/FLUX.1-dev');
+      const malformed = await create({ trigger_word: 'D', base_model_path: 7 });
+      assert.equal(malformed.statusCode, 422);
+    } finally {
+      await h.close();
+    }
+  });
+});

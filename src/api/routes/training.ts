@@ -22,6 +22,14 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
         response: { 201: Type.Ref(TrainingTask), ...errorResponses({ body: 'json', admin: true, rateLimited: true }) },
       },
       config: rateLimited(deps.config, 'creates'),
+      // The schema's default for base_model_path is the seed's (FLUX.1-dev), and the validator
+      // fills defaults in: a body that names no base model gets KILN_DEFAULT_BASE_MODEL first.
+      preValidation: async (request) => {
+        const body = request.body as Record<string, unknown> | null;
+        if (body && typeof body === 'object' && !Array.isArray(body) && (body.base_model_path === undefined || body.base_model_path === null)) {
+          body.base_model_path = deps.config.defaultBaseModel;
+        }
+      },
     },
     async (request, reply) => {
       await validateCreate(request.body, request.principal);
