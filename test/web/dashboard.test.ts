@@ -1,0 +1,402 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'puppeteer-core';
+import type { Generation } from '../../src/domain/schemas/generations.js';
+import type { TrainingTask } from '../../src/domain/schemas/training.js';
+import { api, makePhotos } from '../e2e/scenario.js';
+import {
+  artifactsOf,
+  describePage,
+  dropFiles,
+  launchBrowser,
+  makeJpegs,
+  openTab,
+  screenshot,
+  sha256,
+  startDashboard,
+  taskOf,
+  textOf,
+  visit,
+  waitForPage,
+  waitIn,
+  type Dashboard,
+  type WatchedPage,
+} from '../helpers/browser.js';
+import { tmpDir } from '../helpers/harness.js';
+import { until } from '../helpers/processes.js';
+
+const FINISHED = ['COMPLETED', 'FAILED', 'CANCELLED'];
+const ORDER = ['PENDING', 'PREPROCESSING', 'QUEUED', 'TRAINING', 'COMPLETED'];
+const PROMPT = 'a photo of [trigger]';
+
+/** Locator.fill: waits for the field to be visible and enabled, then sets it as typing would. */
+const fill = (page: Page, selector: string, value: string) => page.locator(selector).setTimeout(10_000).fill(value);
+
+const isDisabled = (page: Page, selector: string) => page.$eval(selector, (el) => (el as HTMLButtonElement).disabled);
+
+// The dashboard end to end, in a real browser (Chromium driven by puppeteer-core) against a real
+// `kiln serve`: SQLite, the in-process worker and the CPU trainer on the tiny model. Long: it trains.
+describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 900_000 }, () => {
+  let server: Dashboard;
+  let browser: Browser;
+  let tab: WatchedPage;
+  let page: Page;
+  let doneId: string;
+  let cancelledId: string;
+  const entityId = randomUUID();
+
+  before(async () => {
+    server = await startDashboard();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('signs in through /#token=, keeps the token in sessionStorage and drops the fragment', async () => {
+    tab = await openTab(browser);
+    page = tab.page;
+    await page.goto(`${server.baseUrl}/#token=${server.token}`, { waitUntil: 'domcontentloaded' });
+    await waitForPage(tab, 'list');
+    assert.equal(await page.evaluate(() => location.hash), '', 'the fragment is gone from the address bar');
+    assert.equal(page.url(), `${server.baseUrl}/`);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('kiln.token')), server.token);
+    for (const href of ['/', '/new', '/generate']) assert.ok(await page.$(`nav a[href="${href}"]`), `nav a[href="${href}"]`);
+    // No tasks yet: the list may say so instead of drawing an empty table#task-list.
+    assert.ok(await page.$('main'), `main: ${await describePage(tab)}`);
+    assert.equal((await page.$$('tr[data-task-id]')).length, 0, 'no tasks yet');
+
+    // A reload stays signed in: the token is read back from sessionStorage.
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitForPage(tab, 'list');
+  });
+
+  test('without a token the page asks for one in form#sign-in, and a pasted token signs in', async () => {
+    const fresh = await openTab(browser);
+    try {
+      await fresh.page.goto(`${server.baseUrl}/generate`, { waitUntil: 'domcontentloaded' });
+      await waitIn(fresh, 'body[data-page="sign-in"] with form#sign-in', 20_000, () => document.body?.dataset.page === 'sign-in' && !!document.querySelector('form#sign-in'));
+      assert.equal(await fresh.page.$('nav a[href="/new"]'), null, 'no navigation before signing in');
+      // The contract says input[name=token]; a textarea (a JWT is long) serves as well.
+      await fill(fresh.page, 'form#sign-in [name=token]', server.token);
+      await fresh.page.click('form#sign-in [type=submit]');
+      await waitIn(
+        fresh,
+        'a signed-in page with its data',
+        20_000,
+        () => !!document.body?.dataset.page && document.body.dataset.page !== 'sign-in' && document.body.dataset.ready === '1',
+      );
+      assert.equal(await fresh.page.evaluate(() => sessionStorage.getItem('kiln.token')), server.token);
+      assert.ok(await fresh.page.$('nav a[href="/"]'));
+    } finally {
+      await fresh.page.close();
+    }
+  });
+
+  test('/new: dropped and chosen photos upload, a 422 lands next to its field, submit opens the new task', async () => {
+    await page.click('nav a[href="/new"]');
+    await waitForPage(tab, 'new');
+    assert.equal(new URL(page.url()).pathname, '/new');
+    assert.ok(await page.$('form#new-task label.drop-zone input[type=file][name=files][multiple]'), 'the file input sits in the drop zone');
+
+    // Four photos dropped as a DataTransfer of Files, a fifth chosen through the file input.
+    const jpegs = await makeJpegs(5, 21);
+    const dropped = jpegs.slice(0, 4).map((bytes, i) => ({ name: `photo-${i + 1}.jpg`, type: 'image/jpeg', bytes }));
+    await dropFiles(page, 'form#new-task .drop-zone', dropped);
+    const chosen = path.join(tmpDir('kiln-web-photo-'), 'chosen-5.jpg');
+    fs.writeFileSync(chosen, jpegs[4]);
+    const input = await page.$('form#new-task input[type=file][name=files]');
+    await input!.uploadFile(chosen);
+    const names = [...dropped.map((f) => f.name), 'chosen-5.jpg'];
+    await waitIn(
+      tab,
+      `li[data-file] with a progress for ${names.join(', ')}`,
+      10_000,
+      (n: string[]) => n.every((name) => document.querySelector(`li[data-file="${name}"] progress`)),
+      names,
+    );
+    assert.equal((await page.$$('li[data-file]')).length, 5, 'each file listed once');
+
+    await fill(page, 'input[name=trigger_word]', 'KLNDROP');
+    await fill(page, 'input[name=steps]', '30');
+    await fill(page, 'input[name=rank]', '8');
+    await fill(page, 'input[name=learning_rate]', '0.001');
+    assert.ok(await page.$('select[name=training_type]'));
+    assert.ok(await page.$('select[name=preprocessing_captioning_strategy]'));
+    if (!(await page.$eval('details#advanced', (d) => d.open))) await page.click('details#advanced > summary');
+    await fill(page, 'details#advanced input[name=sample_every]', '15');
+    await fill(page, 'details#advanced input[name=save_every]', '15');
+    await fill(page, 'details#advanced input[name=sample_steps]', '2');
+    // The CPU trains the built-in tiny model; the API's default base is FLUX.1-dev, which needs a GPU.
+    await fill(page, 'details#advanced input[name=base_model_path]', 'builtin:tiny-flux');
+    assert.ok(await page.$('details#advanced input[name=batch_size]'));
+
+    await fill(page, 'textarea[name=sample_prompts]', PROMPT);
+    await screenshot(page, 'new');
+
+    // 51 prompts: only the API refuses them (at most 50), so its 422 is what the page shows.
+    await fill(page, 'textarea[name=sample_prompts]', Array.from({ length: 51 }, (_, i) => `prompt ${i}`).join('\n'));
+    await page.click('form#new-task button[type=submit]');
+    await waitIn(
+      tab,
+      '.field-error[data-field="sample_prompts"] with a message',
+      60_000,
+      () => !!document.querySelector('.field-error[data-field="sample_prompts"]')?.textContent?.trim(),
+    );
+    assert.equal(new URL(page.url()).pathname, '/new', 'a refused create stays on the form');
+    const uploaded = await page.$$eval('li[data-file] progress', (ps) => ps.map((p) => p.position));
+    assert.deepEqual(uploaded, [1, 1, 1, 1, 1], 'every upload progress bar is full');
+
+    await fill(page, 'textarea[name=sample_prompts]', PROMPT);
+    await page.click('form#new-task button[type=submit]');
+    await waitIn(tab, 'the address /tasks/<new id>', 60_000, () => /^\/tasks\/[0-9a-f-]{36}$/.test(location.pathname));
+    doneId = new URL(page.url()).pathname.split('/')[2];
+
+    const task = await taskOf(server, doneId);
+    assert.equal(task.trigger_word, 'KLNDROP');
+    assert.equal(task.steps, 30);
+    assert.equal(task.rank, 8);
+    assert.equal(task.learning_rate, 0.001);
+    assert.equal(task.sample_every, 15);
+    assert.equal(task.save_every, 15);
+    assert.deepEqual(task.sample_prompts, [PROMPT]);
+    assert.equal(task.base_model_path, 'builtin:tiny-flux');
+    assert.equal(task.source_images.length, 5, 'the five photos were uploaded and referenced');
+  });
+
+  test('the task page follows the run live to COMPLETED: chart, samples, artifacts, signed LoRA download', async () => {
+    await waitForPage(tab, 'task');
+    for (const sel of ['#task-status', 'progress#progress', '#eta', 'button#cancel', 'button#retry']) assert.ok(await page.$(sel), `${sel} on the task page`);
+
+    const seen: { status: string; position: number }[] = [];
+    try {
+      await until(
+        async () => {
+          const now = await page.evaluate(() => ({
+            status: document.querySelector('#task-status')?.textContent?.trim() ?? '',
+            position: document.querySelector<HTMLProgressElement>('progress#progress')?.position ?? -1,
+          }));
+          if (seen.at(-1)?.status !== now.status || seen.at(-1)?.position !== now.position) seen.push(now);
+          return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(now.status);
+        },
+        '#task-status to show a final status',
+        300_000,
+        200,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; seen ${JSON.stringify(seen)}; the page: ${await describePage(tab)}`, { cause: err });
+    }
+    const fromApi = await taskOf(server, doneId);
+    assert.equal(
+      seen.at(-1)!.status,
+      'COMPLETED',
+      `the page ended on ${seen.at(-1)!.status} (API: ${fromApi.status}, ${fromApi.error_message}); #error-message: ${await textOf(page, '#error-message')}`,
+    );
+    const statuses = seen.map((s) => s.status).filter((s, i, a) => a[i - 1] !== s);
+    assert.notEqual(statuses[0], 'COMPLETED', 'the page showed the run before it finished, and followed it without a reload');
+    assert.ok(statuses.includes('TRAINING'), `the page showed TRAINING: ${statuses.join(' → ')}`);
+    assert.deepEqual(
+      statuses,
+      [...statuses].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b)),
+      `statuses in order: ${statuses.join(' → ')}`,
+    );
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i].position >= seen[i - 1].position, `progress never goes back: ${JSON.stringify(seen)}`);
+    for (const sel of ['#loss-chart', '#samples', '#artifacts', 'pre#log-tail', '#webhooks', '#manifest']) assert.ok(await page.$(sel), `${sel} on the page of a COMPLETED task`);
+    await waitIn(tab, 'progress#progress full', 10_000, () => (document.querySelector('progress#progress') as HTMLProgressElement).position === 1);
+
+    // The loss chart (uPlot draws on a canvas) and every sample the API lists, loaded.
+    await waitIn(tab, '#loss-chart canvas', 15_000, () => !!document.querySelector('#loss-chart canvas'));
+    const artifacts = await artifactsOf(server, doneId);
+    const samples = artifacts.filter((a) => a.kind === 'sample');
+    assert.ok(samples.length >= 2, `samples listed: ${samples.map((s) => s.path).join(', ')}`);
+    await waitIn(
+      tab,
+      `${samples.length} loaded sample images in #samples section[data-step] figure img`,
+      30_000,
+      (n: number) => {
+        const imgs = [...document.querySelectorAll<HTMLImageElement>('#samples section[data-step] figure img')];
+        // Images may load lazily: bring the first one still loading into view, as a reader scrolling would.
+        imgs.find((img) => !img.complete)?.scrollIntoView();
+        return imgs.length === n && imgs.every((img) => img.complete && img.naturalWidth > 0);
+      },
+      samples.length,
+    );
+    const shown = await page.$$eval('#samples section[data-step]', (sections) =>
+      sections.map((s) => ({
+        step: s.dataset.step,
+        figures: [...s.querySelectorAll('figure')].map((f) => ({ src: f.querySelector('img')!.src, caption: f.querySelector('figcaption')?.textContent?.trim() ?? '' })),
+      })),
+    );
+    const shownPaths: string[] = [];
+    for (const section of shown) {
+      assert.match(section.step ?? '', /^\d+$/, 'section[data-step] is a step number');
+      for (const figure of section.figures) {
+        const url = new URL(figure.src);
+        assert.equal(url.origin, server.baseUrl);
+        assert.ok(url.pathname.startsWith(`/api/v1/training/${doneId}/artifacts/samples/`), figure.src);
+        assert.ok(url.searchParams.get('sig'), `a signed link: ${figure.src}`);
+        assert.match(figure.caption, /a photo of/, 'the figcaption is the prompt');
+        const artifactPath = decodeURIComponent(url.pathname.slice(`/api/v1/training/${doneId}/artifacts/`.length));
+        assert.ok(artifactPath.includes(section.step!.replace(/^0+(?=\d)/, '')), `${artifactPath} belongs to step ${section.step}`);
+        shownPaths.push(artifactPath);
+      }
+    }
+    assert.deepEqual(shownPaths.sort(), samples.map((s) => s.path).sort(), 'one figure per listed sample');
+    assert.ok(shown.length >= 2, `a section per sampled step: ${shown.map((s) => s.step).join(', ')}`);
+
+    // Artifacts: the final LoRA first, each a signed download link.
+    const links = await page.$$eval('#artifacts a[data-path][download]', (as) => as.map((a) => ({ path: (a as HTMLElement).dataset.path!, href: a.href })));
+    assert.equal(links[0]?.path, 'output/lora.safetensors', `the LoRA is listed first: ${links.map((l) => l.path).join(', ')}`);
+    for (const link of links) {
+      assert.ok(
+        artifacts.some((a) => a.path === link.path),
+        `${link.path} is an artifact`,
+      );
+      assert.ok(new URL(link.href).searchParams.get('sig'), `${link.path} links signed: ${link.href}`);
+    }
+    for (const a of artifacts.filter((x) => x.kind === 'weights' || x.kind === 'checkpoint'))
+      assert.ok(
+        links.some((l) => l.path === a.path),
+        `${a.path} offered for download`,
+      );
+    const lora = artifacts.find((a) => a.path === 'output/lora.safetensors')!;
+    const res = await fetch(links[0].href); // no bearer header: the signed link alone opens it
+    assert.equal(res.status, 200);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), lora.sha256, 'the downloaded LoRA is the listed one');
+
+    assert.equal(await isDisabled(page, 'button#cancel'), true, 'a COMPLETED task cannot be cancelled');
+    assert.equal(await isDisabled(page, 'button#retry'), true, 'a COMPLETED task cannot be retried');
+    const errorShown = await page.$eval('#error-message', (el) => (el as HTMLElement).offsetParent !== null && !!el.textContent?.trim()).catch(() => false);
+    assert.equal(errorShown, false, 'no error message on a COMPLETED task');
+    assert.ok(((await textOf(page, 'pre#log-tail')) ?? '').length > 0, 'the log tail shows the trainer log');
+
+    await screenshot(page, 'task');
+  });
+
+  test('a task cancelled from its page: #cancel turns it CANCELLED and #retry becomes possible', async () => {
+    const client = api(server);
+    const refs = await client.upload(await makePhotos(2, 99));
+    const created = await client.json<TrainingTask>('POST', '/api/v1/training/', {
+      trigger_word: 'KLNLONG',
+      base_model_path: 'builtin:tiny-flux',
+      steps: 5000,
+      save_every: 5000,
+      sample_prompts: [],
+      entity_id: entityId,
+      source_images: refs,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    cancelledId = created.body.id;
+
+    await visit(tab, server.baseUrl, `/tasks/${cancelledId}`, 'task');
+    // Cancelled mid-run: steps are being done (the trainer process is up) and the page shows TRAINING.
+    await until(async () => (await taskOf(server, cancelledId)).current_step > 0, 'training steps of the long task', 180_000, 250);
+    await waitIn(tab, '#task-status TRAINING', 15_000, () => document.querySelector('#task-status')?.textContent?.trim() === 'TRAINING');
+    assert.equal(await isDisabled(page, 'button#cancel'), false, 'a TRAINING task can be cancelled');
+    assert.equal(await isDisabled(page, 'button#retry'), true, 'a TRAINING task cannot be retried');
+
+    page.on('dialog', (d) => void d.accept()); // should the page confirm first
+    await page.click('button#cancel');
+    await waitIn(tab, '#task-status CANCELLED', 15_000, () => document.querySelector('#task-status')?.textContent?.trim() === 'CANCELLED');
+    await waitIn(tab, 'button#cancel disabled and button#retry enabled', 10_000, () => {
+      const [cancel, retry] = ['#cancel', '#retry'].map((s) => document.querySelector<HTMLButtonElement>(s)!);
+      return cancel.disabled && !retry.disabled;
+    });
+    assert.equal((await taskOf(server, cancelledId)).status, 'CANCELLED');
+  });
+
+  test('/generate: an image from the finished LoRA, shown from a blob: URL with a download link', async () => {
+    await page.click('nav a[href="/generate"]');
+    await waitForPage(tab, 'generate');
+    assert.ok(await page.$(`form#generate input[type=checkbox][name=lora][value="${doneId}"]`), 'the COMPLETED task is offered');
+    assert.ok(await page.$(`form#generate input[type=range][data-scale-for="${doneId}"]`), 'with a scale');
+    assert.equal(await page.$(`input[name=lora][value="${cancelledId}"]`), null, 'a CANCELLED task is not offered');
+
+    await page.click(`input[type=checkbox][name=lora][value="${doneId}"]`);
+    await fill(page, 'textarea[name=prompt]', PROMPT);
+    await fill(page, 'input[name=seed]', '7');
+    await fill(page, 'input[name=num_images]', '1');
+    const posted = page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname.replace(/\/$/, '') === '/api/v1/generations', { timeout: 15_000 });
+    await page.click('form#generate button[type=submit]');
+    const body = JSON.parse((await posted).postData() ?? '{}') as { prompt: string; seed: number; num_images: number; loras: { training_task_id: string; scale: number }[] };
+    assert.equal(body.prompt, PROMPT);
+    assert.equal(body.seed, 7);
+    assert.equal(body.num_images, 1);
+    assert.deepEqual(
+      body.loras.map((l) => l.training_task_id),
+      [doneId],
+    );
+    assert.equal(typeof body.loras[0].scale, 'number');
+
+    await waitIn(tab, '#images figure img (blob:) loaded', 240_000, () => {
+      const img = document.querySelector<HTMLImageElement>('#images figure img');
+      return !!img && img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0;
+    });
+    assert.ok(await page.$('#images a[download]'), '#images a[download]');
+    assert.ok(((await textOf(page, '#generation-status')) ?? '').length > 0, '#generation-status says something');
+    const response = (await posted).response();
+    const generation = (await response!.json()) as Generation;
+    const finalGeneration = (await api(server).json<Generation>('GET', `/api/v1/generations/${generation.id}`)).body;
+    assert.equal(finalGeneration.status, 'COMPLETED');
+    assert.equal(finalGeneration.prompt, 'a photo of KLNDROP');
+    await screenshot(page, 'generate');
+  });
+
+  test('the list shows every task with its status, follows changes by itself, and filters', async () => {
+    await page.click('nav a[href="/"]');
+    await waitForPage(tab, 'list');
+    const row = (id: string) => `#task-list tr[data-task-id="${id}"]`;
+    await waitIn(tab, 'both rows', 10_000, (ids: string[]) => ids.every((id) => document.querySelector(`#task-list tr[data-task-id="${id}"]`)), [doneId, cancelledId]);
+    assert.equal(await textOf(page, `${row(doneId)} td.status`), 'COMPLETED');
+    assert.equal(await textOf(page, `${row(cancelledId)} td.status`), 'CANCELLED');
+    for (const [id, trigger] of [
+      [doneId, 'KLNDROP'],
+      [cancelledId, 'KLNLONG'],
+    ]) {
+      assert.ok(await page.$(`${row(id)} a[href="/tasks/${id}"]`), `${row(id)} links to its page`);
+      assert.ok(await page.$(`${row(id)} progress`), `${row(id)} has a progress bar`);
+      assert.match((await textOf(page, row(id))) ?? '', new RegExp(trigger));
+    }
+
+    // Without a reload: a task created elsewhere appears, and its cancel shows, within a few refreshes.
+    const client = api(server);
+    const refs = await client.upload(await makePhotos(1, 5));
+    const extra = await client.json<TrainingTask>('POST', '/api/v1/training/', {
+      trigger_word: 'KLNEXTRA',
+      base_model_path: 'builtin:tiny-flux',
+      steps: 5000,
+      source_images: refs,
+    });
+    assert.equal(extra.status, 201);
+    const extraId = extra.body.id;
+    await waitIn(tab, `${row(extraId)} to appear by itself`, 10_000, (id: string) => !!document.querySelector(`#task-list tr[data-task-id="${id}"]`), extraId);
+    assert.equal((await client.json('POST', `/api/v1/training/${extraId}/cancel`)).status, 200);
+    await waitIn(
+      tab,
+      `${row(extraId)} td.status CANCELLED by itself`,
+      10_000,
+      (id: string) => document.querySelector(`#task-list tr[data-task-id="${id}"] td.status`)?.textContent?.trim() === 'CANCELLED',
+      extraId,
+    );
+    await screenshot(page, 'list');
+
+    const shownIds = () => page.$$eval('#task-list tr[data-task-id]', (rows) => rows.map((r) => (r as HTMLElement).dataset.taskId!).sort());
+    await page.select('select[name=status]', 'COMPLETED');
+    await waitIn(tab, 'only COMPLETED rows', 10_000, () =>
+      [...document.querySelectorAll('#task-list tr[data-task-id] td.status')].every((td) => td.textContent?.trim() === 'COMPLETED'),
+    );
+    assert.deepEqual(await shownIds(), [doneId]);
+    await page.select('select[name=status]', await page.$eval('select[name=status]', (s) => s.options[0].value));
+    await waitIn(tab, 'all three rows again', 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 3);
+
+    await fill(page, 'input[name=entity_id]', entityId);
+    await waitIn(tab, `only the row of entity ${entityId}`, 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 1);
+    assert.deepEqual(await shownIds(), [cancelledId]);
+    for (const id of [doneId, cancelledId, extraId]) assert.ok(FINISHED.includes((await taskOf(server, id)).status));
+    assert.deepEqual(tab.problems, [], 'no console errors, page errors or failed requests');
+  });
+});
