@@ -133,7 +133,7 @@ export function Generate() {
           </div>
           <div class="field">
             <label for="steps">Steps</label>
-            <input id="steps" name="steps" type="number" min={1} max={100} placeholder="the model's" />
+            <input id="steps" name="steps" type="number" min={1} max={100} placeholder="default" />
           </div>
         </div>
         {problem && (
