@@ -6,7 +6,7 @@ STAMP_NODE := node_modules/.kiln-installed
 STAMP_PY := $(VENV)/.kiln-installed
 NODE_TEST := node --import tsx --test --test-concurrency=1
 # Node tests that wait on the database, sockets and small processes, and those that train on the CPU.
-NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -name 'train-wait.test.ts' | sort)
+NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -path 'test/web/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
 .PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean

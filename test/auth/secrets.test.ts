@@ -13,16 +13,16 @@ const run = promisify(execFile);
 const modeOf = (file: string) => fs.statSync(file).mode & 0o777;
 
 describe('secret files in the data dir', () => {
-  test('a service started on a fresh data dir writes its JWT and webhook secrets owner-only', async () => {
+  test('a service started on a fresh data dir writes its JWT, webhook and link-signing secrets owner-only', async () => {
     const dataDir = tmpDir();
-    // No configured secrets: both are made in the data dir, as `make run` does.
+    // No configured secrets: all are made in the data dir, as `make run` does.
     const config = testConfig(dataDir, { port: 0, host: '127.0.0.1', logLevel: 'silent', webhookSecret: '', jwt: { ...testConfig(dataDir).jwt, secret: '' } });
     const server = await startServer(config, { worker: false });
     await server.stop();
     const dir = path.join(dataDir, 'secrets');
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['jwt-secret', 'webhook-secret']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['jwt-secret', 'url-signing-secret', 'webhook-secret']);
     assert.equal(modeOf(dir), 0o700);
-    for (const name of ['jwt-secret', 'webhook-secret']) {
+    for (const name of ['jwt-secret', 'url-signing-secret', 'webhook-secret']) {
       assert.equal(modeOf(path.join(dir, name)), 0o600, name);
       assert.ok(fs.readFileSync(path.join(dir, name), 'utf8').trim().length >= 32, name);
     }

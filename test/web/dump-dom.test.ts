@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
+import { until } from '../helpers/processes.js';
 import { attr, byId, dumpDom, elements, hasAttr, hasClass, htmlText, startDashboard, trainSmallTask, type Artifact, type Dashboard } from '../helpers/browser.js';
 
 /** The body's data-page and data-ready, as the page left them. */
@@ -69,6 +70,32 @@ describe('the dashboard rendered by chromium --dump-dom', { timeout: 600_000 }, 
     const href = new URL(attr(links[0], 'href') ?? '', server.baseUrl);
     assert.equal(href.pathname, `${prefix}output/lora.safetensors`);
     assert.ok(href.searchParams.get('sig'), 'the LoRA link is signed');
+  });
+
+  test('/tasks/<id> of a FAILED task shows why, prominently, and offers Retry but not Cancel', async () => {
+    const headers = { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${server.baseUrl}/api/v1/training/`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ trigger_word: 'KLNFAIL', base_model_path: 'builtin:tiny-flux', source_images: [] }),
+    });
+    assert.equal(created.status, 201);
+    const { id } = (await created.json()) as TrainingTask;
+    const failed = await until(
+      async () => {
+        const t = (await (await fetch(`${server.baseUrl}/api/v1/training/${id}`, { headers })).json()) as TrainingTask;
+        return t.status === 'FAILED' && t;
+      },
+      'the task without images to fail',
+      60_000,
+      200,
+    );
+    const html = await dump(`/tasks/${id}`);
+    assert.equal(htmlText(byId(html, 'task-status') ?? ''), 'FAILED');
+    const shown = htmlText(byId(html, 'error-message') ?? '');
+    assert.ok(shown.includes(failed.error_message!.split('\n')[0]), `#error-message says why: ${shown}`);
+    assert.equal(attr(byId(html, 'cancel') ?? '', 'disabled'), '');
+    assert.equal(attr(byId(html, 'retry') ?? '', 'disabled'), undefined);
   });
 
   test('/new holds the create form', async () => {
