@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { until } from '../helpers/processes.js';
 import { attr, byId, dumpDom, elements, hasAttr, hasClass, htmlText, startDashboard, trainSmallTask, type Artifact, type Dashboard } from '../helpers/browser.js';
@@ -73,11 +74,20 @@ describe('the dashboard rendered by chromium --dump-dom', { timeout: 600_000 }, 
   });
 
   test('/tasks/<id> of a FAILED task shows why, prominently, and offers Retry but not Cancel', async () => {
-    const headers = { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' };
+    const headers = { authorization: `Bearer ${server.token}` };
+    // One photo far below the smallest accepted side: preprocessing rejects it and the task fails.
+    const form = new FormData();
+    const tiny = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#c2410c' } })
+      .png()
+      .toBuffer();
+    form.append('files', new Blob([new Uint8Array(tiny)], { type: 'image/png' }), 'thumbnail.png');
+    const uploaded = await fetch(`${server.baseUrl}/api/v1/uploads/`, { method: 'POST', headers, body: form });
+    assert.equal(uploaded.status, 201);
+    const [{ reference }] = ((await uploaded.json()) as { uploads: { reference: string }[] }).uploads;
     const created = await fetch(`${server.baseUrl}/api/v1/training/`, {
       method: 'POST',
-      headers,
-      body: JSON.stringify({ trigger_word: 'KLNFAIL', base_model_path: 'builtin:tiny-flux', source_images: [] }),
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ trigger_word: 'KLNFAIL', base_model_path: 'builtin:tiny-flux', source_images: [reference] }),
     });
     assert.equal(created.status, 201);
     const { id } = (await created.json()) as TrainingTask;
