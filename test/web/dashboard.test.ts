@@ -240,6 +240,7 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
         assert.ok(url.pathname.startsWith(`/api/v1/training/${doneId}/artifacts/samples/`), figure.src);
         assert.ok(url.searchParams.get('sig'), `a signed link: ${figure.src}`);
         assert.match(figure.caption, /a photo of/, 'the figcaption is the prompt');
+        assert.match(figure.caption, /colours [0-2]\.\d\d from the photos/, "and the sample's colour distance to the training photos");
         const artifactPath = decodeURIComponent(url.pathname.slice(`/api/v1/training/${doneId}/artifacts/`.length));
         assert.ok(artifactPath.includes(section.step!.replace(/^0+(?=\d)/, '')), `${artifactPath} belongs to step ${section.step}`);
         shownPaths.push(artifactPath);

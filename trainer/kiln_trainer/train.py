@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, lora, models, numerics, sampling, tiny
+from . import data, lora, models, numerics, quality, sampling, tiny
 from .events import emit
 from .spec import SpecError, to_dict
 
@@ -342,6 +342,8 @@ def run(spec, stop):
     )
 
     pipe = sampling.make_pipeline(transformer, vae.to(device), models.load_scheduler(source)) if prompts else None
+    # Each sample's distance to the training images' colours (quality.py) rides on its event.
+    dataset_colours = quality.mean_histogram(data.open_image(path) for path, _ in items) if prompts else None
 
     def make_samples(at):
         for i, (p, emb) in enumerate(zip(prompts, text["prompts"], strict=True)):
@@ -358,7 +360,8 @@ def run(spec, stop):
                 dtype,
             )
             path = sampling.save_png(img, os.path.join(sdir, f"step_{at}_{i}.png"))
-            emit("sample", step=at, prompt=p, path=path, seconds=round(time.time() - t0, 3))
+            distance = round(quality.histogram_l1(quality.colour_histogram(img), dataset_colours), 4)
+            emit("sample", step=at, prompt=p, path=path, seconds=round(time.time() - t0, 3), histogram_l1=distance)
 
     def checkpoint(at):
         path = save_checkpoint(

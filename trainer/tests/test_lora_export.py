@@ -48,6 +48,17 @@ def test_samples_written(trained_lora):
     ]
     for e in samples:
         assert os.path.isfile(e["path"]) and e["path"].endswith(f"step_{e['step']}_{samples.index(e) % 2}.png")
+    # Each sample's colour distance to the training images is the one quality.py gives for its file.
+    from PIL import Image
+
+    from kiln_trainer import data, quality
+
+    items = data.list_images(spec["dataset_dir"], spec["trigger_word"])
+    colours = quality.mean_histogram(data.open_image(path) for path, _ in items)
+    for e in samples:
+        with Image.open(e["path"]) as im:
+            assert e["histogram_l1"] == round(quality.histogram_l1(quality.colour_histogram(im), colours), 4)
+        assert 0 < e["histogram_l1"] <= 2
     assert sorted(os.listdir(os.path.join(spec["work_dir"], "samples"))) == [
         "step_30_0.png",
         "step_30_1.png",

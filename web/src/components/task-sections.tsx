@@ -14,7 +14,14 @@ export interface Artifact {
 const SAMPLE_NAME = /^step_(\d+)_(\d+)\.\w+$/;
 
 /** Samples grouped by the step that drew them, newest step first, so step 250 sits beside step 500. */
-export function Samples({ artifacts, prompts }: { artifacts: Artifact[]; prompts: Record<string, string> }) {
+/** What a sample event said of one sample image. */
+export interface SampleInfo {
+  prompt: string;
+  /** Colour-histogram L1 distance to the training images: 0 the same colours, 2 none shared. */
+  distance: number | null;
+}
+
+export function Samples({ artifacts, info }: { artifacts: Artifact[]; info: Record<string, SampleInfo> }) {
   const byStep = new Map<number, { artifact: Artifact; index: number; name: string }[]>();
   for (const artifact of artifacts.filter((a) => a.kind === 'sample')) {
     const name = artifact.path.split('/').pop()!;
@@ -36,9 +43,17 @@ export function Samples({ artifacts, prompts }: { artifacts: Artifact[]; prompts
                 .map(({ artifact, name }) => (
                   <figure key={artifact.path}>
                     <a href={artifact.url} target="_blank" rel="noopener">
-                      <img src={artifact.url} alt={prompts[name] ? `Sample at step ${step}: ${prompts[name]}` : `Sample at step ${step}`} loading="lazy" />
+                      <img src={artifact.url} alt={info[name] ? `Sample at step ${step}: ${info[name].prompt}` : `Sample at step ${step}`} loading="lazy" />
                     </a>
-                    <figcaption>{prompts[name] ?? name}</figcaption>
+                    <figcaption>
+                      {info[name]?.prompt ?? name}
+                      {info[name]?.distance != null && (
+                        <span class="muted small" title="Colour-histogram L1 distance to the training photos: 0 the same colours, 2 none shared">
+                          {' '}
+                          · colours {info[name].distance.toFixed(2)} from the photos
+                        </span>
+                      )}
+                    </figcaption>
                   </figure>
                 ))}
             </div>

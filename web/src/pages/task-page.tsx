@@ -3,7 +3,7 @@ import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, followEvents, get, type StreamEvent } from '../api';
 import { LossChart, type LossPoint } from '../components/loss-chart';
 import { Progress, StatusBadge } from '../components/status';
-import { Artifacts, LogTail, Manifest, Samples, Webhooks, type Artifact } from '../components/task-sections';
+import { Artifacts, LogTail, Manifest, Samples, Webhooks, type Artifact, type SampleInfo } from '../components/task-sections';
 import { duration, PRIORITIES, TERMINAL, when } from '../format';
 import { markReady } from '../ready';
 
@@ -15,7 +15,7 @@ export function TaskPage({ id }: { id: string }) {
   const [live, setLive] = useState<Live | null>(null);
   const [points, setPoints] = useState<LossPoint[]>([]);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
-  const [prompts, setPrompts] = useState<Record<string, string>>({});
+  const [samples, setSamples] = useState<Record<string, SampleInfo>>({});
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // Bumped by Retry: the task runs again, so its stream is followed again from the start.
@@ -43,7 +43,8 @@ export function TaskPage({ id }: { id: string }) {
           setPoints((current) => (current.length && current[current.length - 1].step >= point.step ? current : [...current, point]));
         } else if (e.event === 'sample' && typeof data.path === 'string') {
           const name = data.path.split('/').pop()!;
-          setPrompts((current) => ({ ...current, [name]: typeof data.prompt === 'string' ? data.prompt : '' }));
+          const info = { prompt: typeof data.prompt === 'string' ? data.prompt : '', distance: typeof data.histogram_l1 === 'number' ? data.histogram_l1 : null };
+          setSamples((current) => ({ ...current, [name]: info }));
           void loadArtifacts();
         } else if (e.event === 'checkpoint') void loadArtifacts();
         else if (e.event === 'end') {
@@ -149,7 +150,7 @@ export function TaskPage({ id }: { id: string }) {
       <h2>Loss</h2>
       <LossChart points={points} />
       <h2>Samples</h2>
-      <Samples artifacts={artifacts} prompts={prompts} />
+      <Samples artifacts={artifacts} info={samples} />
       <h2>Artifacts</h2>
       <Artifacts artifacts={artifacts} />
       <h2>Dataset</h2>
