@@ -10,20 +10,37 @@ import type { StopReason } from './job-kind.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is chosen at run time
 const leased = (store: Store) => store.db as unknown as Kysely<any>;
 
-/** Extends a lease; false when the caller no longer holds it (rescued, or never did). */
-export async function renewLease(store: Store, table: LeasedTable, id: string, workerId: string, leaseSeconds: number): Promise<boolean> {
+/**
+ * Extends a lease, compared and set on the expiry the caller last wrote: the new expiry, or null
+ * when the caller no longer holds that lease (rescued, or the row claimed again since).
+ */
+export async function renewLease(store: Store, table: LeasedTable, id: string, workerId: string, expiresAt: string, leaseSeconds: number): Promise<string | null> {
+  // Strictly later than the last one, even within its millisecond: an expiry names one lease.
+  const next = [isoIn(leaseSeconds * 1000), new Date(Date.parse(expiresAt) + 1).toISOString()].sort()[1];
   const res = await leased(store)
     .updateTable(table)
-    .set({ lease_expires_at: isoIn(leaseSeconds * 1000) })
+    .set({ lease_expires_at: next })
     .where('id', '=', id)
     .where('lease_owner', '=', workerId)
+    .where('lease_expires_at', '=', expiresAt)
     .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
+  return Number(res.numUpdatedRows) === 1 ? next : null;
 }
 
-/** Drops a lease the caller holds, whatever the status: the slot is free once this returns. */
-export async function dropLease(store: Store, table: LeasedTable, id: string, workerId: string): Promise<void> {
-  await leased(store).updateTable(table).set({ lease_owner: null, lease_expires_at: null }).where('id', '=', id).where('lease_owner', '=', workerId).execute();
+/**
+ * Drops a lease the caller holds, whatever the status: the slot is free once this returns.
+ * Compared on the expiry too, because the owner alone is not this lease: once a job's outcome
+ * has moved its row on (preprocessed, say), this same worker may claim the row's next stage
+ * before the first job's bookkeeping is done, and that new lease must stay.
+ */
+export async function dropLease(store: Store, lease: Lease, workerId: string): Promise<void> {
+  await leased(store)
+    .updateTable(lease.table)
+    .set({ lease_owner: null, lease_expires_at: null })
+    .where('id', '=', lease.id)
+    .where('lease_owner', '=', workerId)
+    .where('lease_expires_at', '=', lease.expiresAt)
+    .execute();
 }
 
 /** A lease this worker holds on one row, and the signal that stops the job running under it. */
@@ -31,6 +48,8 @@ export interface Lease {
   id: string;
   table: LeasedTable;
   signal: AbortSignal;
+  /** The expiry this worker last wrote (by the claim, then by each renewal): which lease of the row is this one. */
+  expiresAt: string;
 }
 
 interface Held {
@@ -63,7 +82,8 @@ export interface LeaseKeeperOptions {
 export class LeaseKeeper {
   private held = new Map<string, Held>();
   private timer: NodeJS.Timeout | null = null;
-  private renewing = false;
+  /** The renewal round in flight, if any: one at a time, and forget() waits for it. */
+  private round: Promise<void> | null = null;
   private failing = false;
   private lastRound = 0;
 
@@ -92,10 +112,10 @@ export class LeaseKeeper {
   }
 
   /** Takes over a lease the claim just wrote. */
-  hold(table: LeasedTable, id: string): Lease {
+  hold(table: LeasedTable, row: { id: string; lease_expires_at: string | null }): Lease {
     const abort = new AbortController();
-    const lease = { id, table, signal: abort.signal };
-    this.held.set(id, { lease, abort, renewedAt: Date.now(), settled: false });
+    const lease = { id: row.id, table, signal: abort.signal, expiresAt: row.lease_expires_at! };
+    this.held.set(row.id, { lease, abort, renewedAt: Date.now(), settled: false });
     return lease;
   }
 
@@ -125,26 +145,29 @@ export class LeaseKeeper {
    */
   settle(lease: Lease): void {
     const held = this.held.get(lease.id);
-    if (held) held.settled = true;
+    if (held?.lease === lease) held.settled = true;
   }
 
-  /** Stops renewing the lease; the caller writes the job's outcome and drops the lease. */
-  forget(lease: Lease): void {
-    this.held.delete(lease.id);
+  /**
+   * Stops renewing the lease (and not a newer lease this worker holds on the same row). Resolves
+   * once no renewal is in flight, so that `lease.expiresAt` is the last one written: the caller
+   * then drops the lease by it.
+   */
+  async forget(lease: Lease): Promise<void> {
+    if (this.held.get(lease.id)?.lease === lease) this.held.delete(lease.id);
+    await this.round;
   }
 
   private async tick(): Promise<void> {
-    if (this.renewing) return;
+    if (this.round) return;
     const due = this.failing || Date.now() - this.lastRound >= this.leaseMs / 4;
     this.stopExpiring();
     if (!due || !this.held.size) return;
-    this.renewing = true;
     this.lastRound = Date.now();
-    try {
-      await this.renewAll();
-    } finally {
-      this.renewing = false;
-    }
+    this.round = this.renewAll().finally(() => {
+      this.round = null;
+    });
+    await this.round;
   }
 
   /** Jobs whose lease could not be renewed in time stop now, while the lease still covers their stop. */
@@ -167,9 +190,11 @@ export class LeaseKeeper {
       renewed++;
       const sentAt = Date.now();
       try {
-        const still = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, this.opts.leaseSeconds);
-        if (still) held.renewedAt = sentAt;
-        else if (this.held.has(lease.id) && !held.settled) {
+        const next = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, lease.expiresAt, this.opts.leaseSeconds);
+        if (next) {
+          lease.expiresAt = next;
+          held.renewedAt = sentAt;
+        } else if (this.held.get(lease.id) === held && !held.settled) {
           this.opts.log.warn({ job: lease.id }, 'lease lost; stopping the job');
           this.stop(lease.id, 'lease_lost');
         }

@@ -144,7 +144,7 @@ export class Worker {
       if (!row) continue;
       const slot = this.free[pool].shift()!;
       this.opts.metrics?.queueWait.observe({ stage: kind.name }, (Date.now() - Date.parse(kind.queuedAt(row))) / 1000);
-      const lease = this.keeper.hold(kind.rows.table, row.id);
+      const lease = this.keeper.hold(kind.rows.table, row);
       const done: Promise<void> = this.execute(kind, row, slot, lease).finally(() => {
         this.running.delete(done);
         this.free[pool].push(slot);
@@ -179,14 +179,18 @@ export class Worker {
     const stop = lease.signal.aborted ? (lease.signal.reason as StopReason) : null;
     this.keeper.settle(lease);
     const pending = writes.takePending();
-    const outcome =
-      (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, log)).catch(async (err: unknown) => {
-        // A write that fails for a reason other than the database being down is a bug of ours: say so on the row.
-        log.error({ err }, 'writing the outcome failed');
-        return this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error: err, pending }, log));
-      })) ?? 'unwritten';
-    this.keeper.forget(lease);
-    await this.durably('lease drop', log, () => dropLease(store, kind.rows.table, row.id, this.id)).catch((err) => log.error({ err }, 'dropping the lease failed'));
+    const written = (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, log)).catch(async (err: unknown) => {
+      // A write that fails for a reason other than the database being down is a bug of ours: say so on the row.
+      log.error({ err }, 'writing the outcome failed');
+      return this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error: err, pending }, log));
+    })) ?? { outcome: 'unwritten', landed: false };
+    const { outcome } = written;
+    await this.keeper.forget(lease);
+    // A transition that landed cleared the lease with the status, and the row may already be
+    // this worker's again (its next stage claimed): the lease is dropped only when none landed.
+    if (!written.landed) {
+      await this.durably('lease drop', log, () => dropLease(store, lease, this.id)).catch((err) => log.error({ err }, 'dropping the lease failed'));
+    }
     if (runId !== null) await this.durably('stage run', log, () => closeRun(store, runId, outcome, ended)).catch((err) => log.error({ err }, 'closing the run failed'));
     this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (ended - started) / 1000);
     log.info({ outcome, seconds: (ended - started) / 1000 }, 'job ended');
@@ -221,29 +225,30 @@ export class Worker {
   /**
    * Writes how the job ended, with any progress that never reached the database. A stopped
    * job's stop decides; otherwise it completed or failed. Every write names this worker's
-   * lease, so a job rescued meanwhile is left to its new holder ('superseded').
+   * lease, so a job rescued meanwhile is left to its new holder ('superseded'). `landed`: a
+   * transition was written, and with it the lease cleared.
    */
   private async writeOutcome(
     kind: AnyJobKind,
     row: LeasedRow,
     end: { stop: StopReason | null; result: JobResult<object>; error: unknown; pending: object },
     log: Logger,
-  ): Promise<string> {
+  ): Promise<{ outcome: string; landed: boolean }> {
     const leaseOwner = this.id;
-    if (end.stop === 'cancelled') return 'cancelled';
+    if (end.stop === 'cancelled') return { outcome: 'cancelled', landed: false };
     if (end.stop) {
       // Shutdown, or a lease that could not be renewed: back to the queue, to resume from its checkpoint.
       const res = await kind.rows.transition(row.id, 'release', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.released(now) }) });
-      return res.ok ? (end.stop === 'shutdown' ? 'released' : 'lease_lost') : 'lease_lost';
+      return { outcome: end.stop === 'shutdown' && res.ok ? 'released' : 'lease_lost', landed: res.ok };
     }
     if (end.error === undefined) {
       const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner, set: (_before, now) => kind.finish.set({ ...end.pending, ...end.result.set }, now) });
-      return res.ok ? 'completed' : 'superseded';
+      return { outcome: res.ok ? 'completed' : 'superseded', landed: res.ok };
     }
     const err = end.error;
     const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
     if (!(err instanceof JobFailure)) log.error({ err }, 'job crashed');
     const res = await kind.rows.transition(row.id, 'fail', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.failed(message, now) }) });
-    return res.ok ? 'failed' : 'superseded';
+    return { outcome: res.ok ? 'failed' : 'superseded', landed: res.ok };
   }
 }

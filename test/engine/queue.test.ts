@@ -1,7 +1,9 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { claimNext } from '../../src/engine/claim.js';
-import { renewLease } from '../../src/engine/lease-keeper.js';
+import { pino } from 'pino';
+import { dropLease, LeaseKeeper, renewLease } from '../../src/engine/lease-keeper.js';
+import { OutageLog } from '../../src/store/outage.js';
 import { rescueExpired } from '../../src/engine/rescuer.js';
 import { openRun } from '../../src/store/stage-runs.js';
 import type { HTTPError } from '../../src/domain/schemas/errors.js';
@@ -135,11 +137,43 @@ for (const dialect of DIALECTS) {
       assert.equal((await h.runtime.taskStore.get(t.id))!.status, 'CANCELLED');
       // A worker that lost its lease cannot finish a stage another worker now holds.
       const u = await insertTask(h.runtime.taskStore);
-      await claim(h, 'preprocess', 'old');
+      const held = (await claim(h, 'preprocess', 'old'))!;
       await h.runtime.store.db.updateTable('training_tasks').set({ lease_owner: 'new' }).where('id', '=', u.id).execute();
       assert.equal((await h.runtime.taskStore.transition(u.id, 'finish_preprocessing', { leaseOwner: 'old' })).ok, false);
-      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'old', 30), false);
-      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'new', 30), true);
+      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'old', held.lease_expires_at!, 30), null);
+      const next = await renewLease(h.runtime.store, 'training_tasks', u.id, 'new', held.lease_expires_at!, 30);
+      assert.ok(next && next >= held.lease_expires_at!, 'renewed to a later expiry');
+      assert.equal(await renewLease(h.runtime.store, 'training_tasks', u.id, 'new', held.lease_expires_at!, 30), null, 'the old expiry is no longer this lease');
+    });
+
+    test("a finished stage's bookkeeping never touches the next stage's lease, even when the same worker claimed it", async () => {
+      const t = await insertTask(h.runtime.taskStore);
+      const preprocess = (await claim(h, 'preprocess', 'w-same'))!;
+      const keeper = new LeaseKeeper(h.runtime.store, {
+        workerId: 'w-same',
+        leaseSeconds: 30,
+        log: pino({ level: 'silent' }),
+        outage: new OutageLog(pino({ level: 'silent' })),
+        stopGraceMs: 1000,
+      });
+      const first = keeper.hold('training_tasks', preprocess);
+      // The outcome moves the row on and clears its lease; this worker claims the training stage at once.
+      assert.ok((await h.runtime.taskStore.transition(t.id, 'finish_preprocessing', { leaseOwner: 'w-same', set: (_before, now) => kinds(h).preprocess.finish.set({}, now) })).ok);
+      await new Promise((r) => setTimeout(r, 5)); // a later millisecond, so a later expiry
+      const training = (await claim(h, 'train', 'w-same'))!;
+      assert.equal(training.id, t.id);
+      const second = keeper.hold('training_tasks', training);
+      // Only now does the preprocessing job finish its bookkeeping.
+      await keeper.forget(first);
+      await dropLease(h.runtime.store, first, 'w-same');
+      const row = (await h.runtime.taskStore.get(t.id))!;
+      assert.equal(row.lease_owner, 'w-same', 'the training lease is still there');
+      assert.equal(row.lease_expires_at, training.lease_expires_at);
+      assert.deepEqual(keeper.idsOn('training_tasks'), [t.id], 'and still held, so still renewed');
+      assert.equal(second.signal.aborted, false);
+      await keeper.forget(second);
+      await dropLease(h.runtime.store, second, 'w-same');
+      assert.equal((await h.runtime.taskStore.get(t.id))!.lease_owner, null);
     });
 
     test('an expired lease is rescued, the attempt counted, and the task failed after the last attempt', async () => {
