@@ -39,14 +39,8 @@ export async function startDashboard(tenant = 'web'): Promise<Dashboard> {
   return { baseUrl, dataDir, token: await mintToken(tenant, true), kiln, stop: async () => void (await kiln.stop()) };
 }
 
-/** What GET /training/{id}/artifacts lists. */
-export interface Artifact {
-  path: string;
-  kind: string;
-  size: number;
-  sha256: string;
-  url: string;
-}
+import type { Artifact } from '../../src/domain/schemas/artifacts.js';
+export type { Artifact };
 
 export async function artifactsOf(t: Target, id: string): Promise<Artifact[]> {
   const res = await api(t).json<Artifact[]>('GET', `/api/v1/training/${id}/artifacts`);

@@ -2,21 +2,11 @@ import fs from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { contentTypeOf, listArtifacts, resolveArtifact } from '../../artifacts/catalog.js';
+import { Artifact } from '../../domain/schemas/artifacts.js';
 import { TaskIdParams } from '../../domain/schemas/training.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { errorResponses, fileResponse } from '../responses.js';
-
-const Artifact = Type.Object(
-  {
-    path: Type.String({ description: 'Relative to the task folder' }),
-    kind: Type.String({ description: 'weights, checkpoint, sample, manifest, dataset (a prepared training image), log or image' }),
-    size: Type.Integer(),
-    sha256: Type.String(),
-    url: Type.String({ description: 'A link to the file that needs no bearer header and expires (KILN_SIGNED_LINK_TTL_SECONDS, an hour by default)' }),
-  },
-  { title: 'Artifact' },
-);
 
 /** Parses a single `bytes=a-b` range; null for none, 'invalid' for one that cannot be served. */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | 'invalid' {

@@ -1,15 +1,7 @@
 import path from 'node:path';
+import type { Artifact } from '../../domain/schemas/artifacts.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument, UsageError } from './http.js';
-
-export interface Artifact {
-  path: string;
-  kind: string;
-  size: number;
-  sha256: string;
-  /** Opens the file without a token until it expires. */
-  url: string;
-}
 
 export function listArtifacts(client: KilnClient, id: string): Promise<Artifact[]> {
   return client.json<Artifact[]>('GET', `/api/v1/training/${id}/artifacts`);

@@ -1,15 +1,10 @@
 import { useEffect, useState } from 'preact/hooks';
+import type { Artifact } from '../../../src/domain/schemas/artifacts';
 import { get } from '../api';
 import { bytes, when } from '../format';
 
-export interface Artifact {
-  path: string;
-  kind: string;
-  size: number;
-  sha256: string;
-  /** A signed link: works in `<img>` and as a download without the bearer header, for an hour. */
-  url: string;
-}
+// Each artifact has a signed `url`: it works in `<img>` and as a download without the bearer header, for an hour.
+export type { Artifact };
 
 const SAMPLE_NAME = /^step_(\d+)_(\d+)\.\w+$/;
 
