@@ -11,27 +11,21 @@ import type { StopReason } from './job-kind.js';
 const leased = (store: Store) => store.db as unknown as Kysely<any>;
 
 /**
- * Extends a lease, compared and set on the expiry the caller last wrote: the new expiry, or null
- * when the caller no longer holds that lease (rescued, or the row claimed again since).
+ * Extends a lease: the new expiry, or null when the caller no longer holds it (rescued, or never
+ * did). Matched on the owner alone, so that a renewal whose answer an outage swallowed after it
+ * landed does not make the next one miss.
  */
-export async function renewLease(store: Store, table: LeasedTable, id: string, workerId: string, expiresAt: string, leaseSeconds: number): Promise<string | null> {
-  // Strictly later than the last one, even within its millisecond: an expiry names one lease.
-  const next = [isoIn(leaseSeconds * 1000), new Date(Date.parse(expiresAt) + 1).toISOString()].sort()[1];
-  const res = await leased(store)
-    .updateTable(table)
-    .set({ lease_expires_at: next })
-    .where('id', '=', id)
-    .where('lease_owner', '=', workerId)
-    .where('lease_expires_at', '=', expiresAt)
-    .executeTakeFirst();
+export async function renewLease(store: Store, table: LeasedTable, id: string, workerId: string, leaseSeconds: number): Promise<string | null> {
+  const next = isoIn(leaseSeconds * 1000);
+  const res = await leased(store).updateTable(table).set({ lease_expires_at: next }).where('id', '=', id).where('lease_owner', '=', workerId).executeTakeFirst();
   return Number(res.numUpdatedRows) === 1 ? next : null;
 }
 
 /**
  * Drops a lease the caller holds, whatever the status: the slot is free once this returns.
- * Compared on the expiry too, because the owner alone is not this lease: once a job's outcome
- * has moved its row on (preprocessed, say), this same worker may claim the row's next stage
- * before the first job's bookkeeping is done, and that new lease must stay.
+ * Compared on the expiry too, because the owner alone is not this lease: once a row has moved
+ * on (retried after a cancel, say), this same worker may hold a newer lease on it, which must
+ * stay. A drop that misses leaves the lease to expire, and the rescuer clears it.
  */
 export async function dropLease(store: Store, lease: Lease, workerId: string): Promise<void> {
   await leased(store)
@@ -190,7 +184,7 @@ export class LeaseKeeper {
       renewed++;
       const sentAt = Date.now();
       try {
-        const next = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, lease.expiresAt, this.opts.leaseSeconds);
+        const next = await renewLease(this.store, lease.table, lease.id, this.opts.workerId, this.opts.leaseSeconds);
         if (next) {
           lease.expiresAt = next;
           held.renewedAt = sentAt;
