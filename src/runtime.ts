@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import { openStore, type Store } from './store/db.js';
 import { GenerationStore } from './store/generations.js';
 import { migrate } from './store/migrations.js';
-import { databaseUnavailable } from './store/outage.js';
+import { untilAvailable } from './store/outage.js';
 import { TaskStore } from './store/tasks.js';
 import { TasksService } from './tasks/service.js';
 import { createValidator } from './api/validate-create.js';
@@ -20,18 +20,6 @@ export interface Runtime extends ApiDeps {
 
 /** A process started while its database restarts waits this long for it before giving up. */
 const STARTUP_PATIENCE_MS = 60_000;
-
-async function untilAvailable(run: () => Promise<void>, patienceMs: number): Promise<void> {
-  const giveUpAt = Date.now() + patienceMs;
-  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
-    try {
-      return await run();
-    } catch (err) {
-      if (!databaseUnavailable(err) || Date.now() + delay > giveUpAt) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
 
 /** Opens the store (migrating it), the token verifier and the services: one per process. */
 export async function openRuntime(config: Config, opts: { pgSchema?: string; store?: Store; startupPatienceMs?: number } = {}): Promise<Runtime> {

@@ -44,6 +44,19 @@ export function databaseUnavailable(err: unknown): Unavailable | null {
   return null;
 }
 
+/** Runs `run` until it does not fail as "unavailable", backing off from 250 ms to 2 s, for at most `patienceMs`. */
+export async function untilAvailable<T>(run: () => Promise<T>, patienceMs: number): Promise<T> {
+  const giveUpAt = Date.now() + patienceMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!databaseUnavailable(err) || Date.now() + delay > giveUpAt) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /**
  * One line when the database goes away and one when it is back, however many loops keep
  * failing in between: a 30-second outage would otherwise log a few hundred identical errors.

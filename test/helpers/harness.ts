@@ -7,7 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import type { Dialect } from '../../src/store/db.js';
-import { databaseUnavailable } from '../../src/store/outage.js';
+import { untilAvailable } from '../../src/store/outage.js';
 
 /** The Postgres every test run uses; CI's .ci/run makes sure it is up. */
 export const TEST_PG_URL = process.env.KILN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -25,21 +25,19 @@ export function tmpDir(prefix = 'kiln-test-'): string {
  * there, so what "the database is unavailable" covers is retried for a while, as Kiln does.
  */
 async function adminQuery(statement: string): Promise<void> {
-  const giveUpAt = Date.now() + 30_000;
-  for (;;) {
+  const once = async () => {
     const client = new pg.Client({ connectionString: TEST_PG_URL, connectionTimeoutMillis: 10_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
       await client.query(statement);
-      return;
-    } catch (err) {
-      if (!databaseUnavailable(err) || Date.now() > giveUpAt) throw new Error(`test Postgres: ${statement}: ${(err as Error).message}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 500));
     } finally {
       await client.end().catch(() => undefined);
     }
-  }
+  };
+  await untilAvailable(once, 30_000).catch((err: Error) => {
+    throw new Error(`test Postgres: ${statement}: ${err.message}`, { cause: err });
+  });
 }
 
 /** A fresh Postgres schema per harness, so suites never see each other's rows. */
