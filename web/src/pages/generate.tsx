@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Generation } from '../../../src/domain/schemas/generations';
 import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, ApiError, blobUrl, get } from '../api';
+import { FieldError } from '../components/field-error';
 import { StatusBadge } from '../components/status';
 import { TERMINAL } from '../format';
 import { markReady } from '../ready';
@@ -73,11 +74,7 @@ export function Generate() {
         <div class="field">
           <label for="prompt">Prompt ([trigger] is the first LoRA's trigger word)</label>
           <textarea id="prompt" name="prompt" rows={3} required placeholder="a photo of [trigger] on a marble table" />
-          {errors.prompt && (
-            <p class="field-error" data-field="prompt">
-              {errors.prompt}
-            </p>
-          )}
+          <FieldError field="prompt" message={errors.prompt} />
         </div>
         <fieldset>
           <legend>LoRAs</legend>
@@ -116,11 +113,7 @@ export function Generate() {
               </label>
             </div>
           ))}
-          {errors.loras && (
-            <p class="field-error" data-field="loras">
-              {errors.loras}
-            </p>
-          )}
+          <FieldError field="loras" message={errors.loras} />
         </fieldset>
         <div class="row">
           <div class="field">

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, ApiError, upload } from '../api';
+import { FieldError } from '../components/field-error';
 import { bytes } from '../format';
 import { markReady } from '../ready';
 import { navigate } from '../router';
@@ -138,11 +139,7 @@ export function NewTask() {
           <span>Drop photos or a zip here, or choose them</span>
           <input type="file" name="files" multiple accept="image/*,.zip,application/zip" onChange={(e) => add(e.currentTarget.files)} />
         </label>
-        {errors.source_images && (
-          <p class="field-error" data-field="source_images">
-            {errors.source_images}
-          </p>
-        )}
+        <FieldError field="source_images" message={errors.source_images} />
         {files.length > 0 && (
           <ul class="files">
             {files.map((c) => (
@@ -203,11 +200,7 @@ function Field({ name, label, kind, property, error }: { name: string; label: st
       <label for={name}>{label}</label>
       {control}
       {hint && kind !== 'checkbox' && <small class="muted">{hint}</small>}
-      {error && (
-        <p class="field-error" id={errorId} data-field={name}>
-          {error}
-        </p>
-      )}
+      <FieldError field={name} message={error} id={errorId} />
     </div>
   );
 }
