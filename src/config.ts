@@ -20,7 +20,7 @@ interface VarSpec {
 export const CONFIG_VARS = [
   { name: 'KILN_PORT', kind: 'int', default: '8000', doc: 'HTTP port of the API' },
   { name: 'KILN_HOST', kind: 'string', default: '127.0.0.1', doc: 'Interface the API listens on (0.0.0.0 to expose it)' },
-  { name: 'KILN_DATA_DIR', kind: 'string', default: './data', doc: 'Tasks, uploads, builtin models, generated secrets and the SQLite file' },
+  { name: 'KILN_DATA_DIR', kind: 'string', default: './data', doc: 'Tasks, uploads, generations, generated secrets and the SQLite file' },
   { name: 'KILN_DATABASE_URL', kind: 'string', default: '', doc: 'postgres://… for fleet mode; empty means SQLite at $KILN_DATA_DIR/kiln.db' },
   { name: 'KILN_JWT_SECRET', kind: 'string', default: '', doc: 'HS256 secret; empty (and no JWKS/public key) means one is created in the data dir' },
   { name: 'KILN_JWT_JWKS_URL', kind: 'string', default: '', doc: 'JWKS endpoint for RS256/ES256 tokens' },

@@ -102,7 +102,6 @@ def spec_common(args):
         dtype="auto",
         save_every=1000,
         sample_every=1000,
-        models_dir=str(args.work / "models"),
     )
 
 
@@ -135,7 +134,7 @@ def tiny_train(args):
     losses = [e["loss"] for e in of(ev, "step")]
     device = models.pick_device(args.device)
     dtype = numerics.compute_dtype("auto", device)
-    source = tiny.build(str(args.work / "models" / "tiny-flux"))
+    source = tiny.PRETRAINED
     tr = FluxTransformer2DModel.from_pretrained(source, subfolder="transformer", dtype=dtype).to(device)
     before = fixed_batch_loss(tr, source, data, "sks", 64, device, dtype)
     tr.load_lora_adapter(of(ev, "completed")[0]["weights_path"], prefix="transformer")
@@ -244,7 +243,6 @@ def generate(args):
         steps=2 if args.tiny else 8,
         device=args.device,
         dtype="auto",
-        models_dir=str(args.work / "models"),
     )
     t0 = time.time()
     rc, ev = trainer("generate", spec, args.work, "generate", args.budget - write_s - 5)

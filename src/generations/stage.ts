@@ -35,7 +35,6 @@ export function generationStage(config: Config): JobHandler<GenerationRow> {
         num_images: request.num_images,
         output_dir: paths.images,
         device: ctx.slot.kind === 'gpu' ? 'cuda' : 'cpu',
-        models_dir: path.join(config.dataDir, 'models'),
       },
       specFile: paths.spec,
       logFile: paths.log,

@@ -81,8 +81,6 @@ export function childEnv(config: Config, slot: Slot, parent: NodeJS.ProcessEnv =
     PYTHONUNBUFFERED: '1',
     // The child's log is the job's human log: always at INFO, whatever the service logs at.
     KILN_LOG_LEVEL: 'INFO',
-    // Where builtin models (builtin:tiny-flux) live when a spec names no models_dir.
-    KILN_DATA_DIR: config.dataDir,
     CUDA_VISIBLE_DEVICES: slot.kind === 'gpu' ? slot.device : '',
   };
 }

@@ -1,5 +1,3 @@
-import path from 'node:path';
-import type { Config } from '../config.js';
 import { taskPaths } from '../domain/task-folder.js';
 import type { Slot } from '../engine/job-kind.js';
 import type { TrainingTaskRow } from '../store/db.js';
@@ -13,7 +11,7 @@ function resolutionFor(baseModel: string): number[] {
 }
 
 /** The trainer's JSON spec (kiln_trainer/spec.py TrainSpec) for one task on one slot. */
-export function trainerSpec(task: TrainingTaskRow, config: Config, slot: Slot) {
+export function trainerSpec(task: TrainingTaskRow, slot: Slot) {
   const paths = taskPaths(task.training_folder);
   return {
     version: TRAINER_SPEC_VERSION,
@@ -36,7 +34,6 @@ export function trainerSpec(task: TrainingTaskRow, config: Config, slot: Slot) {
     work_dir: paths.root,
     resolution: resolutionFor(task.base_model_path),
     device: slot.kind === 'gpu' ? 'cuda' : 'cpu',
-    models_dir: path.join(config.dataDir, 'models'),
     resume: true,
   };
 }

@@ -43,7 +43,7 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
     const task = ctx.row;
     const paths = taskPaths(task.training_folder);
     fs.mkdirSync(paths.logs, { recursive: true });
-    const spec = trainerSpec(task, deps.config, ctx.slot);
+    const spec = trainerSpec(task, ctx.slot);
     const events = new EventLog(paths.events);
     const tail = new LogTail();
     const eta = new EtaEstimator({ totalSteps: task.steps, sampleEvery: task.sample_every, saveEvery: task.save_every, samplesPerRound: spec.sample_prompts.length });

@@ -54,7 +54,11 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     const weights = listed.find((a) => a.path === 'output/lora.safetensors');
     assert.ok(weights, 'the LoRA is listed');
     assert.equal(sha256(loraPath), weights.sha256);
-    assert.deepEqual(fs.readdirSync(out), ['lora.safetensors'], 'no .part file left behind');
+    assert.deepEqual(fs.readdirSync(out).sort(), ['lora.safetensors', 'samples'], 'no .part file left behind');
+    // The samples come along, the base model's (step 0) first, and the output says where they are.
+    assert.deepEqual(fs.readdirSync(path.join(out, 'samples')).sort(), ['step_0_0.png', 'step_10_0.png', 'step_5_0.png']);
+    assert.ok(res.stderr.includes(`samples: ${path.join(out, 'samples')}`), res.stderr);
+    assert.ok(res.stderr.includes(`dashboard: ${server.url}/tasks/${id}`), res.stderr);
 
     const status = await kiln('status', id);
     assert.match(status.stdout, /status\s+COMPLETED/);

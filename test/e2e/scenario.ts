@@ -175,7 +175,7 @@ export async function trainToCompletion(t: Target): Promise<void> {
     [
       '-c',
       'import sys; from diffusers import FluxPipeline; p = FluxPipeline.from_pretrained(sys.argv[1]); p.load_lora_weights(sys.argv[2]); print("adapters", p.get_list_adapters())',
-      path.join(t.dataDir, 'models', 'tiny-flux'),
+      path.join(REPO_ROOT, 'trainer', 'kiln_trainer', 'tiny_flux'),
       downloaded,
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },

@@ -1,4 +1,5 @@
-"""CLI: `train --spec FILE`, `generate --spec FILE`, `caption --spec FILE`, `build-tiny --out DIR`.
+"""CLI: `train --spec FILE`, `generate --spec FILE`, `caption --spec FILE`,
+`pretrain-tiny --out DIR`, `build-tiny-captioner --out DIR`.
 
 Contract with the supervisor: stdout carries only JSON events; exit 0 only after a
 `completed` or `cancelled` event, 2 for spec errors, 1 for everything else."""
@@ -72,22 +73,34 @@ def main(argv=None):
             default=None,
             help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)",
         )
-    for name in ("build-tiny", "build-tiny-captioner"):
-        p = sub.add_parser(name)
-        p.add_argument("--out", required=True)
+    sub.add_parser("build-tiny-captioner").add_argument("--out", required=True)
+    p = sub.add_parser("pretrain-tiny", help="pretrain builtin:tiny-flux (about 30 min on 2 cores)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--vae-steps", type=int, default=2500)
+    p.add_argument("--flow-steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--scenes", type=int, default=24_000)
     args = ap.parse_args(argv)
 
     events.claim_stdout()
     events.setup_logging()
     stop = threading.Event()
-    if not args.cmd.startswith("build-"):
+    if args.cmd in ("train", "generate", "caption"):
         install_stop_handlers(stop, stdin_is_pipe() if args.watch_stdin is None else args.watch_stdin)
     try:
-        if args.cmd.startswith("build-"):
-            from . import tiny, tiny_captioner
+        if args.cmd == "build-tiny-captioner":
+            from . import tiny_captioner
 
-            path = (tiny if args.cmd == "build-tiny" else tiny_captioner).build(args.out)
-            emit("completed", path=path)
+            emit("completed", path=tiny_captioner.build(args.out))
+            return 0
+        if args.cmd == "pretrain-tiny":
+            from . import pretrain
+
+            path, provenance = pretrain.run(
+                os.path.abspath(args.out), args.seed, args.vae_steps, args.flow_steps, args.batch, args.scenes
+            )
+            emit("completed", path=path, **provenance)
             return 0
         spec = specmod.load(args.spec, args.cmd)
         if args.cmd == "caption":

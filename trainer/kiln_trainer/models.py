@@ -30,10 +30,15 @@ def pick_device(name):
     return torch.device(name)
 
 
-def resolve(base, models_dir):
+def resolve(base):
     """Return (source for from_pretrained, is_builtin)."""
     if base == "builtin:tiny-flux":
-        return tiny.build(os.path.join(models_dir, "tiny-flux")), True
+        if not os.path.isfile(os.path.join(tiny.PRETRAINED, "model_index.json")):
+            raise ModelError(
+                f"the built-in tiny model is missing from {tiny.PRETRAINED}; reinstall the trainer package, "
+                "or remake it with `python -m kiln_trainer pretrain-tiny --out " + tiny.PRETRAINED + "`"
+            )
+        return tiny.PRETRAINED, True
     if os.path.isdir(base):
         if not os.path.isfile(os.path.join(base, "model_index.json")):
             raise ModelError(f"{base} is not a diffusers pipeline folder (no model_index.json)")

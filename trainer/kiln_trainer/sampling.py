@@ -53,18 +53,18 @@ def generate(spec, stop=None):
     """The `generate` command: base model + LoRAs -> PNGs, one `image` event each."""
     import time
 
-    from . import models
+    from . import models, tiny
     from .events import emit
 
     t0 = time.time()
     device = models.pick_device(spec.device)
     dtype = numerics.compute_dtype(spec.dtype, device)
     numerics.configure_attention()
-    source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
+    source, builtin = models.resolve(spec.base_model_path)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # see train.run
-    width, height = spec.width or (64 if builtin else 512), spec.height or (64 if builtin else 512)
-    steps = spec.steps or (4 if builtin else 28)
+    width, height = spec.width or (tiny.SIZE if builtin else 512), spec.height or (tiny.SIZE if builtin else 512)
+    steps = spec.steps or (tiny.SAMPLE_STEPS if builtin else 28)
     pipe = models.load_pipeline(source, dtype)
     pipe.set_progress_bar_config(disable=True)
     names = []

@@ -19,10 +19,6 @@ class SpecError(Exception):
         super().__init__("; ".join(f"spec.{f}: {m}" for f, m in problems))
 
 
-def default_models_dir():
-    return os.path.join(os.environ.get("KILN_DATA_DIR", "./data"), "models")
-
-
 @dataclass
 class TrainSpec:
     version: int
@@ -51,7 +47,6 @@ class TrainSpec:
     cache_latents: bool = True
     cache_text_embeddings: bool = True
     resume: bool = True
-    models_dir: str = None
     guidance_scale: float = 1.0
     sample_guidance_scale: float = 3.5
     sample_width: int = None
@@ -71,15 +66,14 @@ class GenerateSpec:
     prompts: list
     output_dir: str
     loras: list = field(default_factory=list)
-    width: int = None  # None -> 64 for the tiny model, else 512
+    width: int = None  # None -> tiny.SIZE for the tiny model, else 512
     height: int = None
-    steps: int = None  # None -> 4 for the tiny model, else 28
+    steps: int = None  # None -> tiny.SAMPLE_STEPS for the tiny model, else 28
     guidance_scale: float = 3.5
     seed: int = 42
     num_images: int = 1
     device: str = "auto"
     dtype: str = "auto"
-    models_dir: str = None
 
 
 @dataclass
@@ -131,10 +125,7 @@ def _check(cls, raw, rules):
                 problems.append((name, f"{msg}, got {v!r}"))
     if problems:
         raise SpecError(problems)
-    spec = cls(**raw)
-    if getattr(spec, "models_dir", "") is None:
-        spec.models_dir = default_models_dir()
-    return spec
+    return cls(**raw)
 
 
 def _model_ok(v):
@@ -151,7 +142,6 @@ _device = (
     "must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
 )
 _dtype = (lambda v: v in DTYPES, f"must be one of {list(DTYPES)}")
-_models_dir = (lambda v: v is None or (isinstance(v, str) and v != ""), "must be a path")
 
 TRAIN_RULES = {
     "training_type": (lambda v: v in ("LORA", "FULL"), "must be 'LORA' or 'FULL'"),
@@ -192,7 +182,6 @@ TRAIN_RULES = {
     "cache_latents": _bool,
     "cache_text_embeddings": _bool,
     "resume": _bool,
-    "models_dir": _models_dir,
     "guidance_scale": (lambda v: _is_num(v) and v >= 0, "must be a number >= 0"),
     "sample_guidance_scale": (lambda v: _is_num(v) and v >= 0, "must be a number >= 0"),
     "sample_width": _opt_size,
@@ -228,7 +217,6 @@ GENERATE_RULES = {
     "num_images": _pos_int,
     "device": _device,
     "dtype": _dtype,
-    "models_dir": _models_dir,
 }
 
 

@@ -251,12 +251,12 @@ def run(spec, stop):
     # -- data and caches (encoders live only inside this block)
     items = data.list_images(spec.dataset_dir, spec.trigger_word)
     data.check_images(items)
-    source, builtin = models.resolve(spec.base_model_path, spec.models_dir)
+    source, builtin = models.resolve(spec.base_model_path)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny matmuls gain nothing from threads and stall badly on a busy host
     model_key = (
         spec.base_model_path,
-        tiny.SEED if builtin else os.path.abspath(source) if os.path.isdir(source) else source,
+        tiny.fingerprint() if builtin else os.path.abspath(source) if os.path.isdir(source) else source,
     )
     prompts = [p.replace("[trigger]", spec.trigger_word) for p in spec.sample_prompts]
     captions = [c for _, c in items]
@@ -370,6 +370,8 @@ def run(spec, stop):
         emit("checkpoint", step=at, path=path)
 
     saved_at = step if existing and spec.resume else -1
+    if pipe is not None and start_step == 0:
+        make_samples(0)  # the base model's idea of each prompt: what the steps move away from
     while step < spec.steps:
         if stop.is_set():
             break

@@ -21,17 +21,10 @@ def cli_env(**overrides):
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory):
+def tiny_dir():
     from kiln_trainer import tiny
 
-    d = tmp_path_factory.mktemp("models")
-    tiny.build(str(d / "tiny-flux"))
-    return str(d)
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(models_dir):
-    return os.path.join(models_dir, "tiny-flux")
+    return tiny.PRETRAINED
 
 
 def make_dataset(folder, n=4, size=64, captions=True):
@@ -42,7 +35,7 @@ def make_dataset(folder, n=4, size=64, captions=True):
     return str(folder)
 
 
-def train_spec(tmp_path, models_dir, name="run", **kw):
+def train_spec(tmp_path, name="run", **kw):
     spec = dict(
         version=1,
         trigger_word="sks",
@@ -56,7 +49,6 @@ def train_spec(tmp_path, models_dir, name="run", **kw):
         save_every=1000,
         sample_every=1000,
         sample_steps=2,
-        models_dir=models_dir,
     )
     spec.update(kw)
     return spec
@@ -72,7 +64,7 @@ class Proc:
 
     def __init__(self, cmd, spec_path, stdin=subprocess.DEVNULL, extra=(), env=None):
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "kiln_trainer", cmd, "--spec", spec_path, *extra],
+            [sys.executable, "-m", "kiln_trainer", cmd, *(["--spec", spec_path] if spec_path else []), *extra],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -113,15 +105,15 @@ class Proc:
         return [e for e in self.events if e["type"] == type_]
 
 
-def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json", env=None):
-    path = spec if isinstance(spec, str) else write_json(tmp_path / name, spec)
-    p = Proc(cmd, path, env=env)
+def run_cli(cmd, spec, tmp_path, timeout=300, name="spec.json", env=None, extra=()):
+    path = spec if spec is None or isinstance(spec, str) else write_json(tmp_path / name, spec)
+    p = Proc(cmd, path, env=env, extra=extra)
     rc = p.wait(timeout)
     return rc, p
 
 
 @pytest.fixture(scope="session")
-def trained_lora(tmp_path_factory, models_dir):
+def trained_lora(tmp_path_factory):
     """One LoRA run shared by the tests of what a run leaves behind (weights, samples,
     checkpoints) and of resuming one. 60 steps on the product's default optimizer, adamw8bit,
     whose 8-bit state a resume must restore too; 60 steps make the lr warmup 3 steps long, so a
@@ -131,7 +123,6 @@ def trained_lora(tmp_path_factory, models_dir):
     tmp = tmp_path_factory.mktemp("lora_run")
     spec = train_spec(
         tmp,
-        models_dir,
         steps=60,
         learning_rate=1e-2,
         gradient_accumulation=2,

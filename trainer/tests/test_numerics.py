@@ -19,13 +19,13 @@ def mean(xs):
 
 
 @pytest.fixture(scope="module")
-def bf16_run_with_a_poisoned_step(tmp_path_factory, models_dir):
+def bf16_run_with_a_poisoned_step(tmp_path_factory):
     """A bf16 run (the dtype whose overflows the skipping is for) with step 4's gradients
     poisoned: one run read by the test that bf16 trains on a CPU and the test that a lone
     non-finite step is skipped. 40 steps: the last ten losses average about 0.74 of the first
     ten here, well under the 0.9 that separates training from noise."""
     tmp = tmp_path_factory.mktemp("bf16")
-    spec = train_spec(tmp, models_dir, steps=40, save_every=10, learning_rate=3e-3, optimizer="adamw", dtype="bf16")
+    spec = train_spec(tmp, steps=40, save_every=10, learning_rate=3e-3, optimizer="adamw", dtype="bf16")
     return spec, run_cli("train", spec, tmp, env=cli_env(KILN_FAULT_NAN_GRAD_STEPS="4"))
 
 
@@ -56,15 +56,15 @@ def test_bf16_model_runs_without_autocast(tiny_dir):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in params)
 
 
-def test_fp16_is_refused_for_training(tmp_path, models_dir):
-    rc, p = run_cli("train", train_spec(tmp_path, models_dir, dtype="fp16"), tmp_path)
+def test_fp16_is_refused_for_training(tmp_path):
+    rc, p = run_cli("train", train_spec(tmp_path, dtype="fp16"), tmp_path)
     assert rc == 2
     (err,) = p.of("error")
     assert err["where"] == "spec.dtype" and "fp16" in err["message"]
 
 
-def fault_run(tmp_path, models_dir, steps_to_poison, **kw):
-    spec = train_spec(tmp_path, models_dir, **kw)
+def fault_run(tmp_path, steps_to_poison, **kw):
+    spec = train_spec(tmp_path, **kw)
     return spec, run_cli("train", spec, tmp_path, env=cli_env(KILN_FAULT_NAN_GRAD_STEPS=steps_to_poison))
 
 
@@ -75,8 +75,8 @@ def assert_all_checkpoints_finite(work_dir):
             assert torch.isfinite(v).all(), f"{name}: {k}"
 
 
-def test_three_non_finite_steps_in_a_row_fail_the_run(tmp_path, models_dir):
-    spec, (rc, p) = fault_run(tmp_path, models_dir, "3,4,5", steps=10, save_every=2)
+def test_three_non_finite_steps_in_a_row_fail_the_run(tmp_path):
+    spec, (rc, p) = fault_run(tmp_path, "3,4,5", steps=10, save_every=2)
     assert rc == 1, p.stderr[-3000:]
     assert [e["step"] for e in p.of("skipped_step")] == [3, 4]
     assert all("non-finite" in e["message"] for e in p.of("skipped_step"))
@@ -103,18 +103,18 @@ def test_one_non_finite_step_is_skipped_and_the_run_completes(bf16_run_with_a_po
     assert_all_checkpoints_finite(spec["work_dir"])
 
 
-def test_a_non_finite_first_step_fails_at_once(tmp_path, models_dir):
-    _, (rc, p) = fault_run(tmp_path, models_dir, "1", steps=5)
+def test_a_non_finite_first_step_fails_at_once(tmp_path):
+    _, (rc, p) = fault_run(tmp_path, "1", steps=5)
     assert rc == 1 and not p.of("skipped_step") and not p.of("completed")
     assert "first step" in p.of("error")[0]["message"]
 
 
-def test_a_non_finite_checkpoint_is_never_resumed(tmp_path, models_dir, trained_lora):
+def test_a_non_finite_checkpoint_is_never_resumed(tmp_path, trained_lora):
     from safetensors.torch import save_file
 
     # the last checkpoint of the shared run, poisoned, in a task folder of its own
     shared, _ = trained_lora
-    spec = train_spec(tmp_path, models_dir, steps=62)
+    spec = train_spec(tmp_path, steps=62)
     src = os.path.join(shared["work_dir"], "checkpoints", "step_000060")
     shutil.copytree(src, os.path.join(spec["work_dir"], "checkpoints", "step_000060"))
     path = os.path.join(spec["work_dir"], "checkpoints", "step_000060", "trainable.safetensors")

@@ -5,11 +5,11 @@ from conftest import Proc, cli_env, train_spec, write_json
 from kiln_trainer.__main__ import ORPHAN_GRACE_SECONDS
 
 
-def test_an_orphan_that_cannot_reach_a_step_boundary_exits_by_the_deadline(tmp_path, models_dir):
+def test_an_orphan_that_cannot_reach_a_step_boundary_exits_by_the_deadline(tmp_path):
     """A trainer whose supervisor died stops at its next step boundary; one that cannot get there
     (loading, or in a step that runs long) must still be gone before its lease could be rescued,
     or the next attempt's trainer would run beside it."""
-    spec = train_spec(tmp_path, models_dir, steps=1000)
+    spec = train_spec(tmp_path, steps=1000)
     # Every step takes at least a minute: the stop flag is not read again before the deadline.
     env = cli_env(KILN_FAULT_STEP_SECONDS="60")
     p = Proc("train", write_json(tmp_path / "spec.json", spec), stdin=subprocess.PIPE, env=env)

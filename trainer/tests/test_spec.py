@@ -42,8 +42,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("field,patch", BAD, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD)])
-def test_bad_field(tmp_path, models_dir, field, patch):
-    spec = train_spec(tmp_path, models_dir)
+def test_bad_field(tmp_path, field, patch):
+    spec = train_spec(tmp_path)
     for k, v in patch.items():
         if v is None:
             spec.pop(k)
@@ -64,21 +64,21 @@ def test_not_json(tmp_path):
     assert rc == 2 and p.of("error")[0]["kind"] == "spec"
 
 
-def test_prodigy_missing_is_spec_error(tmp_path, models_dir):
+def test_prodigy_missing_is_spec_error(tmp_path):
     try:
         import prodigyopt  # noqa: F401
 
         pytest.skip("prodigyopt installed")
     except ImportError:
         pass
-    rc, p = run_cli("train", train_spec(tmp_path, models_dir, optimizer="prodigy", steps=1), tmp_path)
+    rc, p = run_cli("train", train_spec(tmp_path, optimizer="prodigy", steps=1), tmp_path)
     assert rc == 2
     (e,) = p.of("error")
     assert e["kind"] == "spec" and e["where"] == "spec.optimizer" and "prodigyopt" in e["message"]
 
 
-def test_unreadable_image(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=1)
+def test_unreadable_image(tmp_path):
+    spec = train_spec(tmp_path, steps=1)
     with open(os.path.join(spec["dataset_dir"], "broken.jpg"), "w") as f:
         f.write("this is text, not a jpeg")
     rc, p = run_cli("train", spec, tmp_path)
@@ -88,8 +88,8 @@ def test_unreadable_image(tmp_path, models_dir):
     assert not p.of("completed")
 
 
-def test_empty_dataset(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=1)
+def test_empty_dataset(tmp_path):
+    spec = train_spec(tmp_path, steps=1)
     empty = tmp_path / "empty"
     empty.mkdir()
     spec["dataset_dir"] = str(empty)
@@ -97,8 +97,8 @@ def test_empty_dataset(tmp_path, models_dir):
     assert rc == 1 and p.of("error")[0]["kind"] == "dataset"
 
 
-def test_missing_model_offline(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path="kiln-test/not-a-real-flux")
+def test_missing_model_offline(tmp_path):
+    spec = train_spec(tmp_path, steps=1, base_model_path="kiln-test/not-a-real-flux")
     rc, p = run_cli("train", spec, tmp_path)
     assert rc == 1
     (e,) = p.of("error")
@@ -107,10 +107,10 @@ def test_missing_model_offline(tmp_path, models_dir):
     assert "builtin:tiny-flux" in e["message"]
 
 
-def test_unreachable_hub_fails_fast(tmp_path, models_dir):
+def test_unreachable_hub_fails_fast(tmp_path):
     # Online mode, but the hub endpoint is a closed loopback port: the error must come in
     # seconds, not after the download retries of every component.
-    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path="kiln-test/not-a-real-flux")
+    spec = train_spec(tmp_path, steps=1, base_model_path="kiln-test/not-a-real-flux")
     env = cli_env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
     t0 = time.time()
     rc, p = run_cli("train", spec, tmp_path, timeout=60, env=env)
@@ -119,13 +119,13 @@ def test_unreachable_hub_fails_fast(tmp_path, models_dir):
     assert e["kind"] == "model" and "huggingface-cli download kiln-test/not-a-real-flux" in e["message"]
 
 
-def test_missing_local_folder(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=1, base_model_path=str(tmp_path / "nope"))
+def test_missing_local_folder(tmp_path):
+    spec = train_spec(tmp_path, steps=1, base_model_path=str(tmp_path / "nope"))
     rc, p = run_cli("train", spec, tmp_path)
     assert rc == 1 and p.of("error")[0]["kind"] == "model"
 
 
-def test_generate_bad_spec(tmp_path, models_dir):
+def test_generate_bad_spec(tmp_path):
     spec = dict(
         version=1,
         base_model_path="builtin:tiny-flux",
@@ -133,7 +133,6 @@ def test_generate_bad_spec(tmp_path, models_dir):
         output_dir=str(tmp_path / "o"),
         loras=[{"path": "/nope.safetensors", "scale": 1}],
         num_images=0,
-        models_dir=models_dir,
     )
     rc, p = run_cli("generate", spec, tmp_path)
     assert rc == 2

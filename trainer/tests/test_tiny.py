@@ -1,58 +1,135 @@
+import hashlib
+import json
 import os
-import subprocess
-import sys
 
+import numpy as np
+import pytest
 import torch
-from safetensors.torch import load_file
 
-from conftest import ROOT, cli_env
-
-
-def _weights(folder):
-    out = {}
-    for sub in sorted(os.listdir(folder)):
-        d = os.path.join(folder, sub)
-        for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            if f.endswith(".safetensors"):
-                out.update({f"{sub}/{k}": v for k, v in load_file(os.path.join(d, f)).items()})
-    return out
+from conftest import run_cli
 
 
-def test_tiny_pipeline_loads_and_renders(tiny_dir):
-    from diffusers import FluxPipeline
-
-    pipe = FluxPipeline.from_pretrained(tiny_dir)
-    pipe.set_progress_bar_config(disable=True)
-    for size in (64, 128):
-        img = pipe(
-            "a photo of sks",
-            width=size,
-            height=size,
-            num_inference_steps=2,
-            max_sequence_length=32,
-            generator=torch.Generator().manual_seed(0),
-        ).images[0]
-        assert img.size == (size, size)
-
-
-def test_tiny_vae_roundtrip_sizes(tiny_dir):
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL.from_pretrained(tiny_dir, subfolder="vae")
-    for h, w in ((64, 64), (128, 96), (512, 512)):
-        x = torch.rand(1, 3, h, w) * 2 - 1
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.mode()
-            assert z.shape == (1, 16, h // 8, w // 8)
-            assert vae.decode(z).sample.shape == x.shape
-
-
-def test_build_is_idempotent(tiny_dir):
+def render(pipe, prompt, seed, size=64, steps=None):
     from kiln_trainer import tiny
 
-    before = os.stat(os.path.join(tiny_dir, "model_index.json")).st_mtime_ns
-    assert tiny.build(tiny_dir) == tiny_dir
-    assert os.stat(os.path.join(tiny_dir, "model_index.json")).st_mtime_ns == before
+    return pipe(
+        prompt,
+        width=size,
+        height=size,
+        num_inference_steps=steps or tiny.SAMPLE_STEPS,
+        guidance_scale=3.5,
+        max_sequence_length=32,
+        generator=torch.Generator().manual_seed(seed),
+    ).images[0]
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_dir):
+    from diffusers import FluxPipeline
+
+    p = FluxPipeline.from_pretrained(tiny_dir)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def nearest_colour(pixels):
+    """The palette name closest to the mean colour of some pixels."""
+    from kiln_trainer.shapes import COLOURS
+
+    mean = np.asarray(pixels, np.float64).reshape(-1, 3).mean(0)
+    return min(COLOURS, key=lambda c: np.abs(np.array(COLOURS[c]) - mean).sum())
+
+
+def test_tiny_pipeline_renders_at_two_sizes(pipe):
+    for size in (64, 128):
+        assert render(pipe, "a photo of sks", 0, size, steps=2).size == (size, size)
+
+
+@pytest.mark.parametrize(
+    "prompt, middle, corners",
+    [
+        ("a red circle on a white background", "red", "white"),
+        ("a blue square on a yellow background", "blue", "yellow"),
+        ("a yellow star on a black background", "yellow", "black"),
+        ("a green diamond on a pink background", "green", "pink"),
+    ],
+)
+def test_the_tiny_model_draws_what_the_prompt_says(pipe, prompt, middle, corners):
+    """A single named shape is drawn centred and large: the middle takes its colour, the
+    corners the background's, on each of two seeds."""
+    for seed in (0, 1):
+        a = np.asarray(render(pipe, prompt, seed))
+        centre, k = a[24:40, 24:40], 10
+        corner = np.concatenate([a[:k, :k], a[:k, -k:], a[-k:, :k], a[-k:, -k:]])
+        assert (nearest_colour(centre), nearest_colour(corner)) == (middle, corners), (prompt, seed)
+
+
+def test_the_autoencoder_reconstructs_unseen_scenes(pipe):
+    from kiln_trainer import pretrain, shapes
+
+    images, _ = shapes.dataset(16, seed=2026)
+    x = pretrain.to_tensor(images)
+    with torch.no_grad():
+        out = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    assert out.shape == x.shape
+    assert (out - x).abs().mean().item() < 0.12  # about 15 levels of 255 on average
+    for h, w in ((128, 96), (512, 512)):  # any multiple of 16 maps to latents 8x smaller
+        z = pipe.vae.encode(torch.zeros(1, 3, h, w)).latent_dist.mode()
+        assert z.shape == (1, 16, h // 8, w // 8)
+
+
+def test_the_scene_words_are_one_token_and_trigger_words_are_spelled(pipe):
+    t5 = pipe.tokenizer_2
+    assert t5.tokenize("two blue squares on grass") == [
+        "\u2581two",
+        "\u2581blue",
+        "\u2581squares",
+        "\u2581on",
+        "\u2581grass",
+    ]
+    assert t5.tokenize("MUGTOK") == ["\u2581M", "U", "G", "T", "O", "K"]
+
+
+def test_the_shipped_weights_are_the_ones_recorded(tiny_dir):
+    with open(os.path.join(tiny_dir, "provenance.json")) as f:
+        provenance = json.load(f)
+    files = sorted(
+        os.path.relpath(os.path.join(d, n), tiny_dir)
+        for d, _, names in os.walk(tiny_dir)
+        for n in names
+        if n.endswith(".safetensors")
+    )
+    assert files == sorted(provenance["sha256"]) and len(files) == 4
+    for name in files:
+        with open(os.path.join(tiny_dir, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == provenance["sha256"][name], name
+    assert "pretrain-tiny" in provenance["command"] and provenance["seed"] == 1234
+
+
+def test_pretraining_runs_from_a_seed_and_writes_a_loadable_model(tmp_path):
+    """The shipped model's own command at a toy size: a folder FluxPipeline loads, with its
+    provenance; the same seed twice gives the same held-out losses within the stated 5%."""
+    from diffusers import FluxPipeline
+
+    losses = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["--out", str(out), "--vae-steps", "3", "--flow-steps", "3", "--batch", "4", "--scenes", "32"]
+        rc, p = run_cli("pretrain-tiny", None, tmp_path, extra=args)
+        assert rc == 0, p.stderr[-2000:]
+        done = p.of("completed")[0]
+        assert done["path"] == str(out) and set(done["sha256"]) == {
+            "transformer/diffusion_pytorch_model.safetensors",
+            "vae/diffusion_pytorch_model.safetensors",
+            "text_encoder/model.safetensors",
+            "text_encoder_2/model.safetensors",
+        }
+        losses.append(done["held_out_losses"])
+    for key in ("vae_l1", "flow_mse"):
+        assert abs(losses[0][key] - losses[1][key]) <= 0.05 * losses[0][key], key
+    pipe = FluxPipeline.from_pretrained(str(tmp_path / "a"))
+    pipe.set_progress_bar_config(disable=True)
+    assert render(pipe, "a red circle on a white background", 0, steps=2).size == (64, 64)
 
 
 def test_buckets():
@@ -63,24 +140,3 @@ def test_buckets():
     assert w % 16 == 0 and h % 16 == 0 and w > h and abs(w * h - 512 * 512) / 512**2 < 0.15
     w, h = data.pick_bucket(100, 300, 128)
     assert h > w
-
-
-def test_concurrent_cli_builds_agree_with_the_in_process_one(tmp_path, tiny_dir):
-    """Two `build-tiny` processes racing for one folder (one wins the rename, the other takes
-    the loser's path): both succeed, and what is left is one whole model, bit for bit the
-    session's in-process build, with no temp folder beside it."""
-    out = tmp_path / "shared" / "tiny-flux"
-    cmd = [sys.executable, "-m", "kiln_trainer", "build-tiny", "--out", str(out)]
-    procs = [
-        subprocess.Popen(
-            cmd, env=cli_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        for _ in range(2)
-    ]
-    stdouts = [p.communicate(timeout=180)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0]
-    assert all('"completed"' in o for o in stdouts)
-    a, b = _weights(tiny_dir), _weights(str(out))
-    assert set(a) == set(b) and len(a) > 50
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert os.listdir(out.parent) == ["tiny-flux"]

@@ -19,13 +19,11 @@ def fixed_eval_loss(transformer, tiny_dir, dataset_dir):
 
 
 @pytest.mark.slow
-def test_lora_learns(tmp_path, models_dir, tiny_dir):
+def test_lora_learns(tmp_path, tiny_dir):
     from diffusers import FluxTransformer2DModel
 
     # Checkpointing only recomputes activations (same losses, same drop); off, 200 steps cost less.
-    spec = train_spec(
-        tmp_path, models_dir, steps=200, learning_rate=3e-3, rank=16, batch_size=4, gradient_checkpointing=False
-    )
+    spec = train_spec(tmp_path, steps=200, learning_rate=3e-3, rank=16, batch_size=4, gradient_checkpointing=False)
     t0 = time.time()
     rc, p = run_cli("train", spec, tmp_path)
     wall = time.time() - t0
@@ -96,8 +94,8 @@ def test_resume_is_exact(trained_lora, tmp_path):
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
 
 
-def test_sigterm_cancels_cleanly(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=100000)
+def test_sigterm_cancels_cleanly(tmp_path):
+    spec = train_spec(tmp_path, steps=100000)
     p = Proc("train", write_json(tmp_path / "spec.json", spec))
     assert p.wait_for(lambda e: e["type"] == "step" and e["step"] >= 3), p.stderr
     t = time.time()
@@ -110,8 +108,8 @@ def test_sigterm_cancels_cleanly(tmp_path, models_dir):
     assert os.path.isdir(os.path.join(spec["work_dir"], "checkpoints", f"step_{c['step']:06d}"))
 
 
-def test_stdin_close_stops(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=100000)
+def test_stdin_close_stops(tmp_path):
+    spec = train_spec(tmp_path, steps=100000)
     p = Proc("train", write_json(tmp_path / "spec.json", spec), stdin=subprocess.PIPE)
     assert p.wait_for(lambda e: e["type"] == "step" and e["step"] >= 2), p.stderr
     t = time.time()
@@ -121,11 +119,11 @@ def test_stdin_close_stops(tmp_path, models_dir):
     assert rc == 0 and p.of("cancelled")
 
 
-def test_stdin_socket_close_stops(tmp_path, models_dir):
+def test_stdin_socket_close_stops(tmp_path):
     """Node's child_process hands the child a socketpair, not a FIFO, as stdin."""
     import socket
 
-    spec = train_spec(tmp_path, models_dir, steps=100000)
+    spec = train_spec(tmp_path, steps=100000)
     ours, theirs = socket.socketpair()
     p = Proc("train", write_json(tmp_path / "spec.json", spec), stdin=theirs.fileno())
     theirs.close()
@@ -136,8 +134,8 @@ def test_stdin_socket_close_stops(tmp_path, models_dir):
     assert time.time() - t < 5 and rc == 0 and p.of("cancelled")
 
 
-def test_sigint_exits_at_once(tmp_path, models_dir):
-    spec = train_spec(tmp_path, models_dir, steps=100000)
+def test_sigint_exits_at_once(tmp_path):
+    spec = train_spec(tmp_path, steps=100000)
     p = Proc("train", write_json(tmp_path / "spec.json", spec))
     assert p.wait_for(lambda e: e["type"] == "step"), p.stderr
     p.p.send_signal(signal.SIGINT)
@@ -146,7 +144,7 @@ def test_sigint_exits_at_once(tmp_path, models_dir):
 
 
 @pytest.fixture(scope="module")
-def odd_sizes_full_run(tmp_path_factory, models_dir):
+def odd_sizes_full_run(tmp_path_factory):
     """A full fine-tune over images of odd sizes at two base resolutions: one run that the
     bucket test and the full fine-tune test each read their facts from. On Adafactor, the
     optimizer that suits a full fine-tune (no second moment per weight); adamw8bit trains in
@@ -157,7 +155,6 @@ def odd_sizes_full_run(tmp_path_factory, models_dir):
     tmp = tmp_path_factory.mktemp("odd_sizes")
     spec = train_spec(
         tmp,
-        models_dir,
         steps=4,
         batch_size=2,
         resolution=[64, 96],

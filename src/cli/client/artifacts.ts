@@ -61,10 +61,21 @@ export const artifactsCommand: Command = {
 export async function downloadWeights(client: KilnClient, id: string, trainingType: string, outDir: string): Promise<string[]> {
   const weights = (await listArtifacts(client, id)).filter((a) => a.kind === 'weights' && (trainingType === 'FULL' || a.path.endsWith('.safetensors')));
   if (weights.length === 0) throw new Error(`task ${id} completed but lists no weights`);
+  return downloadInto(client, id, weights, outDir, 1);
+}
+
+/** Downloads a task's samples into `outDir/samples/`, named as the trainer named them (step_<n>_<prompt index>.png). */
+export async function downloadSamples(client: KilnClient, id: string, outDir: string): Promise<string[]> {
+  const samples = (await listArtifacts(client, id)).filter((a) => a.kind === 'sample');
+  return downloadInto(client, id, samples, outDir, 0);
+}
+
+/** Saves artifacts under `outDir`, each at its path less the first `strip` folders. */
+async function downloadInto(client: KilnClient, id: string, artifacts: Artifact[], outDir: string, strip: number): Promise<string[]> {
   const root = path.resolve(outDir);
   const saved: string[] = [];
-  for (const a of weights) {
-    const dest = path.resolve(root, ...a.path.split('/').slice(1));
+  for (const a of artifacts) {
+    const dest = path.resolve(root, ...a.path.split('/').slice(strip));
     // The listing comes from the network: never let it write outside the chosen folder.
     if (!dest.startsWith(root + path.sep)) throw new Error(`refusing artifact path ${a.path}`);
     await client.download(artifactUrl(id, a.path), dest, a.sha256);

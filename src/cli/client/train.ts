@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
-import { downloadWeights } from './artifacts.js';
+import { downloadSamples, downloadWeights } from './artifacts.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
 import { resolveSources, uploadFiles } from './sources.js';
 import { watchTask } from './watch.js';
@@ -98,6 +98,12 @@ export const trainCommand: Command = {
       }
       const outDir = (values.out as string | undefined) ?? path.join('kiln-output', task.id);
       const saved = await downloadWeights(client, task.id, final.training_type, outDir);
+      const samples = await downloadSamples(client, task.id, outDir);
+      if (samples.length) {
+        // Where to see what training did: step 0 is the base model before any step.
+        console.error(`samples: ${path.resolve(outDir, 'samples')} (step_0_* is the base model, step_<n>_* after n steps)`);
+        console.error(`dashboard: ${client.baseUrl}/tasks/${task.id}`);
+      }
       // A LoRA is one file; a FULL fine-tune is a folder, which is what to point a loader at.
       console.log(final.training_type === 'FULL' ? path.resolve(outDir) : saved.join('\n'));
       return 0;
