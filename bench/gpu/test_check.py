@@ -30,7 +30,8 @@ def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
     assert s["tiny_train"]["eval_drop"] >= 0.30 and s["tiny_train"]["all_finite"]
     assert s["tiny_train"]["optimizer"] == "adamw8bit" and "cudnn" not in s["tiny_train"]["attention"]
     pt = s["pipeline_train"]
-    assert pt["checkpoints"] == [20, 40] and len(pt["sample_seconds"]) == 1 and pt["s_per_step"] > 0
+    # samples: the base model's before the first step, then the last step's
+    assert pt["checkpoints"] == [20, 40] and len(pt["sample_seconds"]) == 2 and pt["s_per_step"] > 0
     assert pt["optimizer"] == "adamw8bit" and pt["load_seconds"] > 0
     assert s["generate"]["with_lora"] and s["generate"]["pixel_std"] > 0
     kinds = [(r["step"], r["gradient_checkpointing"]) for r in s["step_bench"]["rows"]]

@@ -73,17 +73,18 @@ def test_samples_written(trained_lora):
 
 def test_diffusers_loads_lora_and_it_draws_towards_the_training_images(trained_lora, tiny_dir):
     """diffusers' own loader applies the LoRA, and what it changes is the point of training: the
-    trigger prompt's image comes closer to the training images' colours than the base draws it."""
+    trigger prompt's image comes closer to the training images. Measured per pixel: the bands are
+    one fixed pattern, and the colour histogram is too coarse for their saturated noise."""
     from diffusers import FluxPipeline
 
-    from kiln_trainer import data, quality, tiny
+    from kiln_trainer import data, tiny
 
     spec, p = trained_lora
     path = p.of("completed")[0]["weights_path"]
     pipe = FluxPipeline.from_pretrained(tiny_dir)
     pipe.set_progress_bar_config(disable=True)
     items = data.list_images(spec["dataset_dir"], spec["trigger_word"])
-    colours = quality.mean_histogram(data.open_image(path) for path, _ in items)
+    mean_image = np.mean([np.asarray(data.open_image(path), np.float64) for path, _ in items], axis=0)
 
     def render():
         return pipe(
@@ -99,7 +100,7 @@ def test_diffusers_loads_lora_and_it_draws_towards_the_training_images(trained_l
     assert np.array_equal(np.asarray(base), np.asarray(render()))  # same seed, same image
     pipe.load_lora_weights(path)
     with_lora = render()
-    before, after = (quality.histogram_l1(quality.colour_histogram(im), colours) for im in (base, with_lora))
+    before, after = (np.abs(np.asarray(im, np.float64) - mean_image).mean() for im in (base, with_lora))
     assert after <= 0.7 * before, (before, after)
 
 

@@ -49,7 +49,7 @@ def test_bf16_model_runs_without_autocast(tiny_dir):
     params = lora.add_lora(tr, 4, 0)
     assert {p.dtype for p in params} == {torch.float32}
     x0, noise = torch.randn(1, 16, 8, 8), torch.randn(1, 16, 8, 8)
-    seq, pooled = torch.randn(1, 32, 32), torch.randn(1, 32)
+    seq, pooled = torch.randn(1, 32, tr.config.joint_attention_dim), torch.randn(1, tr.config.pooled_projection_dim)
     loss = train.flow_loss(tr, x0, seq, pooled, noise, torch.tensor([0.5]), 1.0)
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
     loss.backward()
