@@ -228,6 +228,7 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     const shown = await page.$$eval('#samples section[data-step]', (sections) =>
       sections.map((s) => ({
         step: s.dataset.step,
+        heading: s.querySelector('h3')?.textContent ?? '',
         figures: [...s.querySelectorAll('figure')].map((f) => ({ src: f.querySelector('img')!.src, caption: f.querySelector('figcaption')?.textContent?.trim() ?? '' })),
       })),
     );
@@ -248,6 +249,12 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     }
     assert.deepEqual(shownPaths.sort(), samples.map((s) => s.path).sort(), 'one figure per listed sample');
     assert.ok(shown.length >= 2, `a section per sampled step: ${shown.map((s) => s.step).join(', ')}`);
+    // Newest first, down to what the base model drew before the first step.
+    assert.deepEqual(
+      shown.map((s) => Number(s.step)),
+      shown.map((s) => Number(s.step)).sort((a, b) => b - a),
+    );
+    assert.equal(shown[shown.length - 1].heading, 'Step 0: the base model, before training');
 
     // Artifacts: the final LoRA first, each a signed download link.
     const links = await page.$$eval('#artifacts a[data-path][download]', (as) => as.map((a) => ({ path: (a as HTMLElement).dataset.path!, href: a.href })));

@@ -74,13 +74,14 @@ def main(argv=None):
             help="stop when stdin reaches EOF (default: on when stdin is a pipe or socket)",
         )
     sub.add_parser("build-tiny-captioner").add_argument("--out", required=True)
-    p = sub.add_parser("pretrain-tiny", help="pretrain builtin:tiny-flux (about 30 min on 2 cores)")
+    p = sub.add_parser(
+        "pretrain-tiny",
+        help="pretrain builtin:tiny-flux (about 30 min on 2 cores)",
+        description="Options left out take the values the shipped model was made with (its provenance.json).",
+    )
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--vae-steps", type=int, default=2500)
-    p.add_argument("--flow-steps", type=int, default=6000)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--scenes", type=int, default=24_000)
+    for flag in ("--seed", "--vae-steps", "--flow-steps", "--batch", "--scenes"):
+        p.add_argument(flag, type=int)
     args = ap.parse_args(argv)
 
     events.claim_stdout()
@@ -97,8 +98,9 @@ def main(argv=None):
         if args.cmd == "pretrain-tiny":
             from . import pretrain
 
+            given = {k: getattr(args, k) for k in ("seed", "vae_steps", "flow_steps", "batch", "scenes")}
             path, provenance = pretrain.run(
-                os.path.abspath(args.out), args.seed, args.vae_steps, args.flow_steps, args.batch, args.scenes
+                os.path.abspath(args.out), **{k: v for k, v in given.items() if v is not None}
             )
             emit("completed", path=path, **provenance)
             return 0

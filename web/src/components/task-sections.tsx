@@ -31,7 +31,7 @@ export function Samples({ artifacts, info }: { artifacts: Artifact[]; info: Reco
         .sort(([a], [b]) => b - a)
         .map(([step, items]) => (
           <section data-step={step} key={step}>
-            <h3>Step {step}</h3>
+            <h3>{step === 0 ? 'Step 0: the base model, before training' : `Step ${step}`}</h3>
             <div class="gallery">
               {items
                 .sort((a, b) => a.index - b.index)
