@@ -6,8 +6,10 @@
     python bench/gpu/check.py --tiny --device cpu --out DIR  # the same four sections on a CPU, < 2 min
 
 Sections (`--sections a,b` runs a subset, in this order):
-  tiny_train      builtin:tiny-flux, 200 steps, bf16 on a GPU (fp32 on a CPU): every loss finite
-                  and the fixed-batch loss at least 30% lower with the LoRA than without
+  tiny_train      builtin:tiny-flux, 200 steps, bf16 on a GPU (fp32 on a CPU): every loss finite,
+                  the fixed-batch loss at least 30% lower with the LoRA than without, and the
+                  base model's step-0 sample of "a red circle on a white background", rendered
+                  by the product's sampler in that dtype, red in the middle and white in the corners
   pipeline_train  a FLUX.1-dev pipeline folder (published configs, random weights written to disk)
                   trained by `kiln_trainer train` at 1024 px, rank 16, adamw8bit, checkpointing,
                   40 steps with a checkpoint and a sample: s/step, peak memory, load and sample time
@@ -42,6 +44,7 @@ SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench")
 CAPS = {"tiny_train": 45, "pipeline_train": 240, "generate": 85, "step_bench": 100}
 TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45}
 PROMPT = "a photo of [trigger] bands"
+DRAW_PROMPT = "a red circle on a white background"  # a scene the pretrained tiny model knows
 
 
 # ----------------------------------------------------------------------------- running the trainer
@@ -127,6 +130,7 @@ def tiny_train(args):
         batch_size=4,
         optimizer="adamw8bit",
         resume=False,
+        sample_prompts=[DRAW_PROMPT],
     )
     rc, ev = trainer("train", spec, args.work, "tiny_train", args.budget - 20)
     if rc != 0 or not of(ev, "completed"):
@@ -153,9 +157,26 @@ def tiny_train(args):
         eval_loss_before=before,
         eval_loss_after=after,
         eval_drop=1 - after / before,
+        **base_drawing(next(e["path"] for e in of(ev, "sample") if e["step"] == 0)),
     )
-    out["ok"] = out["all_finite"] and out["steps"] == 200 and out["eval_drop"] >= 0.30
+    out["ok"] = out["all_finite"] and out["steps"] == 200 and out["eval_drop"] >= 0.30 and out["base_draws_prompt"]
     return out
+
+
+def base_drawing(path):
+    """Mean colours of the middle and the corners of a 64 px sample of DRAW_PROMPT."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    middle = a[24:40, 24:40].reshape(-1, 3).mean(0)
+    corners = np.concatenate([a[:10, :10], a[:10, -10:], a[-10:, :10], a[-10:, -10:]]).reshape(-1, 3).mean(0)
+    red = middle[0] > 150 and max(middle[1], middle[2]) < 90
+    return dict(
+        base_sample_middle=[round(v) for v in middle],
+        base_sample_corners=[round(v) for v in corners],
+        base_draws_prompt=bool(red and corners.min() > 200),
+    )
 
 
 def pipeline_source(args):
@@ -401,7 +422,15 @@ def fmt(v):
 
 
 SHOWN = {
-    "tiny_train": ["dtype", "s_per_step", "first_loss", "final_loss", "eval_drop", "skipped_steps"],
+    "tiny_train": [
+        "dtype",
+        "s_per_step",
+        "first_loss",
+        "final_loss",
+        "eval_drop",
+        "skipped_steps",
+        "base_sample_middle",
+    ],
     "pipeline_train": [
         "s_per_step",
         "peak_gpu_memory_gib",

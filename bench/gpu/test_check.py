@@ -28,6 +28,7 @@ def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
     assert list(s) == ["tiny_train", "pipeline_train", "generate", "step_bench"]
     assert all(r["status"] == "ok" for r in s.values())
     assert s["tiny_train"]["eval_drop"] >= 0.30 and s["tiny_train"]["all_finite"]
+    assert s["tiny_train"]["base_draws_prompt"], s["tiny_train"]["base_sample_middle"]
     assert s["tiny_train"]["optimizer"] == "adamw8bit" and "cudnn" not in s["tiny_train"]["attention"]
     pt = s["pipeline_train"]
     # samples: the base model's before the first step, then the last step's
