@@ -155,6 +155,9 @@ def sha256(path):
 def run(out, seed=tiny.SEED, vae_steps=2500, flow_steps=6000, batch=32, scenes=SCENES):
     from diffusers import FluxPipeline
 
+    if os.path.exists(out) and not os.path.isfile(os.path.join(out, "model_index.json")):
+        # the finished model replaces `out` whole: never a folder that is not a model
+        raise ValueError(f"--out {out} exists and is not a diffusers model folder; give a new or a model folder")
     t0 = time.time()
     torch.manual_seed(seed)
 

@@ -142,6 +142,15 @@ def test_pretraining_runs_from_a_seed_and_writes_a_loadable_model(tmp_path):
     assert render(pipe, "a red circle on a white background", 0, steps=2).size == (64, 64)
 
 
+def test_pretraining_never_replaces_a_folder_that_is_not_a_model(tmp_path):
+    keep = tmp_path / "photos" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("mine")
+    rc, p = run_cli("pretrain-tiny", None, tmp_path, extra=["--out", str(keep.parent), "--vae-steps", "1"])
+    assert rc == 1 and keep.read_text() == "mine"
+    assert "is not a diffusers model folder" in p.of("error")[0]["message"]
+
+
 def test_buckets():
     from kiln_trainer import data
 
