@@ -1,3 +1,16 @@
+/** What the trainer decided to fit the run on its device; `reason` says it in words. */
+export interface MemoryPlan {
+  feasible: boolean;
+  quantize: 'nf4' | 'int8' | null;
+  gradient_checkpointing: boolean;
+  checkpointed_blocks: number;
+  blocks: number;
+  trainable_dtype: 'fp32' | 'bf16';
+  estimated_peak_gib: number;
+  gpu_memory_gib: number | null;
+  reason: string;
+}
+
 /** The trainer's stdout protocol (kiln_trainer/events.py): one JSON object per line. */
 export type TrainerEvent =
   | {
@@ -15,6 +28,10 @@ export type TrainerEvent =
       torch_version?: string;
       cuda_version?: string | null;
       cudnn_version?: number | null;
+      /** kiln_trainer/memory.py's plan for this card (or KILN_GPU_MEMORY_GIB). */
+      memory_plan?: MemoryPlan;
+      quantized_layers?: number;
+      compiled?: boolean;
     }
   | { type: 'step'; step: number; total: number; loss: number | null; lr: number; seconds_per_step: number }
   | { type: 'skipped_step'; step: number; message: string }

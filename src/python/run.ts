@@ -41,6 +41,7 @@ export interface PythonResult extends SuperviseResult {
 export function errorMessage(command: PythonCommand, event: Extract<TrainerEvent, { type: 'error' }>): string {
   const where = event.where ? ` at ${event.where}` : '';
   if (event.kind === 'numerics') return `Training diverged: ${event.message}`;
+  if (event.kind === 'memory') return `The training does not fit this GPU's memory: ${event.message}`;
   if (event.kind === 'oom') {
     const advice =
       command === 'train' ? 'Try a smaller batch_size or rank, a lower resolution, or a GPU with more memory.' : 'Try fewer or smaller images, or a GPU with more memory.';

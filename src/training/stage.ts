@@ -69,6 +69,7 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
           tail.push(
             `[kiln] training ${event.model} on ${event.device} (${event.dtype}, ${event.optimizer ?? 'optimizer ?'}, attention ${event.attention?.join('/') ?? '?'}), ${event.trainable_parameters} trainable parameters`,
           );
+          if (event.memory_plan) tail.push(`[kiln] memory plan: ${event.memory_plan.reason}`);
           await flush(true);
           break;
         case 'step':

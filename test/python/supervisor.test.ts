@@ -97,6 +97,37 @@ describe('trainer supervision', () => {
     assert.equal(r2.exitSignal, 'SIGKILL');
   });
 
+  test('the memory plan reaches the task log, and a plan that does not fit fails the stage in words', async () => {
+    const h = await openHarness('sqlite');
+    try {
+      const dir = tmpDir();
+      const plan = { feasible: true, quantize: 'nf4', reason: 'the base quantized to nf4, 53 of 57 blocks checkpointed: 10.4 of the 10.7 GiB usable on a 12 GiB card' };
+      const started = { type: 'started', model: 'm', device: 'cuda', dtype: 'bf16', trainable_parameters: 1, steps: 10, start_step: 0, training_type: 'LORA', memory_plan: plan };
+      const failing = script(
+        dir,
+        'memory',
+        `console.log(${JSON.stringify(JSON.stringify(started))}); console.log(JSON.stringify({ type: 'error', kind: 'memory', message: 'does not fit: the smallest plan needs 69.1 GiB', where: 'spec' })); process.exit(1);`,
+      );
+      const wrapper = path.join(dir, 'python');
+      fs.writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${failing}"\n`, { mode: 0o755 });
+      const config = { ...testConfig(h.config.dataDir), python: wrapper };
+      const task = await insertTask(h.runtime.taskStore, { set: { training_folder: path.join(dir, 'task') } });
+      const stage = trainingStage({ config, tasks: h.runtime.taskStore, announcer: new ProgressAnnouncer() });
+      const logs: string[] = [];
+      const update = async (set: { logs?: string | null }) => {
+        if (set.logs) logs.push(set.logs);
+        return undefined;
+      };
+      await assert.rejects(
+        stage({ row: task, slot: { kind: 'gpu', device: '0' }, signal: new AbortController().signal, update, log: pino({ level: 'silent' }) }),
+        (err: Error) => err instanceof JobFailure && /^The training does not fit this GPU's memory: does not fit: the smallest plan needs 69\.1 GiB$/.test(err.message),
+      );
+      assert.match(logs.join('\n'), /\[kiln\] memory plan: the base quantized to nf4, 53 of 57 blocks checkpointed/);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('an out-of-memory error event fails the stage with the fix to try', async () => {
     const h = await openHarness('sqlite');
     try {

@@ -1,5 +1,5 @@
 """CLI: `train --spec FILE`, `generate --spec FILE`, `caption --spec FILE`,
-`pretrain-tiny --out DIR`, `build-tiny-captioner --out DIR`.
+`pretrain-tiny --out DIR`, `build-tiny-captioner --out DIR`, `plan --gpu-memory-gib N ...`.
 
 Contract with the supervisor: stdout carries only JSON events; exit 0 only after a
 `completed` or `cancelled` event, 2 for spec errors, 1 for everything else."""
@@ -82,6 +82,20 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     for flag in ("--seed", "--vae-steps", "--flow-steps", "--batch", "--scenes"):
         p.add_argument(flag, type=int)
+    p = sub.add_parser(
+        "plan",
+        help="the memory plan for a training run on a card of N GiB, as JSON",
+        description="Prints {feasible, quantize, gradient_checkpointing, optimizer, estimated_peak_gib, reason, ...}.",
+    )
+    p.add_argument("--gpu-memory-gib", type=float, required=True)
+    p.add_argument("--resolution", type=int, default=1024)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--training-type", choices=("LORA", "FULL"), default="LORA")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--optimizer", choices=specmod.OPTIMIZERS, default="adamw8bit")
+    p.add_argument("--quantize", choices=specmod.QUANTIZE, default="auto")
+    p.add_argument("--gradient-checkpointing", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--model", help="a diffusers FLUX folder (default: FLUX.1-dev's published config)")
     args = ap.parse_args(argv)
 
     events.claim_stdout()
@@ -103,6 +117,9 @@ def main(argv=None):
                 os.path.abspath(args.out), **{k: v for k, v in given.items() if v is not None}
             )
             emit("completed", path=path, **provenance)
+            return 0
+        if args.cmd == "plan":
+            events.write(plan(args))
             return 0
         spec = specmod.load(args.spec, args.cmd)
         if args.cmd == "caption":
@@ -132,14 +149,32 @@ def main(argv=None):
         return report(e, args.cmd)
 
 
+def plan(args):
+    from . import memory
+
+    ckpt = {"auto": "auto", "on": True, "off": False}[args.gradient_checkpointing]
+    return memory.plan(
+        **memory.model_inputs(args.model, args.rank),
+        gpu_memory_gib=args.gpu_memory_gib,
+        resolution=args.resolution,
+        training_type=args.training_type,
+        optimizer=args.optimizer,
+        batch=args.batch,
+        quantize=args.quantize,
+        gradient_checkpointing=ckpt,
+    )
+
+
 def report(e, command):
-    from . import data, models, numerics
+    from . import data, memory, models, numerics
 
     traceback.print_exc()
     if isinstance(e, data.DatasetError):
         error("dataset", str(e), e.where)
     elif isinstance(e, numerics.NonFinite):
         error("numerics", str(e), "train")
+    elif isinstance(e, memory.DoesNotFit):
+        error("memory", str(e), "spec")
     elif isinstance(e, models.ModelError):
         error("model", str(e), e.where)
     elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):

@@ -32,7 +32,7 @@ def setup_logging():
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # bitsandbytes (imported by diffusers) warns on every start that an optional hub kernel for
-    # 4-bit CPU matmuls is missing; we never run that kernel, and the log is read by people
+    # 4-bit CPU matmuls is missing; a quantized CPU run uses its torch fallback instead
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
@@ -43,7 +43,11 @@ def _clean(v):
 
 
 def emit(type_, **fields):
-    line = json.dumps({"type": type_, **{k: _clean(v) for k, v in fields.items()}})
+    write({"type": type_, **fields})
+
+
+def write(obj):
+    line = json.dumps({k: _clean(v) for k, v in obj.items()})
     with _lock:
         try:
             _out.write(line + "\n")

@@ -11,6 +11,7 @@ VERSION = 1
 BUILTINS = ("builtin:tiny-flux",)
 OPTIMIZERS = ("adamw8bit", "adamw", "adafactor", "prodigy")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
+QUANTIZE = ("auto", "none", "nf4", "int8")
 
 
 class SpecError(Exception):
@@ -43,7 +44,9 @@ class TrainSpec:
     seed: int = 42
     device: str = "auto"
     dtype: str = "auto"
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: object = True  # True (every block), False, or "auto": as few as fit
+    quantize: str = "auto"  # the frozen base's storage for LoRA; "auto" quantizes only what must fit
+    compile: bool = False  # torch.compile each transformer block
     cache_latents: bool = True
     cache_text_embeddings: bool = True
     resume: bool = True
@@ -178,7 +181,12 @@ TRAIN_RULES = {
         lambda v: v in DTYPES and v != "fp16",
         "must be 'auto', 'fp32' or 'bf16' (fp16 overflows FLUX activations and is not offered for training)",
     ),
-    "gradient_checkpointing": _bool,
+    "gradient_checkpointing": (
+        lambda v: isinstance(v, bool) or v == "auto",
+        "must be true (every block), false or 'auto' (as few blocks as the memory plan needs)",
+    ),
+    "quantize": (lambda v: v in QUANTIZE, f"must be one of {list(QUANTIZE)}"),
+    "compile": _bool,
     "cache_latents": _bool,
     "cache_text_embeddings": _bool,
     "resume": _bool,
@@ -240,6 +248,8 @@ def load(path, kind):
         raise SpecError([("", f"cannot read spec file {path}: {e}")]) from e
     if kind == "train":
         spec = _check(TrainSpec, raw, TRAIN_RULES)
+        if spec.training_type == "FULL" and spec.quantize in ("nf4", "int8"):
+            raise SpecError([("quantize", f"{spec.quantize} stores a frozen base; FULL trains every weight: use LORA")])
         spec.sample_width = spec.sample_width or spec.resolution[0]
         spec.sample_height = spec.sample_height or spec.resolution[0]
         return spec

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, lora, models, numerics, quality, sampling, tiny
+from . import blocks, data, lora, memory, models, numerics, quality, sampling, tiny
 from .events import emit
 from .spec import SpecError, to_dict
 
@@ -254,6 +254,10 @@ def run(spec, stop):
     source, builtin = models.resolve(spec.base_model_path)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny matmuls gain nothing from threads and stall badly on a busy host
+    plan = memory.for_run(spec, source, device, dtype)  # before anything large is loaded
+    log.info("memory plan: %s", plan["reason"])
+    if not plan["feasible"]:
+        raise memory.DoesNotFit(plan["reason"])
     model_key = (
         spec.base_model_path,
         tiny.fingerprint() if builtin else os.path.abspath(source) if os.path.isdir(source) else source,
@@ -293,15 +297,23 @@ def run(spec, stop):
 
     # -- model
     transformer = models.load_transformer(source, dtype)
+    quantized = 0
+    if plan["quantize"]:
+        from . import quantize
+
+        quantized = quantize.quantized_layers(quantize.quantize_blocks(transformer, plan["quantize"], device, dtype))
     if spec.training_type == "LORA":
         params = lora.add_lora(transformer, spec.rank, spec.seed)
     else:
         transformer.requires_grad_(True)
-        params = numerics.trainable_to_fp32(list(transformer.parameters()))
+        params = list(transformer.parameters())
+        if plan["trainable_dtype"] == "fp32":  # else bf16 weights: fp32 master weights would not fit
+            numerics.trainable_to_fp32(params)
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
-    if spec.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
+    blocks.checkpoint_first(transformer, plan["checkpointed_blocks"])
     transformer.to(device).train()
+    if spec.compile:
+        blocks.compile_each(transformer)
     opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate)
     warm = warmup_steps(spec.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm))
@@ -334,6 +346,9 @@ def run(spec, stop):
         training_type=spec.training_type,
         optimizer=opt_name,
         attention=attention,
+        memory_plan=plan,
+        quantized_layers=quantized,
+        compiled=spec.compile,
         torch_version=stack["torch"],
         cuda_version=stack["cuda"],
         cudnn_version=stack["cudnn"],
@@ -445,8 +460,7 @@ def export(spec, transformer, named, odir, step):
     final = os.path.join(odir, "transformer")
     tmp = os.path.join(odir, f".tmp-transformer-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    if spec.gradient_checkpointing:
-        transformer.disable_gradient_checkpointing()
+    transformer.disable_gradient_checkpointing()
     transformer.save_pretrained(tmp, safe_serialization=True)
     if os.path.exists(final):  # swap: a reader sees the old or the new folder, never a mix
         old = os.path.join(odir, f".old-transformer-{os.getpid()}")

@@ -1,0 +1,37 @@
+"""Per-block treatments of the FLUX transformer: checkpoint only the first n blocks (as many as
+the memory plan needs), and compile each block on its own (regional compilation).
+
+Regional compilation compiles the code of one double and one single block and reuses it for all
+57 of them, since blocks of a kind share their code and differ only in weights: far less compile
+time than the whole model, and the same fused kernels where the time is spent."""
+
+import torch
+
+
+def blocks(transformer):
+    return [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+
+
+def checkpoint_first(transformer, n):
+    """Gradient checkpointing for the first n blocks only (n = 0: none). Double blocks come first:
+    they keep more activations per token than single ones, so they free the most."""
+    if n <= 0:
+        transformer.disable_gradient_checkpointing()
+        return
+    chosen = {id(b) for b in blocks(transformer)[:n]}
+
+    def maybe_checkpoint(block, *args):
+        if id(block) in chosen:
+            return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
+        return block(*args)
+
+    transformer.enable_gradient_checkpointing(gradient_checkpointing_func=maybe_checkpoint)
+
+
+def compile_each(transformer):
+    """torch.compile every block in place; returns how many were compiled."""
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    todo = blocks(transformer)
+    for block in todo:
+        block.compile()
+    return len(todo)

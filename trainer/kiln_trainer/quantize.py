@@ -1,0 +1,87 @@
+"""A frozen base stored in 8 or 4 bits through bitsandbytes, for LoRA on cards too small for a
+bf16 FLUX. Only the linears inside the transformer blocks are quantized: they hold 99% of the
+weights; the embedders, the final projection, norms and biases stay in the compute dtype.
+
+Both formats are weight-only: each forward dequantizes one layer's weight to the compute dtype
+and multiplies in that dtype, and the backward dequantizes again rather than keeping the
+dequantized copy alive (that would hold a bf16 base's worth of memory until the backward).
+PEFT wraps both layer kinds with its own LoRA layers, so the adapter's keys are the unquantized
+model's and the exported LoRA loads onto a bf16 base."""
+
+import bitsandbytes as bnb
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("nf4", "int8")
+
+
+class _WeightOnly(torch.autograd.Function):
+    """x W^T + b with W dequantized in the forward and again in the backward, so that only the
+    quantized form is kept between them."""
+
+    @staticmethod
+    def forward(ctx, x, bias, layer):
+        ctx.layer = layer
+        return F.linear(x, layer.dequantized(x.dtype), bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad @ ctx.layer.dequantized(grad.dtype), None, None
+
+
+class _WeightOnlyForward:
+    compute_dtype = torch.bfloat16
+
+    def forward(self, x):
+        out_dtype = x.dtype
+        x = x.to(self.compute_dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return _WeightOnly.apply(x, bias, self).to(out_dtype)
+
+
+class Nf4Linear(_WeightOnlyForward, bnb.nn.Linear4bit):
+    """bitsandbytes' NF4 storage (blockwise absmax, double-quantized statistics)."""
+
+    def dequantized(self, dtype):
+        return bnb.functional.dequantize_4bit(self.weight.data, self.weight.quant_state).to(dtype)
+
+
+class Int8Linear(_WeightOnlyForward, bnb.nn.Linear8bitLt):
+    """bitsandbytes' 8-bit storage (row-wise absmax, Int8Params); Linear8bitLt's own forward
+    would quantize the activations too."""
+
+    def dequantized(self, dtype):
+        return (self.weight.data.to(dtype) * (self.weight.SCB.to(dtype) / 127).unsqueeze(1)).to(dtype)
+
+
+def _layer(kind, linear, compute_dtype):
+    bias = linear.bias is not None
+    if kind == "nf4":
+        q = Nf4Linear(linear.in_features, linear.out_features, bias, compress_statistics=True, quant_type="nf4")
+        q.weight = bnb.nn.Params4bit(
+            linear.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
+        )
+    else:
+        q = Int8Linear(linear.in_features, linear.out_features, bias, has_fp16_weights=False, threshold=0.0)
+        q.weight = bnb.nn.Int8Params(linear.weight.data, requires_grad=False, has_fp16_weights=False)
+    q.compute_dtype = compute_dtype
+    if bias:
+        q.bias = nn.Parameter(linear.bias.data.to(compute_dtype), requires_grad=False)
+    return q
+
+
+def quantize_blocks(transformer, kind, device, compute_dtype):
+    """Replace every block linear by its `kind` version and move each block to `device`, where
+    bitsandbytes quantizes it: a block at a time, so the device never holds the unquantized base."""
+    for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
+        for name, module in list(block.named_modules()):
+            if type(module) is nn.Linear:
+                parent, _, attr = name.rpartition(".")
+                setattr(block.get_submodule(parent) if parent else block, attr, _layer(kind, module, compute_dtype))
+        block.to(device)
+    return transformer
+
+
+def quantized_layers(transformer):
+    return sum(1 for m in transformer.modules() if isinstance(m, (Nf4Linear, Int8Linear)))

@@ -1,0 +1,118 @@
+"""Training on a quantized frozen base, compiled blocks, and checkpointing some blocks only:
+the paths the memory plan and the speed flags choose, run on the tiny model on a CPU."""
+
+import pytest
+import torch
+from conftest import cli_env, run_cli, train_spec
+
+from kiln_trainer import blocks, lora, memory
+
+PROMPT = "a photo of sks bands"
+
+
+def fixed_eval_loss(transformer, tiny_dir, dataset_dir):
+    from kiln_trainer.evaluate import fixed_batch_loss
+
+    return fixed_batch_loss(transformer, tiny_dir, dataset_dir, "sks", 64, torch.device("cpu"), torch.float32)
+
+
+def finite_and_falling(p, steps):
+    losses = [e["loss"] for e in p.of("step")]
+    assert len(losses) == steps and all(isinstance(x, float) and x == x for x in losses)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
+    return losses
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+def test_lora_on_a_quantized_base_trains_and_loads_onto_the_full_base(tmp_path, tiny_dir, kind):
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import load_file
+
+    spec = train_spec(tmp_path, steps=40, batch_size=4, quantize=kind, sample_prompts=[PROMPT])
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    (started,) = p.of("started")
+    assert started["memory_plan"]["quantize"] == kind
+    assert started["quantized_layers"] == 2 * 14 + 2 * 6  # every block linear of the tiny model's 2+2 blocks
+    finite_and_falling(p, 40)
+    assert sorted({e["step"] for e in p.of("sample")}) == [0, 40]  # samples ran on the quantized base
+
+    weights = p.of("completed")[0]["weights_path"]
+    full = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    lora.add_lora(full, 16, 0)
+    assert set(load_file(weights)) == set(lora.lora_state_dict(full, 16))  # the unquantized model's keys
+
+    base = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    before = fixed_eval_loss(base, tiny_dir, spec["dataset_dir"])
+    base.load_lora_adapter(weights, prefix="transformer")
+    after = fixed_eval_loss(base, tiny_dir, spec["dataset_dir"])
+    assert after <= 0.8 * before, (before, after)
+
+
+def test_a_plan_that_does_not_fit_fails_before_loading(tmp_path):
+    spec = train_spec(tmp_path, steps=5)
+    rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB="0.1"))
+    assert rc == 1
+    (err,) = p.of("error")
+    assert err["kind"] == "memory" and err["where"] == "spec"
+    assert "does not fit" in err["message"] and "0.1 GiB card" in err["message"]
+    assert not p.of("started")
+
+    rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB="lots"))
+    assert rc == 1 and "KILN_GPU_MEMORY_GIB must be a number" in p.of("error")[0]["message"]
+
+
+def test_a_stated_memory_size_is_planned_for(tmp_path):
+    spec = train_spec(tmp_path, steps=3, gradient_checkpointing="auto")
+    rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB="8"))
+    assert rc == 0, p.stderr[-3000:]
+    plan = p.of("started")[0]["memory_plan"]
+    assert plan["gpu_memory_gib"] == 8 and plan["feasible"] and plan["quantize"] is None
+    assert plan["checkpointed_blocks"] == 0  # "auto": nothing to save on a model this small
+
+
+def test_checkpointing_some_blocks_recomputes_only_those(tiny_dir):
+    from diffusers import FluxTransformer2DModel
+
+    from kiln_trainer.train import flow_loss
+
+    tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    params = lora.add_lora(tr, 4, 0)
+    for p in params:  # a non-zero B so that every LoRA weight gets a gradient
+        torch.nn.init.normal_(p, std=0.02)
+    tr.train()
+    calls = []
+    for i, b in enumerate(blocks.blocks(tr)):
+        b.register_forward_pre_hook(lambda m, a, i=i: calls.append(i))
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 16, 8, 8, generator=g), torch.randn(2, 16, 8, 8, generator=g)
+    seq, pooled = torch.randn(2, 32, 64, generator=g), torch.randn(2, 64, generator=g)
+    sigmas = torch.tensor([0.3, 0.7])
+    grads = {}
+    for n in (0, 2, 4):
+        blocks.checkpoint_first(tr, n)
+        calls.clear()
+        tr.zero_grad(set_to_none=True)
+        flow_loss(tr, x0, seq, pooled, noise, sigmas, 1.0).backward()
+        assert [calls.count(i) for i in range(4)] == [2 if i < n else 1 for i in range(4)]
+        grads[n] = [p.grad.clone() for p in params]
+    for n in (2, 4):
+        for a, b in zip(grads[0], grads[n], strict=True):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_on_a_quantized_base_train(tmp_path):
+    # One run covers both paths together, as check.py --compile --quantize nf4 runs them.
+    spec = train_spec(tmp_path, steps=30, batch_size=4, compile=True, quantize="nf4", gradient_checkpointing="auto")
+    rc, p = run_cli("train", spec, tmp_path, timeout=400)
+    assert rc == 0, p.stderr[-3000:]
+    started = p.of("started")[0]
+    assert started["compiled"] is True and started["memory_plan"]["quantize"] == "nf4"
+    finite_and_falling(p, 30)
+
+
+def test_planner_model_inputs_from_the_tiny_folder(tiny_dir):
+    inputs = memory.model_inputs(tiny_dir, 16)
+    assert inputs["text_tokens"] == 32 and inputs["model"]["blocks"] == 4
+    assert inputs["encoder_params"] > 0 and inputs["vae_params"] > 0
