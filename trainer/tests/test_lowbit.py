@@ -3,8 +3,8 @@ the paths the memory plan and the speed flags choose, run on the tiny model on a
 
 import pytest
 import torch
-from conftest import cli_env, run_cli, train_spec
 
+from conftest import cli_env, run_cli, train_spec
 from kiln_trainer import blocks, lora, memory
 
 PROMPT = "a photo of sks bands"

@@ -4,8 +4,8 @@ and the `plan` command."""
 import json
 
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from kiln_trainer import memory, spec as specmod
 
 
@@ -136,7 +136,9 @@ def test_plan_command_reads_a_model_folder(tmp_path, tiny_dir):
 
 
 def test_spec_fields(tmp_path):
-    base = dict(version=1, trigger_word="t", base_model_path="builtin:tiny-flux", dataset_dir=str(tmp_path), work_dir="w")
+    base = dict(
+        version=1, trigger_word="t", base_model_path="builtin:tiny-flux", dataset_dir=str(tmp_path), work_dir="w"
+    )
     path = tmp_path / "s.json"
     for ok in ({"gradient_checkpointing": "auto"}, {"quantize": "nf4"}, {"compile": True}):
         path.write_text(json.dumps({**base, **ok}))
