@@ -16,6 +16,14 @@ Sections (`--sections a,b` runs a subset, in this order):
   generate        `kiln_trainer generate` at 1024 px with that LoRA
   step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
                   and the product's own (kiln_trainer.train), with MFU
+  speed           the product's step at 512 and 1024 px for each plan: plain, checkpointed,
+                  selective checkpointing, compiled, and the planner's choice under 24 and 12 GiB
+                  caps: s/step, peak memory, MFU, losses against plain's (speed.py)
+  time_to_lora    the trainer's whole run, 200 steps at 1024 px, and 1000 steps extrapolated
+
+--compile and --quantize nf4|int8 apply to every section that trains; a section's `ok` means
+what it means without them. The sections need more than one 10-minute device call: run
+`--sections tiny_train,pipeline_train,generate,step_bench`, then `--sections speed,time_to_lora`.
 
 Each section runs in its own process group under a time cap (`--cap name=seconds`), so a crash
 or a hang in one (a CUDA illegal memory access poisons its process) costs only that section.
@@ -35,14 +43,16 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import speed
+
 HERE = Path(__file__).resolve().parent
 TRAINER = HERE.parents[1] / "trainer"
 sys.path[:0] = [str(HERE), str(TRAINER)]
 
-SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench")
-# Caps add up to 470 s, inside the 8 minutes one device call may take.
-CAPS = {"tiny_train": 45, "pipeline_train": 240, "generate": 85, "step_bench": 100}
-TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45}
+SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench", "speed", "time_to_lora")
+# The first four add up to 470 s and the last two to 440 s: each group fits one device call.
+CAPS = {"tiny_train": 45, "pipeline_train": 240, "generate": 85, "step_bench": 100, "speed": 220, "time_to_lora": 220}
+TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45, "speed": 150, "time_to_lora": 90}
 PROMPT = "a photo of [trigger] bands"
 DRAW_PROMPT = "a red circle on a white background"  # a scene the pretrained tiny model knows
 
@@ -105,6 +115,8 @@ def spec_common(args):
         dtype="auto",
         save_every=1000,
         sample_every=1000,
+        **({"quantize": args.quantize} if args.quantize else {}),
+        **({"compile": True} if args.compile else {}),
     )
 
 
@@ -157,6 +169,8 @@ def tiny_train(args):
         eval_loss_before=before,
         eval_loss_after=after,
         eval_drop=1 - after / before,
+        quantize=started["memory_plan"]["quantize"],
+        compiled=started["compiled"],
         **base_drawing(next(e["path"] for e in of(ev, "sample") if e["step"] == 0)),
     )
     out["ok"] = out["all_finite"] and out["steps"] == 200 and out["eval_drop"] >= 0.30 and out["base_draws_prompt"]
@@ -232,6 +246,7 @@ def pipeline_train(args):
         optimizer=started["optimizer"],
         attention=started["attention"],
         trainable_parameters=started["trainable_parameters"],
+        memory_plan=started["memory_plan"]["reason"],
         s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[3:]),
         peak_gpu_memory_gib=done["peak_gpu_memory_gib"],
         checkpoints=[e["step"] for e in of(ev, "checkpoint")],
@@ -363,7 +378,23 @@ def step_bench(args):
     return out
 
 
-RUNNERS = {"tiny_train": tiny_train, "pipeline_train": pipeline_train, "generate": generate, "step_bench": step_bench}
+def time_to_lora(args):
+    from kiln_trainer import synthetic
+
+    def data(res):
+        return synthetic.bands(str(args.work / f"ttl-data-{res}"), n=12, size=res, caption=PROMPT)
+
+    return speed.time_to_lora(args, pipeline_source, spec_common, TRAINER, data)
+
+
+RUNNERS = {
+    "tiny_train": tiny_train,
+    "pipeline_train": pipeline_train,
+    "generate": generate,
+    "step_bench": step_bench,
+    "speed": speed.speed,
+    "time_to_lora": time_to_lora,
+}
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -441,6 +472,17 @@ SHOWN = {
     ],
     "generate": ["wall_seconds", "trainer_seconds", "with_lora"],
     "step_bench": ["card", "attention"],
+    "speed": ["card", "attention"],
+    "time_to_lora": [
+        "s_per_step",
+        "start_seconds",
+        "sample_round_seconds",
+        "export_seconds",
+        "measured_wall_seconds",
+        "extrapolated_seconds",
+        "meets_goal",
+        "peak_gpu_memory_gib",
+    ],
 }
 
 
@@ -452,11 +494,20 @@ def print_table(report):
         print(f"{name:<15} {r['status']:<7} {r['seconds']:>7}  {figs}")
         for row in r.get("rows", []):
             peak = row.get("peak_mem_gib")
+            if "plan" in row:  # speed
+                what = (
+                    f"{row['plan']:<13} {row['resolution']}px {row['quantize'] or 'none':<4} "
+                    f"ckpt {row['checkpointed_blocks']:>2}{' compiled' if row['compiled'] else ''}"
+                )
+                loss = f"loss gap {fmt(row.get('loss_gap'))}"
+            else:
+                ckpt = "on " if row["gradient_checkpointing"] else "off"
+                what = f"{row['step']:<9} {row['resolution']}px ckpt {ckpt}"
+                loss = f"loss {fmt(row.get('loss'))}"
             print(
-                f"{'':<15} {row['step']:<9} {row['resolution']}px "
-                f"ckpt {'on ' if row['gradient_checkpointing'] else 'off'} "
-                f"{row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, peak {fmt(peak) if peak else '-'} GiB, "
-                f"{fmt(row.get('achieved_tflops'))} TFLOP/s, MFU {fmt(row.get('mfu'))}, loss {fmt(row.get('loss'))}"
+                f"{'':<15} {what} {row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, "
+                f"peak {fmt(peak) if peak else '-'} GiB, {fmt(row.get('achieved_tflops'))} TFLOP/s, "
+                f"MFU {fmt(row.get('mfu'))}, {loss}"
             )
 
 
@@ -469,6 +520,8 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, help="models, datasets and runs (default: OUT/work)")
     ap.add_argument("--model", help="a FLUX.1-dev folder or cached repo id instead of random weights")
     ap.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS")
+    ap.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
+    ap.add_argument("--quantize", choices=("nf4", "int8"), help="quantize the frozen base")
     ap.add_argument("--section-child", choices=SECTIONS, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -503,6 +556,8 @@ def main(argv=None):
         args.device,
         *(["--tiny"] if args.tiny else []),
         *(["--model", args.model] if args.model else []),
+        *(["--compile"] if args.compile else []),
+        *(["--quantize", args.quantize] if args.quantize else []),
         *(f"--cap={n}={s}" for n, s in args.caps.items()),
     ]
     device, versions = environment(args.device)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1] / "trainer")]
 
 
-def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
+def test_tiny_check_on_cpu_runs_every_section(tmp_path):
     out = tmp_path / "out"
     p = subprocess.run(
         [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
@@ -25,7 +26,7 @@ def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr + json.dumps(report, indent=1)
     assert report["device"]["type"] == "cpu" and report["versions"]["bitsandbytes"]
     s = report["sections"]
-    assert list(s) == ["tiny_train", "pipeline_train", "generate", "step_bench"]
+    assert list(s) == ["tiny_train", "pipeline_train", "generate", "step_bench", "speed", "time_to_lora"]
     assert all(r["status"] == "ok" for r in s.values())
     assert s["tiny_train"]["eval_drop"] >= 0.30 and s["tiny_train"]["all_finite"]
     assert s["tiny_train"]["base_draws_prompt"], s["tiny_train"]["base_sample_middle"]
@@ -38,9 +39,37 @@ def test_tiny_check_on_cpu_runs_all_four_sections(tmp_path):
     kinds = [(r["step"], r["gradient_checkpointing"]) for r in s["step_bench"]["rows"]]
     assert kinds == [("product", False), ("product", True), ("idealised", False), ("idealised", True)]
     assert all(r["sec_per_step"] > 0 and r["loss_finite"] for r in s["step_bench"]["rows"])
+    rows = {(r["plan"], r["resolution"]): r for r in s["speed"]["rows"]}
+    assert len(rows) == 12 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
+    for res in (64, 128):  # recomputing, or compiling, changes no loss; a quantized base only a little
+        assert rows["checkpointed", res]["loss_gap"] == rows["selective@40", res]["loss_gap"] == 0
+        assert rows["compiled", res]["compiled"] and rows["compiled", res]["loss_gap"] < 1e-5
+        assert rows["plan@24", res]["quantize"] == "int8" and rows["plan@12", res]["quantize"] == "nf4"
+        assert 0 < rows["plan@12", res]["loss_gap"] < 0.01
+    ttl = s["time_to_lora"]
+    assert ttl["steps"] == 20 and ttl["s_per_step"] > 0 and ttl["start_seconds"] > 0
+    assert ttl["extrapolated_seconds"] > ttl["measured_wall_seconds"] - ttl["start_seconds"]
     for name in s:
         assert (out / f"{name}.log").is_file()
     assert "step_bench" in p.stdout and "s/step" in p.stdout  # the table
+
+
+@pytest.mark.parametrize("flags", [["--compile", "--quantize", "nf4"], ["--quantize", "int8"]])
+def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)]
+    p = subprocess.run(
+        [*cmd, "--sections", "tiny_train", *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    t = json.loads((out / "check.json").read_text())["sections"]["tiny_train"]
+    assert p.returncode == 0 and t["status"] == "ok", p.stdout + p.stderr
+    assert t["quantize"] == flags[-1] and t["compiled"] == ("--compile" in flags)
+    # finite and falling, and the LoRA from the quantized base works on the unquantized one
+    assert t["all_finite"] and t["final_loss"] < 0.5 * t["first_loss"] and t["eval_drop"] >= 0.30
 
 
 def test_a_section_past_its_cap_fails_and_the_rest_still_run(tmp_path):

@@ -1,5 +1,6 @@
-"""Training on a quantized frozen base, compiled blocks, and checkpointing some blocks only:
-the paths the memory plan and the speed flags choose, run on the tiny model on a CPU."""
+"""Training on a quantized frozen base and checkpointing some blocks only: the paths the memory
+plan chooses, run on the tiny model on a CPU. Compiled blocks are trained by check.py's CPU mode
+(bench/gpu/test_check.py), together with NF4."""
 
 import pytest
 import torch
@@ -99,17 +100,6 @@ def test_checkpointing_some_blocks_recomputes_only_those(tiny_dir):
     for n in (2, 4):
         for a, b in zip(grads[0], grads[n], strict=True):
             torch.testing.assert_close(a, b)
-
-
-@pytest.mark.slow
-def test_compiled_blocks_on_a_quantized_base_train(tmp_path):
-    # One run covers both paths together, as check.py --compile --quantize nf4 runs them.
-    spec = train_spec(tmp_path, steps=30, batch_size=4, compile=True, quantize="nf4", gradient_checkpointing="auto")
-    rc, p = run_cli("train", spec, tmp_path, timeout=400)
-    assert rc == 0, p.stderr[-3000:]
-    started = p.of("started")[0]
-    assert started["compiled"] is True and started["memory_plan"]["quantize"] == "nf4"
-    finite_and_falling(p, 30)
 
 
 def test_planner_model_inputs_from_the_tiny_folder(tiny_dir):
