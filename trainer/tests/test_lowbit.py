@@ -106,3 +106,31 @@ def test_planner_model_inputs_from_the_tiny_folder(tiny_dir):
     inputs = memory.model_inputs(tiny_dir, 16)
     assert inputs["text_tokens"] == 32 and inputs["model"]["blocks"] == 4
     assert inputs["encoder_params"] > 0 and inputs["vae_params"] > 0
+
+
+def test_full_finetune_keeps_bf16_weights_where_fp32_ones_do_not_fit(tmp_path, tiny_dir, monkeypatch):
+    from safetensors.torch import load_file
+
+    from conftest import write_json
+    from kiln_trainer import spec as specmod
+
+    spec = train_spec(tmp_path, steps=20, training_type="FULL", dtype="bf16", learning_rate=1e-4)
+    loaded = specmod.load(write_json(tmp_path / "s.json", spec), "train")
+
+    def planned(gib):
+        monkeypatch.setenv("KILN_GPU_MEMORY_GIB", str(gib))
+        return memory.for_run(loaded, tiny_dir, torch.device("cpu"), torch.bfloat16)
+
+    # the smallest card (in MiB steps) on which the run fits: there only bf16 weights do
+    gib = next(m / 1024 for m in range(256, 2048) if planned(m / 1024)["feasible"])
+    assert planned(gib)["trainable_dtype"] == "bf16"
+    assert planned(2 * gib)["trainable_dtype"] == "fp32"
+
+    rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB=str(gib)))
+    assert rc == 0, p.stderr[-3000:]
+    plan = p.of("started")[0]["memory_plan"]
+    assert plan["trainable_dtype"] == "bf16" and "bf16 trained weights" in plan["reason"]
+    losses = [e["loss"] for e in p.of("step")]
+    assert len(losses) == 20 and all(x == x for x in losses)
+    saved = load_file(f"{p.of('completed')[0]['weights_path']}/diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.bfloat16}
