@@ -55,30 +55,37 @@ class Int8Linear(_WeightOnlyForward, bnb.nn.Linear8bitLt):
         return (self.weight.data.to(dtype) * (self.weight.SCB.to(dtype) / 127).unsqueeze(1)).to(dtype)
 
 
-def _layer(kind, linear, compute_dtype):
-    bias = linear.bias is not None
-    if kind == "nf4":
-        q = Nf4Linear(linear.in_features, linear.out_features, bias, compress_statistics=True, quant_type="nf4")
-        q.weight = bnb.nn.Params4bit(
-            linear.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
-        )
-    else:
-        q = Int8Linear(linear.in_features, linear.out_features, bias, has_fp16_weights=False, threshold=0.0)
-        q.weight = bnb.nn.Int8Params(linear.weight.data, requires_grad=False, has_fp16_weights=False)
+def _layer(kind, linear, device, compute_dtype):
+    """The quantized copy of one linear, on `device`. The shell is made on the meta device: a
+    real one would first draw a random fp32 weight, minutes of work over FLUX.1-dev's 12 B."""
+    shape, bias = (linear.in_features, linear.out_features), linear.bias is not None
+    with torch.device("meta"):
+        if kind == "nf4":
+            q = Nf4Linear(*shape, bias, compress_statistics=True, quant_type="nf4")
+        else:
+            q = Int8Linear(*shape, bias, has_fp16_weights=False, threshold=0.0)
+    if kind == "nf4":  # Params4bit quantizes as it moves to a device
+        weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4")
+        q.weight = weight.to(device)
+    else:  # Int8Params only quantizes on a move from the CPU, so quantize here, as it would
+        rows, scales, _ = bnb.functional.int8_vectorwise_quant(linear.weight.data.to(device, torch.float16))
+        q.weight = bnb.nn.Int8Params(rows, requires_grad=False, has_fp16_weights=False)
+        q.weight.CB, q.weight.SCB = rows, scales
     q.compute_dtype = compute_dtype
     if bias:
-        q.bias = nn.Parameter(linear.bias.data.to(compute_dtype), requires_grad=False)
+        q.bias = nn.Parameter(linear.bias.data.to(device, compute_dtype), requires_grad=False)
     return q
 
 
 def quantize_blocks(transformer, kind, device, compute_dtype):
-    """Replace every block linear by its `kind` version and move each block to `device`, where
-    bitsandbytes quantizes it: a block at a time, so the device never holds the unquantized base."""
+    """Replace every block linear by its `kind` version on `device`, then move the rest of the
+    block there: a layer at a time, so the device never holds the unquantized base."""
     for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
         for name, module in list(block.named_modules()):
             if type(module) is nn.Linear:
                 parent, _, attr = name.rpartition(".")
-                setattr(block.get_submodule(parent) if parent else block, attr, _layer(kind, module, compute_dtype))
+                q = _layer(kind, module, device, compute_dtype)
+                setattr(block.get_submodule(parent) if parent else block, attr, q)
         block.to(device)
     return transformer
 
