@@ -17,7 +17,7 @@ Sections (`--sections a,b` runs a subset, in this order):
   step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
                   and the product's own (kiln_trainer.train), with MFU
   speed           the product's step at 512 and 1024 px for each plan: plain, checkpointed,
-                  selective checkpointing, compiled, and the planner's choice under 24 and 12 GiB
+                  selective checkpointing, compiled, fp8 matmuls, and the planner's choice under 24 and 12 GiB
                   caps: s/step, peak memory, MFU, losses against plain's (speed.py)
   time_to_lora    the trainer's whole run, 200 steps at 1024 px, and 1000 steps extrapolated
 
@@ -498,6 +498,7 @@ def print_table(report):
                 what = (
                     f"{row['plan']:<13} {row['resolution']}px {row['quantize'] or 'none':<4} "
                     f"ckpt {row['checkpointed_blocks']:>2}{' compiled' if row['compiled'] else ''}"
+                    f"{' fp8' if row.get('fp8') else ''}"
                 )
                 loss = f"loss gap {fmt(row.get('loss_gap'))}"
             else:

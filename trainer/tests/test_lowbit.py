@@ -134,3 +134,19 @@ def test_full_finetune_keeps_bf16_weights_where_fp32_ones_do_not_fit(tmp_path, t
     assert len(losses) == 20 and all(x == x for x in losses)
     saved = load_file(f"{p.of('completed')[0]['weights_path']}/diffusion_pytorch_model.safetensors")
     assert {t.dtype for t in saved.values()} == {torch.bfloat16}
+
+
+def test_fp8_matmuls_train_the_lora(tmp_path):
+    spec = train_spec(tmp_path, steps=40, batch_size=4, fp8_matmuls=True)
+    rc, p = run_cli("train", spec, tmp_path)
+    assert rc == 0, p.stderr[-3000:]
+    started = p.of("started")[0]
+    assert started["fp8_layers"] == 2 * 14 + 2 * 6 and started["memory_plan"]["quantize"] is None
+    finite_and_falling(p, 40)
+
+
+def test_fp8_matmuls_and_a_quantized_base_do_not_mix(tmp_path):
+    rc, p = run_cli("train", train_spec(tmp_path, fp8_matmuls=True, quantize="nf4"), tmp_path)
+    assert rc == 2
+    (err,) = p.of("error")
+    assert err["where"] == "spec.fp8_matmuls" and "bf16 base" in err["message"]
