@@ -3,9 +3,11 @@ may run, and what a non-finite step does. Each rule answers a failure seen on a 
 (shared notes, gpu-findings.md): bf16 NaN reported as success, cuDNN attention crashing
 in backward, and bf16 on a CPU refused because inputs stayed fp32.
 
-Dtype policy: the frozen base sits in the compute dtype; trainable weights and optimizer
-state stay fp32; inputs are cast to the model's dtype at the call, so the model runs with
-autocast or without it; the loss is computed in fp32. fp16 is refused for training (FLUX
+Dtype policy: the frozen base sits in the compute dtype (or 8/4-bit storage, quantize.py);
+trainable weights and optimizer state stay fp32, except a FULL fine-tune whose fp32 master
+weights do not fit the card, which trains bf16 weights (memory.py decides); inputs are cast
+to the model's dtype at the call, so the model runs with autocast or without it; the loss is
+computed in fp32. fp16 is refused for training (FLUX
 activations overflow it, and a loss scaler would only hide that as skipped steps)."""
 
 import importlib.metadata
