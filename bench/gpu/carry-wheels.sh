@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloads into .whl/ (git-ignored) the wheels a lent GPU machine lacks for check.py: its image
 # has torch 2.11, transformers, accelerate and safetensors, but not our diffusers, peft or
-# bitsandbytes, torchao. Python 3.12, manylinux x86-64, as that image is. About 48 MB.
+# bitsandbytes, torchao. Python 3.12, manylinux x86-64, as that image is. About 52 MB (a device call carries 64 MiB at most).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pins() { grep -E "^($1)==" trainer/requirements.txt; }

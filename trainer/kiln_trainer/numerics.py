@@ -92,6 +92,7 @@ def versions(device):
         "peft": pkg("peft"),
         "transformers": pkg("transformers"),
         "bitsandbytes": pkg("bitsandbytes"),
+        "torchao": pkg("torchao"),
     }
 
 
