@@ -124,7 +124,7 @@ def estimate(
     encoder_params=0,
     vae_params=0,
 ):
-    """Peak bytes of each phase and the parts of training's peak, in GiB."""
+    """The peak bytes of each phase, and the parts of training's peak in GiB."""
     tokens = batch * ((resolution // 16) ** 2 + text_tokens)
     per_unit = tokens * model["hidden"] * compute_bytes / 2  # the fits were made in bf16
     full, kept = ACTIVATION_BYTES * per_unit, CHECKPOINTED_BYTES * per_unit
@@ -138,7 +138,7 @@ def estimate(
     workspace = WORKSPACE_GIB * GIB
     train = weights + state + activations + workspace
     sample = weights + n_train * trainable_bytes + vae_params * compute_bytes
-    sample += batch * resolution**2 * VAE_DECODE_BYTES_PER_PIXEL * compute_bytes / 2 + workspace
+    sample += resolution**2 * VAE_DECODE_BYTES_PER_PIXEL * compute_bytes / 2 + workspace  # one image at a time
     encode = encoder_params * compute_bytes + workspace
     parts = dict(
         base_weights=weights,
