@@ -12,18 +12,9 @@ import tempfile
 
 import torch
 
-TRANSFORMER = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=19,
-    num_single_layers=38,
-    attention_head_dim=128,
-    num_attention_heads=24,
-    joint_attention_dim=4096,
-    pooled_projection_dim=768,
-    guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56),
-)
+from kiln_trainer.memory import FLUX_DEV
+
+TRANSFORMER = FLUX_DEV  # the planner's copy: one source for the published transformer config
 VAE = dict(
     in_channels=3,
     out_channels=3,
