@@ -12,7 +12,7 @@ import tempfile
 
 import torch
 
-from kiln_trainer.memory import FLUX_DEV
+from kiln_trainer.memory import FLUX_DEV, FLUX_DEV_PARAMS
 
 TRANSFORMER = FLUX_DEV  # the planner's copy: one source for the published transformer config
 VAE = dict(
@@ -59,12 +59,7 @@ T5_XXL = dict(
 T5_TOKENS = 512
 
 # Parameter counts of the published checkpoints, for the test that keeps these configs honest.
-PUBLISHED_PARAMS = {
-    "transformer": 11_901_408_320,
-    "text_encoder_2": 4_762_310_656,
-    "text_encoder": 123_060_480,
-    "vae": 83_819_683,
-}
+PUBLISHED_PARAMS = FLUX_DEV_PARAMS
 
 
 def configs(size):

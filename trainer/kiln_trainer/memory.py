@@ -34,11 +34,14 @@ FLUX_DEV = dict(
     axes_dims_rope=(16, 56, 56),
 )
 FLUX_DEV_TEXT_TOKENS = 512
-# T5-XXL encoder and CLIP-L text model parameters, as FLUX.1-dev ships them (bf16).
-FLUX_DEV_ENCODER_PARAMS = 4_762_310_656 + 123_060_480
-FLUX_DEV_VAE_PARAMS = 83_819_683
+# Parameters of each FLUX.1-dev component as published (bench/gpu/test_check.py builds them)
+FLUX_DEV_PARAMS = {
+    "transformer": 11_901_408_320,
+    "text_encoder_2": 4_762_310_656,
+    "text_encoder": 123_060_480,
+    "vae": 83_819_683,
+}
 
-QUANTIZE = ("nf4", "int8")
 # Bytes per weight of a quantized block linear: NF4 packs two weights a byte and keeps one
 # absmax per 64 weights, itself stored in 8 bits with an fp32 scale per 256 absmaxes (bitsandbytes'
 # compressed statistics); int8 adds one fp32 scale per output row (counted per layer below).
@@ -318,8 +321,8 @@ def model_inputs(source, rank):
         return dict(
             model=shapes(FLUX_DEV, rank),
             text_tokens=FLUX_DEV_TEXT_TOKENS,
-            encoder_params=FLUX_DEV_ENCODER_PARAMS,
-            vae_params=FLUX_DEV_VAE_PARAMS,
+            encoder_params=FLUX_DEV_PARAMS["text_encoder"] + FLUX_DEV_PARAMS["text_encoder_2"],
+            vae_params=FLUX_DEV_PARAMS["vae"],
         )
     from diffusers import FluxTransformer2DModel
 

@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KINDS = ("nf4", "int8")
-
 
 class _WeightOnly(torch.autograd.Function):
     """x W^T + b with W dequantized in the forward and again in the backward, so that only the
@@ -52,7 +50,7 @@ class Int8Linear(_WeightOnlyForward, bnb.nn.Linear8bitLt):
     would quantize the activations too."""
 
     def dequantized(self, dtype):
-        return (self.weight.data.to(dtype) * (self.weight.SCB.to(dtype) / 127).unsqueeze(1)).to(dtype)
+        return self.weight.data.to(dtype) * (self.weight.SCB.to(dtype) / 127).unsqueeze(1)
 
 
 def _layer(kind, linear, device, compute_dtype):
