@@ -251,6 +251,7 @@ def pipeline_train(args):
         memory_plan=started["memory_plan"]["reason"],
         s_per_step=statistics.median(e["seconds_per_step"] for e in of(ev, "step")[3:]),
         peak_gpu_memory_gib=done["peak_gpu_memory_gib"],
+        estimated_peak_gib=started["memory_plan"]["estimated_peak_gib"],
         checkpoints=[e["step"] for e in of(ev, "checkpoint")],
         sample_seconds=[e["seconds"] for e in of(ev, "sample")],
         first_loss=losses[0],
@@ -467,6 +468,7 @@ SHOWN = {
     "pipeline_train": [
         "s_per_step",
         "peak_gpu_memory_gib",
+        "estimated_peak_gib",
         "load_seconds",
         "sample_seconds",
         "write_seconds",
@@ -509,7 +511,8 @@ def print_table(report):
                 loss = f"loss {fmt(row.get('loss'))}"
             print(
                 f"{'':<15} {what} {row['status']:<4} {fmt(row.get('sec_per_step'))} s/step, "
-                f"peak {fmt(peak) if peak else '-'} GiB, {fmt(row.get('achieved_tflops'))} TFLOP/s, "
+                f"peak {fmt(peak) if peak else '-'} GiB (est. {fmt(row.get('estimated_peak_gib', '-'))}), "
+                f"{fmt(row.get('achieved_tflops'))} TFLOP/s, "
                 f"MFU {fmt(row.get('mfu'))}, {loss}"
             )
 

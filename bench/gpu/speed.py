@@ -13,7 +13,8 @@ speed         the product's own step (train.forward_backward + train.optimizer_s
                 plan@12       the planner's choice for a 12 GiB card, under that cap
               Every row starts from the same LoRA and sees the same inputs and noise, so its
               losses are comparable step for step with plain's: `loss_gap` is the largest
-              difference. Caps use torch.cuda.set_per_process_memory_fraction.
+              difference. Caps use torch.cuda.set_per_process_memory_fraction. Each row carries
+              the planner's estimate of its training peak beside the measured one.
 time_to_lora  `kiln_trainer train` on the FLUX.1-dev pipeline folder, 200 steps at 1024 px with the
               product's sampling and saving, each event timed as it arrives; the 1000-step time is
               extrapolated from its fixed costs (start to the first step, samples, checkpoints,
@@ -45,18 +46,18 @@ def flux_plan(cap, resolution):
 
 
 def row_setup(name, args, blocks_total, resolution):
-    """(quantize, checkpointed blocks, compile, memory cap GiB or None, the plan) for a row."""
+    """(quantize, checkpointed blocks, compile, memory cap GiB or None) for a row."""
     quantize, compile_ = args.quantize, args.compile or name == "compiled"
     if name in ("plain", "compiled", "fp8"):
-        return quantize, 0, compile_, None, None
+        return quantize, 0, compile_, None
     if name == "checkpointed":
-        return quantize, blocks_total, compile_, None, None
+        return quantize, blocks_total, compile_, None
     cap = CAPPED_ROWS[name]
     plan = flux_plan(cap, 1024 if args.tiny else resolution)
     blocks = round(plan["checkpointed_blocks"] / plan["blocks"] * blocks_total)
     if name.startswith("plan@"):
         quantize = plan["quantize"] or quantize
-    return quantize, blocks, compile_, None if args.tiny else cap, plan
+    return quantize, blocks, compile_, None if args.tiny else cap
 
 
 def speed(args):
@@ -64,7 +65,7 @@ def speed(args):
     from peft.tuners.lora import LoraLayer
 
     import flux_lora_step as bench
-    from kiln_trainer import blocks, lora, models, numerics, quantize as lowbit, train
+    from kiln_trainer import blocks, lora, memory, models, numerics, quantize as lowbit, train
 
     device = models.pick_device(args.device)
     dtype = torch.float32 if args.tiny else torch.bfloat16
@@ -75,6 +76,7 @@ def speed(args):
     warmup, steps = (1, 3) if args.tiny else (2, 5)
     total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else None
     guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
+    shapes = memory.shapes(cfg, bench.LORA_RANK)  # to set each row's estimate beside its measured peak
     rows, model, model_quant = [], None, "unbuilt"
     plain_losses, inputs = {}, {}
     for res in (64, 128) if args.tiny else (512, 1024):
@@ -87,14 +89,24 @@ def speed(args):
     # rows outside, resolutions inside: the base is rebuilt only when a row quantizes it differently
     for name in ROWS:
         for res, (x0, seq, pooled) in inputs.items():
-            quantize, ckpt_blocks, compile_, cap, plan = row_setup(
+            quantize, ckpt_blocks, compile_, cap = row_setup(
                 name, args, cfg["num_layers"] + cfg["num_single_layers"], res
             )
             fp8 = name == "fp8"
             row = dict(plan=name, resolution=res, quantize=quantize, checkpointed_blocks=ckpt_blocks, compiled=compile_)
-            row.update(fp8=fp8, cap_gib=cap)
-            if plan:
-                row["planned_peak_gib"] = plan["estimated_peak_gib"]
+            estimate = memory.estimate(
+                shapes,
+                resolution=res,
+                batch=1,
+                text_tokens=n_txt,
+                training_type="LORA",
+                optimizer="adamw8bit",
+                quantize=quantize,
+                checkpointed=ckpt_blocks,
+                trainable_bytes=4,
+                compute_bytes=dtype.itemsize,
+            )
+            row.update(fp8=fp8, cap_gib=cap, estimated_peak_gib=round(estimate["training"] / memory.GIB, 2))
             if fp8 and quantize:
                 rows.append(dict(row, status="skipped: fp8 runs on a bf16 base, not with --quantize"))
                 continue
@@ -275,6 +287,7 @@ def time_to_lora(args, pipeline_source, spec_common, trainer_dir, data_for):
         write_seconds=round(write_s, 1),
         memory_plan=next(e for e in events if e["type"] == "started")["memory_plan"]["reason"],
         peak_gpu_memory_gib=done[0]["peak_gpu_memory_gib"],
+        estimated_peak_gib=next(e for e in events if e["type"] == "started")["memory_plan"]["estimated_peak_gib"],
         final_loss=done[0]["final_loss"],
         **extrapolate(events, wall, steps, 1000, sample_every),
     )
