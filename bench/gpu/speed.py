@@ -173,6 +173,8 @@ def speed(args):
                     row["loss_gap"] = max(abs(a - b) for a, b in zip(losses, plain_losses[res], strict=True))
             except torch.OutOfMemoryError:
                 row["status"] = "oom"
+            except Exception as e:  # a row that breaks (a compile, a kernel) is a finding; the rest still run
+                row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             finally:
                 opt = None
                 if device.type == "cuda":
