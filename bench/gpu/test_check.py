@@ -63,7 +63,7 @@ def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
         [*cmd, "--sections", "tiny_train", *flags],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     t = json.loads((out / "check.json").read_text())["sections"]["tiny_train"]
