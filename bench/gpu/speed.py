@@ -77,6 +77,7 @@ def speed(args):
     peak, card = bench.detect_peak_tflops(device, None)
     warmup, steps = (1, 3) if args.tiny else (2, 5)
     total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else None
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if total_gib else None
     guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
     shapes = memory.shapes(cfg, bench.LORA_RANK)  # to set each row's estimate beside its measured peak
     rows, model, model_quant = [], None, "unbuilt"
@@ -145,7 +146,7 @@ def speed(args):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
                 if cap:
-                    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_gib), device)
+                    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_gib), index)
             times, losses = [], []
             try:
                 for i in range(warmup + steps):
@@ -180,7 +181,7 @@ def speed(args):
             finally:
                 opt = None
                 if device.type == "cuda":
-                    torch.cuda.set_per_process_memory_fraction(1.0, device)
+                    torch.cuda.set_per_process_memory_fraction(1.0, index)
                 if compile_:
                     for b in blocks.blocks(model):
                         b._compiled_call_impl = None  # the next row runs eagerly unless it compiles
