@@ -529,6 +529,7 @@ def main(argv=None):
     ap.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS")
     ap.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
     ap.add_argument("--quantize", choices=("nf4", "int8"), help="quantize the frozen base")
+    ap.add_argument("--speed-rows", help="only these rows of the speed section, comma-separated")
     ap.add_argument("--section-child", choices=SECTIONS, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -568,6 +569,7 @@ def main(argv=None):
         *(["--model", args.model] if args.model else []),
         *(["--compile"] if args.compile else []),
         *(["--quantize", args.quantize] if args.quantize else []),
+        *(["--speed-rows", args.speed_rows] if args.speed_rows else []),
         *(f"--cap={n}={s}" for n, s in args.caps.items()),
     ]
     device, versions = environment(args.device)

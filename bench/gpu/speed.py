@@ -9,6 +9,7 @@ speed         the product's own step (train.forward_backward + train.optimizer_s
                 selective@40  the planner's checkpointed blocks for a 40 GiB card, under that cap
                 compiled      plain, each block torch.compile'd
                 fp8           plain, the block linears as torchao float8 matmuls (Ada/Hopper)
+                int8, nf4     the base quantized so, every block checkpointed, no cap
                 plan@24       the planner's choice for a 24 GiB card, under that cap
                 plan@12       the planner's choice for a 12 GiB card, under that cap
               Every row starts from the same LoRA and sees the same inputs and noise, so its
@@ -37,7 +38,7 @@ import time
 CAPPED_ROWS = {"selective@40": 40, "plan@24": 24, "plan@12": 12}
 # compiled last: its compile time is the least predictable, and a section cut at its cap keeps
 # the rows printed before it in speed.log
-ROWS = ("plain", "checkpointed", "selective@40", "fp8", "plan@24", "plan@12", "compiled")
+ROWS = ("plain", "checkpointed", "selective@40", "fp8", "int8", "nf4", "plan@24", "plan@12", "compiled")
 
 
 @functools.cache
@@ -54,6 +55,8 @@ def row_setup(name, args, blocks_total, resolution):
         return quantize, 0, compile_, None
     if name == "checkpointed":
         return quantize, blocks_total, compile_, None
+    if name in ("int8", "nf4"):
+        return name, blocks_total, compile_, None
     cap = CAPPED_ROWS[name]
     plan = flux_plan(cap, 1024 if args.tiny else resolution)
     blocks = round(plan["checkpointed_blocks"] / plan["blocks"] * blocks_total)
@@ -90,7 +93,7 @@ def speed(args):
             for s in [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])]
         ]
     # rows outside, resolutions inside: the base is rebuilt only when a row quantizes it differently
-    for name in ROWS:
+    for name in [r for r in ROWS if r in args.speed_rows.split(",")] if args.speed_rows else ROWS:
         for res, (x0, seq, pooled) in inputs.items():
             quantize, ckpt_blocks, compile_, cap = row_setup(
                 name, args, cfg["num_layers"] + cfg["num_single_layers"], res
@@ -145,6 +148,7 @@ def speed(args):
                 gc.collect()
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
+                row["base_gib"] = torch.cuda.memory_allocated(device) / 2**30  # model, LoRA, optimizer, inputs
                 if cap:
                     torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_gib), index)
             times, losses = [], []

@@ -40,13 +40,14 @@ def test_tiny_check_on_cpu_runs_every_section(tmp_path):
     assert kinds == [("product", False), ("product", True), ("idealised", False), ("idealised", True)]
     assert all(r["sec_per_step"] > 0 and r["loss_finite"] for r in s["step_bench"]["rows"])
     rows = {(r["plan"], r["resolution"]): r for r in s["speed"]["rows"]}
-    assert len(rows) == 14 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
+    assert len(rows) == 18 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
     for res in (64, 128):  # recomputing, or compiling, changes no loss; a quantized base only a little
         assert rows["checkpointed", res]["loss_gap"] == rows["selective@40", res]["loss_gap"] == 0
         assert rows["compiled", res]["compiled"] and rows["compiled", res]["loss_gap"] < 1e-5
         assert rows["plan@24", res]["quantize"] == "int8" and rows["plan@12", res]["quantize"] == "nf4"
         assert 0 < rows["plan@12", res]["loss_gap"] < 0.01
         assert rows["fp8", res]["fp8"] and 0 < rows["fp8", res]["loss_gap"] < 0.01
+        assert rows["int8", res]["quantize"] == "int8" and rows["nf4", res]["checkpointed_blocks"] == 2
     ttl = s["time_to_lora"]
     assert ttl["steps"] == 20 and ttl["s_per_step"] > 0 and ttl["start_seconds"] > 0
     assert ttl["extrapolated_seconds"] > ttl["measured_wall_seconds"] - ttl["start_seconds"]
