@@ -52,7 +52,8 @@ sys.path[:0] = [str(HERE), str(TRAINER)]
 
 SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench", "speed", "time_to_lora")
 # A device call may run 10 minutes and a session holds 15 of device time, machine start included:
-# tiny_train, pipeline_train and generate (370 s) make one call, speed (300 s) the next.
+# tiny_train, pipeline_train and generate (415 s) make one call, speed (300 s) the next. A machine
+# starts in about 35 s; tiny_train and speed together took 222 s on an H200.
 CAPS = {"tiny_train": 90, "pipeline_train": 240, "generate": 85, "step_bench": 100, "speed": 300, "time_to_lora": 240}
 COMPILE_SECONDS = 150
 TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45, "speed": 150, "time_to_lora": 90}
