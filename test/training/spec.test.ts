@@ -8,11 +8,10 @@ import type { TrainingTaskRow } from '../../src/store/db.js';
 const principal: Principal = { subject: 't', tenantId: 'acme', admin: true };
 
 function row(trainingType: 'LORA' | 'FULL'): TrainingTaskRow {
-  const r = newTaskRow(
+  return newTaskRow(
     { trigger_word: 'TOK', training_type: trainingType, source_images: ['https://example.com/a.jpg'] },
     { principal, dataDir: '/tmp/kiln-unused', defaultBaseModel: 'builtin:tiny-flux' },
   );
-  return r as TrainingTaskRow;
 }
 
 describe('the trainer spec of a task', () => {
