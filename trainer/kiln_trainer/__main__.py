@@ -61,6 +61,21 @@ def stdin_is_pipe():
         return False
 
 
+def checked(convert, ok, what):
+    """An argparse type: `convert`, then `ok`, else a usage error that says what was expected."""
+
+    def parse(raw):
+        try:
+            value = convert(raw)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="kiln_trainer")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -87,15 +102,25 @@ def main(argv=None):
         help="the memory plan for a training run on a card of N GiB, as JSON",
         description="Prints {feasible, quantize, gradient_checkpointing, optimizer, estimated_peak_gib, reason, ...}.",
     )
-    p.add_argument("--gpu-memory-gib", type=float, required=True)
-    p.add_argument("--resolution", type=int, default=1024)
-    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--gpu-memory-gib", type=checked(float, lambda v: v > 0, "a number of GiB > 0"), required=True)
+    p.add_argument(
+        "--resolution", type=checked(int, lambda v: v >= 32 and v % 16 == 0, "a multiple of 16, >= 32"), default=1024
+    )
+    p.add_argument("--rank", type=checked(int, lambda v: 1 <= v <= 256, "an integer in 1..256"), default=16)
     p.add_argument("--training-type", choices=("LORA", "FULL"), default="LORA")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=checked(int, lambda v: v >= 1, "an integer >= 1"), default=1)
     p.add_argument("--optimizer", choices=specmod.OPTIMIZERS, default="adamw8bit")
     p.add_argument("--quantize", choices=specmod.QUANTIZE, default="auto")
     p.add_argument("--gradient-checkpointing", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--model", help="a diffusers FLUX folder (default: FLUX.1-dev's published config)")
+    p.add_argument(
+        "--model",
+        type=checked(
+            str,
+            lambda v: os.path.isfile(os.path.join(v, "transformer", "config.json")),
+            "a diffusers FLUX folder (with transformer/config.json)",
+        ),
+        help="a diffusers FLUX folder (default: FLUX.1-dev's published config)",
+    )
     args = ap.parse_args(argv)
 
     events.claim_stdout()

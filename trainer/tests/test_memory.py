@@ -171,3 +171,17 @@ def test_spec_fields(tmp_path):
         with pytest.raises(specmod.SpecError) as e:
             specmod.load(str(path), "train")
         assert e.value.problems[0][0] == field
+
+
+@pytest.mark.parametrize(
+    "extra,named",
+    [
+        (["--gpu-memory-gib", "-3"], "--gpu-memory-gib: must be a number of GiB > 0, got '-3'"),
+        (["--gpu-memory-gib", "12", "--resolution", "1000"], "--resolution: must be a multiple of 16"),
+        (["--gpu-memory-gib", "12", "--model", "/nope"], "--model: must be a diffusers FLUX folder"),
+    ],
+)
+def test_plan_command_names_a_bad_argument(tmp_path, extra, named):
+    rc, p = run_cli("plan", None, tmp_path, extra=extra)
+    assert rc == 2 and not p.events
+    assert named in p.stderr
