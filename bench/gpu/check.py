@@ -14,17 +14,21 @@ Sections (`--sections a,b` runs a subset, in this order):
                   trained by `kiln_trainer train` at 1024 px, rank 16, adamw8bit, checkpointing,
                   40 steps with a checkpoint and a sample: s/step, peak memory, load and sample time
   generate        `kiln_trainer generate` at 1024 px with that LoRA
+  time_to_lora    the trainer's whole run, 200 steps at 1024 px, and 1000 steps extrapolated
+                  (time_to_lora.py)
+  generate        `kiln_trainer generate` at 1024 px with pipeline_train's LoRA, or time_to_lora's
   step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
                   and the product's own (kiln_trainer.train), with MFU
   speed           the product's step at 512 and 1024 px for each plan: plain, checkpointed,
-                  selective checkpointing, compiled, fp8 matmuls, and the planner's choice under 24 and 12 GiB
-                  caps: s/step, peak memory, MFU, losses against plain's (speed.py)
-  time_to_lora    the trainer's whole run, 200 steps at 1024 px, and 1000 steps extrapolated
+                  selective checkpointing, compiled, fp8 matmuls, the planner's choice under 24 and
+                  12 GiB caps, and FULL under an 80 GiB cap: s/step, peak memory, MFU, losses
+                  against plain's (speed.py)
+  converge        200 steps at 512 px of plain, compiled, nf4 and int8: each loss curve against
+                  plain's (speed.py)
 
---compile and --quantize nf4|int8 apply to every section that trains; a section's `ok` means
-what it means without them. All six need more device time than one session has: run
-`--sections tiny_train,pipeline_train,generate`, then `--sections speed`; time_to_lora and
-step_bench when another session has the time.
+--compile, --quantize nf4|int8 and --expandable-segments apply to every section that trains; a
+section's `ok` means what it means without them. All seven need more device time than one
+session has: bench/gpu/README.md gives the order of calls.
 
 Each section runs in its own process group under a time cap (`--cap name=seconds`), so a crash
 or a hang in one (a CUDA illegal memory access poisons its process) costs only that section.
@@ -45,18 +49,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import speed
+import time_to_lora as ttl
 
 HERE = Path(__file__).resolve().parent
 TRAINER = HERE.parents[1] / "trainer"
 sys.path[:0] = [str(HERE), str(TRAINER)]
 
-SECTIONS = ("tiny_train", "pipeline_train", "generate", "step_bench", "speed", "time_to_lora")
-# A device call may run 10 minutes and a session holds 15 of device time, machine start included:
-# tiny_train, pipeline_train and generate (415 s) make one call, speed (300 s) the next. A machine
-# starts in about 35 s; tiny_train and speed together took 222 s on an H200.
-CAPS = {"tiny_train": 90, "pipeline_train": 240, "generate": 85, "step_bench": 100, "speed": 300, "time_to_lora": 240}
+SECTIONS = ("tiny_train", "pipeline_train", "time_to_lora", "generate", "step_bench", "speed", "converge")
+# A device call may run 10 minutes and a session holds 15 of device time, machine start included
+# (about 35 s); tiny_train and speed together took 222 s on an H200.
+CAPS = dict(tiny_train=90, pipeline_train=240, time_to_lora=300, generate=85, step_bench=100, speed=300, converge=420)
 COMPILE_SECONDS = 150
-TINY_CAPS = {"tiny_train": 90, "pipeline_train": 60, "generate": 45, "step_bench": 45, "speed": 150, "time_to_lora": 90}
+TINY_CAPS = dict(tiny_train=90, pipeline_train=60, time_to_lora=90, generate=45, step_bench=45, speed=150, converge=120)
+TRAINING_SECTIONS = ("tiny_train", "pipeline_train", "time_to_lora", "speed", "converge")
 PROMPT = "a photo of [trigger] bands"
 DRAW_PROMPT = "a red circle on a white background"  # a scene the pretrained tiny model knows
 
@@ -272,7 +277,8 @@ def generate(args):
 
     res = 64 if args.tiny else 1024
     source, write_s = pipeline_source(args)
-    lora = args.work / "pipeline_train" / "output" / "lora.safetensors"
+    trained = [args.work / run / "output" / "lora.safetensors" for run in ("pipeline_train", "time_to_lora")]
+    lora = next((p for p in trained if p.is_file()), trained[0])
     spec = dict(
         version=1,
         base_model_path=source,
@@ -295,6 +301,7 @@ def generate(args):
         wall_seconds=round(time.time() - t0, 1),
         trainer_seconds=of(ev, "completed")[0]["wall_seconds"],
         with_lora=lora.is_file(),
+        lora_from=lora.parent.parent.name if lora.is_file() else None,
         images=len(of(ev, "image")),
         pixel_std=float(pixels.std()),
     )
@@ -389,16 +396,17 @@ def time_to_lora(args):
     def data(res):
         return synthetic.bands(str(args.work / f"ttl-data-{res}"), n=12, size=res, caption=PROMPT)
 
-    return speed.time_to_lora(args, pipeline_source, spec_common, TRAINER, data)
+    return ttl.run(args, pipeline_source, spec_common, TRAINER, data)
 
 
 RUNNERS = {
     "tiny_train": tiny_train,
     "pipeline_train": pipeline_train,
+    "time_to_lora": time_to_lora,
     "generate": generate,
     "step_bench": step_bench,
     "speed": speed.speed,
-    "time_to_lora": time_to_lora,
+    "converge": speed.converge,
 }
 
 
@@ -476,9 +484,10 @@ SHOWN = {
         "write_seconds",
         "final_loss",
     ],
-    "generate": ["wall_seconds", "trainer_seconds", "with_lora"],
+    "generate": ["wall_seconds", "trainer_seconds", "lora_from"],
     "step_bench": ["card", "attention"],
     "speed": ["card", "attention"],
+    "converge": ["card", "resolution", "steps", "window"],
     "time_to_lora": [
         "s_per_step",
         "start_seconds",
@@ -494,19 +503,27 @@ SHOWN = {
 
 def print_table(report):
     print(f"\n# {report['device']['name']} | " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v))
+    flags = ", ".join(f"--{k.replace('_', '-')}{'' if v is True else f' {v}'}" for k, v in report["flags"].items() if v)
+    print(f"flags: {flags or 'none'}")
     print(f"{'section':<15} {'status':<7} {'seconds':>7}  figures")
     for name, r in report["sections"].items():
         figs = r.get("error") or ", ".join(f"{k} {fmt(r[k])}" for k in SHOWN[name] if k in r)
         print(f"{name:<15} {r['status']:<7} {r['seconds']:>7}  {figs}")
         for row in r.get("rows", []):
             peak = row.get("peak_mem_gib")
-            if "plan" in row:  # speed
+            if "plan" in row:  # speed, converge
                 what = (
                     f"{row['plan']:<13} {row['resolution']}px {row['quantize'] or 'none':<4} "
                     f"ckpt {row['checkpointed_blocks']:>2}{' compiled' if row['compiled'] else ''}"
-                    f"{' fp8' if row.get('fp8') else ''}"
+                    f"{' fp8' if row.get('fp8') else ''}{' FULL' if row['training_type'] == 'FULL' else ''}"
                 )
                 loss = f"loss gap {fmt(row.get('loss_gap'))}"
+                if "last_mean" in row:
+                    loss = (
+                        f"last {r['window']} mean {fmt(row['last_mean'])} "
+                        f"({fmt(row.get('last_vs_plain'))} vs plain, matches {row.get('matches_plain')})"
+                    )
+                loss += f", stream {row.get('stream_dtype')}, alloc retries {row.get('alloc_retries')}"
             else:
                 ckpt = "on " if row["gradient_checkpointing"] else "off"
                 what = f"{row['step']:<9} {row['resolution']}px ckpt {ckpt}"
@@ -531,6 +548,15 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
     ap.add_argument("--quantize", choices=("nf4", "int8"), help="quantize the frozen base")
     ap.add_argument("--speed-rows", help="only these rows of the speed section, comma-separated")
+    ap.add_argument("--converge-rows", help="only these rows of the converge section (plain always runs)")
+    ap.add_argument(
+        "--profile", action="store_true", help="profile one more step of each speed row (OUT/profile-*.txt)"
+    )
+    ap.add_argument(
+        "--expandable-segments",
+        action="store_true",
+        help="PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True for every section (less fragmentation near a cap)",
+    )
     ap.add_argument("--section-child", choices=SECTIONS, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -539,7 +565,7 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
     args.caps = dict(TINY_CAPS if args.tiny else CAPS)
     if args.compile:  # compiling costs time up front (minutes on a busy CPU); --cap still has the last word
-        for name in ("tiny_train", "pipeline_train", "speed", "time_to_lora"):
+        for name in TRAINING_SECTIONS:
             args.caps[name] += COMPILE_SECONDS
     for c in args.cap:
         name, _, secs = c.partition("=")
@@ -571,10 +597,15 @@ def main(argv=None):
         *(["--compile"] if args.compile else []),
         *(["--quantize", args.quantize] if args.quantize else []),
         *(["--speed-rows", args.speed_rows] if args.speed_rows else []),
+        *(["--converge-rows", args.converge_rows] if args.converge_rows else []),
+        *(["--profile"] if args.profile else []),
         *(f"--cap={n}={s}" for n, s in args.caps.items()),
     ]
+    if args.expandable_segments:  # read when CUDA starts: every section (and trainer) is a new process
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
     device, versions = environment(args.device)
-    report = {"device": device, "versions": versions, "sections": {}}
+    flags = dict(compile=args.compile, quantize=args.quantize, expandable_segments=args.expandable_segments)
+    report = {"device": device, "versions": versions, "flags": flags, "sections": {}}
     for name in [s for s in SECTIONS if s in names]:
         print(f"# {name} (cap {args.caps[name]} s) ...", flush=True)
         report["sections"][name] = run_section(name, args, extra)

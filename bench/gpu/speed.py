@@ -1,198 +1,336 @@
-"""check.py's `speed` and `time_to_lora` sections: how fast the product trains, plan by plan,
-and how long a whole LoRA takes from the trainer's start to its exported weights.
+"""check.py's `speed` and `converge` sections: the product's own training step (train.forward_backward
++ train.optimizer_step: fp32 LoRA, autocast, adamw8bit, clipping, the non-finite guard) on the
+FLUX.1-dev transformer (random weights made on the card), batch 1, one row per setup.
 
-speed         the product's own step (train.forward_backward + train.optimizer_step: fp32 LoRA,
-              autocast, adamw8bit, clipping, the non-finite guard) on the FLUX.1-dev transformer
-              (random weights made on the card) at 512 and 1024 px, batch 1, one row per plan:
-                plain         bf16 base, no checkpointing
-                checkpointed  every block checkpointed (the trainer's default)
-                selective@40  the planner's checkpointed blocks for a 40 GiB card, under that cap
-                compiled      plain, each block torch.compile'd
-                fp8           plain, the block linears as torchao float8 matmuls (Ada/Hopper)
-                int8, nf4     the base quantized so, every block checkpointed, no cap
-                plan@24       the planner's choice for a 24 GiB card, under that cap
-                plan@12       the planner's choice for a 12 GiB card, under that cap
-              Every row starts from the same LoRA and sees the same inputs and noise, so its
-              losses are comparable step for step with plain's: `loss_gap` is the largest
-              difference. Caps use torch.cuda.set_per_process_memory_fraction. Each row carries
-              the planner's estimate of its training peak beside the measured one.
-time_to_lora  `kiln_trainer train` on the FLUX.1-dev pipeline folder, 200 steps at 1024 px with the
-              product's sampling and saving, each event timed as it arrives; the 1000-step time is
-              extrapolated from its fixed costs (start to the first step, samples, checkpoints,
-              export) and its step time, with the product's defaults (a sample round every 250
-              steps and at 0, one checkpoint at the end).
+speed     512 and 1024 px, 2 warm-up and 5 timed steps a row:
+            plain         bf16 base, no checkpointing
+            checkpointed  every block checkpointed
+            selective@40  the planner's checkpointed blocks for a 40 GiB card, under that cap
+            fp8           plain, the block linears as torchao float8 matmuls (Ada/Hopper)
+            int8, nf4     the base quantized so, every block checkpointed, no cap
+            plan@24       the planner's choice for a 24 GiB card, under that cap
+            plan@12       the planner's choice for a 12 GiB card, under that cap
+            full@80       FULL fine-tuning as the planner sets it for an 80 GiB card (its trained
+                          weights' dtype, every block checkpointed), under that cap
+            compiled      plain, each block torch.compile'd
+          `loss_gap` is the largest step-for-step difference from plain's losses.
+converge  200 steps at 512 px of plain, compiled, nf4 and int8 (nothing checkpointed, no cap):
+          the issue's test that a speed option does not hurt the loss curve. A row matches plain
+          when the mean of its last 50 losses is within 2% of plain's (set before any GPU run).
 
---tiny runs both on tiny shapes on a CPU; a plan row there applies the FLUX.1-dev plan's
+Every LoRA row starts from the same LoRA and sees the same inputs and noise, so its losses are
+comparable step for step with plain's. Caps use torch.cuda.set_per_process_memory_fraction.
+Each row carries the planner's estimate of its training peak beside the measured one, the
+dtype of the residual stream entering the last block, and the caching allocator's retries (each
+one frees cached blocks and synchronizes: the cost of running close to a cap).
+
+--tiny runs both on tiny shapes (64 px only) on a CPU; a plan row there applies the FLUX.1-dev plan's
 quantization and checkpointed fraction to the tiny model, so every code path still runs."""
 
 import functools
 import gc
 import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 import time
 
-CAPPED_ROWS = {"selective@40": 40, "plan@24": 24, "plan@12": 12}
+CAPPED_ROWS = {"selective@40": 40, "plan@24": 24, "plan@12": 12, "full@80": 80}
 # compiled last: its compile time is the least predictable, and a section cut at its cap keeps
-# the rows printed before it in speed.log
-ROWS = ("plain", "checkpointed", "selective@40", "fp8", "int8", "nf4", "plan@24", "plan@12", "compiled")
+# the rows printed before it in the section's log
+ROWS = ("plain", "checkpointed", "selective@40", "fp8", "int8", "nf4", "plan@24", "plan@12", "full@80", "compiled")
+CONVERGE_ROWS = ("plain", "compiled", "nf4", "int8")
+CONVERGE_STEPS, CONVERGE_WINDOW, CONVERGE_TOLERANCE = 200, 50, 0.02
 
 
 @functools.cache
-def flux_plan(cap, resolution):
+def flux_plan(cap, resolution, training_type="LORA"):
     from kiln_trainer import memory
 
-    return memory.plan(**memory.model_inputs(None, 16), gpu_memory_gib=cap, resolution=resolution, training_type="LORA")
+    return memory.plan(
+        **memory.model_inputs(None, 16),
+        gpu_memory_gib=cap,
+        resolution=resolution,
+        training_type=training_type,
+        gradient_checkpointing="auto" if training_type == "LORA" else True,
+    )
 
 
-def row_setup(name, args, blocks_total, resolution):
-    """(quantize, checkpointed blocks, compile, memory cap GiB or None) for a row."""
-    quantize, compile_ = args.quantize, args.compile or name == "compiled"
-    if name in ("plain", "compiled", "fp8"):
-        return quantize, 0, compile_, None
+def speed_setup(name, args, blocks_total, resolution):
+    """How a speed row trains: quantize, checkpointed blocks, compile, cap in GiB or None,
+    fp8 matmuls, training type, trained weights' bytes."""
+    row = dict(
+        quantize=args.quantize,
+        checkpointed=0,
+        compile=args.compile or name == "compiled",
+        cap=None,
+        fp8=name == "fp8",
+        training_type="LORA",
+        trainable_bytes=4,
+    )
     if name == "checkpointed":
-        return quantize, blocks_total, compile_, None
-    if name in ("int8", "nf4"):
-        return name, blocks_total, compile_, None
-    cap = CAPPED_ROWS[name]
-    plan = flux_plan(cap, 1024 if args.tiny else resolution)
-    blocks = round(plan["checkpointed_blocks"] / plan["blocks"] * blocks_total)
-    if name.startswith("plan@"):
-        quantize = plan["quantize"] or quantize
-    return quantize, blocks, compile_, None if args.tiny else cap
+        row["checkpointed"] = blocks_total
+    elif name in ("int8", "nf4"):
+        row.update(quantize=name, checkpointed=blocks_total)
+    elif name in CAPPED_ROWS:
+        full = name == "full@80"
+        plan = flux_plan(CAPPED_ROWS[name], 1024 if args.tiny else resolution, "FULL" if full else "LORA")
+        row["checkpointed"] = round(plan["checkpointed_blocks"] / plan["blocks"] * blocks_total)
+        row["cap"] = None if args.tiny else CAPPED_ROWS[name]
+        if name.startswith("plan@"):
+            row["quantize"] = plan["quantize"] or args.quantize
+        if full:
+            row.update(
+                quantize=None, training_type="FULL", trainable_bytes=4 if plan["trainable_dtype"] == "fp32" else 2
+            )
+    return row
+
+
+def converge_setup(name, args, blocks_total, resolution):
+    return dict(
+        speed_setup("plain", args, blocks_total, resolution),
+        quantize=name if name in ("nf4", "int8") else args.quantize,
+        compile=args.compile or name == "compiled",
+    )
+
+
+class Bench:
+    """The FLUX.1-dev transformer on the card, rebuilt only when a row needs another base, and the
+    product's step on it."""
+
+    def __init__(self, args):
+        import torch
+
+        import flux_lora_step as bench
+        from kiln_trainer import memory, models, numerics
+
+        self.args, self.bench = args, bench
+        self.device = models.pick_device(args.device)
+        self.dtype = torch.float32 if args.tiny else torch.bfloat16
+        self.attention = numerics.configure_attention()
+        self.cfg = bench.TINY if args.tiny else bench.FLUX_DEV
+        self.n_txt = bench.T5_TOKENS["tiny" if args.tiny else "full"]
+        self.peak, self.card = bench.detect_peak_tflops(self.device, None)
+        cuda = self.device.type == "cuda"
+        self.total_gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30 if cuda else None
+        self.index = (
+            (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
+        )
+        self.guard = numerics.Guard(
+            numerics.describe(self.dtype, self.attention, numerics.versions(self.device)), lambda *a, **k: None
+        )
+        self.shapes = memory.shapes(self.cfg, bench.LORA_RANK)  # for each row's estimate
+        self.blocks_total = self.cfg["num_layers"] + self.cfg["num_single_layers"]
+        self.model, self.key = None, None
+
+    def inputs(self, res):
+        import torch
+
+        lat, g = res // 8, torch.Generator("cpu").manual_seed(0)
+        shapes = [
+            (1, 16, lat, lat),
+            (1, self.n_txt, self.cfg["joint_attention_dim"]),
+            (1, self.cfg["pooled_projection_dim"]),
+        ]
+        return [torch.randn(s, generator=g).to(self.device) for s in shapes]
+
+    def estimate_gib(self, setup, res):
+        from kiln_trainer import memory
+
+        est = memory.estimate(
+            self.shapes,
+            resolution=res,
+            batch=1,
+            text_tokens=self.n_txt,
+            training_type=setup["training_type"],
+            optimizer="adamw8bit",
+            quantize=setup["quantize"],
+            checkpointed=setup["checkpointed"],
+            trainable_bytes=setup["trainable_bytes"],
+            compute_bytes=self.dtype.itemsize,
+        )
+        return round(est["training"] / memory.GIB, 2)
+
+    def prepare(self, setup):
+        """The model and its trained parameters for a row. Quantizing, fp8 and a full fine-tune's
+        training change the base for good, so those rebuild it."""
+        import torch
+        from peft.tuners.lora import LoraLayer
+
+        from kiln_trainer import blocks, lora, quantize as lowbit
+
+        key = (setup["quantize"], setup["fp8"], setup["training_type"])
+        if self.model is None or self.key != key or setup["training_type"] == "FULL":
+            self.model = self.params = self.adapters = None  # every reference, or the old base outlives the build
+            self.release()
+            torch.manual_seed(0)  # the same random base for every row
+            self.model = self.bench.build_model(self.cfg, self.device, self.dtype)
+            if setup["quantize"]:
+                lowbit.quantize_blocks(self.model, setup["quantize"], self.device, self.dtype)
+            if setup["fp8"]:
+                blocks.fp8_each(self.model, self.device)  # raises FP8Unsupported below Ada
+            if setup["training_type"] == "FULL":
+                self.model.requires_grad_(True)
+                self.params, self.adapters = list(self.model.parameters()), []
+                if setup["trainable_bytes"] == 4:
+                    from kiln_trainer import numerics
+
+                    numerics.trainable_to_fp32(self.params)
+            else:
+                self.params = lora.add_lora(self.model, self.bench.LORA_RANK, 0)
+                self.adapters = [m for m in self.model.modules() if isinstance(m, LoraLayer)]
+            self.key = key
+        torch.manual_seed(0)  # the same LoRA start for every row
+        for layer in self.adapters:
+            layer.reset_lora_parameters("default", True)
+        self.model.train()
+        blocks.checkpoint_first(self.model, setup["checkpointed"])
+        if setup["compile"]:
+            blocks.compile_each(self.model)
+
+    def profile(self, label, opt, x0, seq, pooled, step):
+        """One more step under torch.profiler: its kernels by time, written to OUT/profile-<label>.txt,
+        to see where a step's time goes beyond the matmuls."""
+        import torch
+        from torch.profiler import ProfilerActivity
+
+        from kiln_trainer import train
+
+        cuda = self.device.type == "cuda"
+        activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+        noise, sigmas = train.step_noise(0, step, 0, x0.shape)
+        with torch.profiler.profile(activities=activities) as prof:
+            loss = train.forward_backward(
+                self.model, x0, seq, pooled, noise.to(self.device), sigmas.to(self.device), 1.0, self.dtype
+            )
+            train.optimizer_step(self.params, opt, self.guard, step + 1, loss)
+            self.bench.sync(self.device)
+        events = prof.key_averages()
+        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        path = self.args.out / f"profile-{label}.txt"
+        path.write_text(events.table(sort_by=sort, row_limit=40))
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA] if cuda else []
+        return dict(file=path.name, cuda_kernels=len(kernels), cpu_ops=sum(e.count for e in events))
+
+    def release(self):
+        import torch
+
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def run(self, name, setup, res, warmup, steps):
+        """One row: `steps` timed steps after `warmup` ones, as a dict for check.json."""
+        import torch
+
+        from kiln_trainer import blocks, train
+
+        row = dict(
+            plan=name,
+            resolution=res,
+            quantize=setup["quantize"],
+            checkpointed_blocks=setup["checkpointed"],
+            compiled=setup["compile"],
+            fp8=setup["fp8"],
+            training_type=setup["training_type"],
+            cap_gib=setup["cap"],
+            estimated_peak_gib=self.estimate_gib(setup, res),
+        )
+        if setup["fp8"] and setup["quantize"]:
+            return dict(row, status="skipped: fp8 runs on a bf16 base, not with --quantize")
+        try:
+            self.prepare(setup)
+        except blocks.FP8Unsupported as e:
+            self.model = None
+            return dict(row, status=f"unsupported: {e}")
+        x0, seq, pooled = self.inputs(res)
+        stream = []
+        hook = blocks.blocks(self.model)[-1].register_forward_pre_hook(
+            lambda m, a, kw: stream.append(str((a[0] if a else kw["hidden_states"]).dtype).removeprefix("torch.")),
+            with_kwargs=True,
+        )
+        opt, _ = train.make_optimizer("adamw8bit", self.params, 1e-4)
+        full = setup["training_type"] == "FULL"
+        fl = self.bench.step_flops(
+            self.bench.flux_flops(self.cfg, (res // 16) ** 2, self.n_txt, 1), setup["checkpointed"] > 0
+        )
+        flops = fl["step_3x" if full else "step_lora"]  # a full fine-tune also needs every weight's gradient
+        cuda = self.device.type == "cuda"
+        if cuda:
+            self.release()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            row["base_gib"] = torch.cuda.memory_allocated(self.device) / 2**30  # model, trained weights, inputs
+            retries = torch.cuda.memory_stats(self.device).get("num_alloc_retries", 0)
+            if setup["cap"]:
+                torch.cuda.set_per_process_memory_fraction(min(1.0, setup["cap"] / self.total_gib), self.index)
+        times, losses = [], []
+        try:
+            for i in range(warmup + steps):
+                noise, sigmas = train.step_noise(0, i, 0, x0.shape)
+                self.bench.sync(self.device)
+                t = time.perf_counter()
+                loss = train.forward_backward(
+                    self.model, x0, seq, pooled, noise.to(self.device), sigmas.to(self.device), 1.0, self.dtype
+                )
+                train.optimizer_step(self.params, opt, self.guard, i + 1, loss)
+                self.bench.sync(self.device)
+                times.append(time.perf_counter() - t)
+                losses.append(loss)
+            if self.args.profile:
+                row["profile"] = self.profile(f"{name}-{res}", opt, x0, seq, pooled, warmup + steps)
+            s = statistics.mean(times[warmup:])
+            row.update(
+                status="ok",
+                sec_per_step=s,
+                compile_and_first_steps_seconds=sum(times[:warmup]),
+                peak_mem_gib=torch.cuda.max_memory_allocated(self.device) / 2**30 if cuda else None,
+                alloc_retries=torch.cuda.memory_stats(self.device).get("num_alloc_retries", 0) - retries
+                if cuda
+                else None,
+                stream_dtype=stream[0] if stream else None,
+                losses=losses,
+                loss_finite=all(map(math.isfinite, losses)),
+                achieved_tflops=flops / 1e12 / s,
+                mfu=flops / 1e12 / s / self.peak if self.peak else None,
+            )
+        except torch.OutOfMemoryError:
+            row["status"] = "oom"
+        except Exception as e:  # a row that breaks (a compile, a kernel) is a finding; the rest still run
+            row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        finally:
+            hook.remove()
+            opt = None
+            if cuda:
+                torch.cuda.set_per_process_memory_fraction(1.0, self.index)
+            if setup["compile"]:
+                for b in blocks.blocks(self.model):
+                    b._compiled_call_impl = None  # the next row runs eagerly unless it compiles
+                torch._dynamo.reset()
+        print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
+        return row
+
+
+def chosen(names, wanted, section):
+    if not wanted:
+        return list(names)
+    unknown = set(wanted.split(",")) - set(names)
+    if unknown:
+        raise SystemExit(f"unknown {section} rows {sorted(unknown)}; choose from {', '.join(names)}")
+    return [r for r in names if r in wanted.split(",")]
 
 
 def speed(args):
-    import torch
-    from peft.tuners.lora import LoraLayer
-
-    import flux_lora_step as bench
-    from kiln_trainer import blocks, lora, memory, models, numerics, quantize as lowbit, train
-
-    device = models.pick_device(args.device)
-    dtype = torch.float32 if args.tiny else torch.bfloat16
-    attention = numerics.configure_attention()
-    cfg = bench.TINY if args.tiny else bench.FLUX_DEV
-    n_txt = bench.T5_TOKENS["tiny" if args.tiny else "full"]
-    peak, card = bench.detect_peak_tflops(device, None)
-    warmup, steps = (1, 3) if args.tiny else (2, 5)
-    total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else None
-    index = (device.index if device.index is not None else torch.cuda.current_device()) if total_gib else None
-    guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
-    shapes = memory.shapes(cfg, bench.LORA_RANK)  # to set each row's estimate beside its measured peak
-    rows, model, model_quant = [], None, "unbuilt"
-    plain_losses, inputs = {}, {}
-    for res in (64, 128) if args.tiny else (512, 1024):
-        lat = res // 8
-        g = torch.Generator("cpu").manual_seed(0)
-        inputs[res] = [
-            torch.randn(s, generator=g).to(device)
-            for s in [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])]
-        ]
-    # rows outside, resolutions inside: the base is rebuilt only when a row quantizes it differently
-    for name in [r for r in ROWS if r in args.speed_rows.split(",")] if args.speed_rows else ROWS:
-        for res, (x0, seq, pooled) in inputs.items():
-            quantize, ckpt_blocks, compile_, cap = row_setup(
-                name, args, cfg["num_layers"] + cfg["num_single_layers"], res
-            )
-            fp8 = name == "fp8"
-            row = dict(plan=name, resolution=res, quantize=quantize, checkpointed_blocks=ckpt_blocks, compiled=compile_)
-            estimate = memory.estimate(
-                shapes,
-                resolution=res,
-                batch=1,
-                text_tokens=n_txt,
-                training_type="LORA",
-                optimizer="adamw8bit",
-                quantize=quantize,
-                checkpointed=ckpt_blocks,
-                trainable_bytes=4,
-                compute_bytes=dtype.itemsize,
-            )
-            row.update(fp8=fp8, cap_gib=cap, estimated_peak_gib=round(estimate["training"] / memory.GIB, 2))
-            if fp8 and quantize:
-                rows.append(dict(row, status="skipped: fp8 runs on a bf16 base, not with --quantize"))
-                continue
-            if model is None or model_quant != (quantize, fp8):  # neither change can be undone
-                model = params = adapters = None  # every reference, or the old base outlives the build
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                torch.manual_seed(0)  # the same random base for every row
-                model = bench.build_model(cfg, device, dtype)
-                if quantize:
-                    lowbit.quantize_blocks(model, quantize, device, dtype)
-                model_quant = (quantize, fp8)
-                if fp8:
-                    try:
-                        blocks.fp8_each(model, device)
-                    except blocks.FP8Unsupported as e:
-                        model = None
-                        rows.append(dict(row, status=f"unsupported: {e}"))
-                        continue
-                params = lora.add_lora(model, bench.LORA_RANK, 0)
-                adapters = [m for m in model.modules() if isinstance(m, LoraLayer)]
-            torch.manual_seed(0)  # the same LoRA start for every row
-            for layer in adapters:
-                layer.reset_lora_parameters("default", True)
-            model.train()
-            blocks.checkpoint_first(model, ckpt_blocks)
-            if compile_:
-                blocks.compile_each(model)
-            opt, _ = train.make_optimizer("adamw8bit", params, 1e-4)
-            fl = bench.step_flops(bench.flux_flops(cfg, (res // 16) ** 2, n_txt, 1), ckpt_blocks > 0)
-            if device.type == "cuda":
-                gc.collect()
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(device)
-                row["base_gib"] = torch.cuda.memory_allocated(device) / 2**30  # model, LoRA, optimizer, inputs
-                if cap:
-                    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_gib), index)
-            times, losses = [], []
-            try:
-                for i in range(warmup + steps):
-                    noise, sigmas = train.step_noise(0, i, 0, x0.shape)
-                    bench.sync(device)
-                    t = time.perf_counter()
-                    noise, sigmas = noise.to(device), sigmas.to(device)
-                    loss = train.forward_backward(model, x0, seq, pooled, noise, sigmas, 1.0, dtype)
-                    train.optimizer_step(params, opt, guard, i + 1, loss)
-                    bench.sync(device)
-                    times.append(time.perf_counter() - t)
-                    losses.append(loss)
-                s = statistics.mean(times[warmup:])
-                row.update(
-                    status="ok",
-                    sec_per_step=s,
-                    compile_and_first_steps_seconds=sum(times[:warmup]),
-                    peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
-                    losses=losses,
-                    loss_finite=all(map(math.isfinite, losses)),
-                    achieved_tflops=fl["step_lora"] / 1e12 / s,
-                    mfu=fl["step_lora"] / 1e12 / s / peak if peak else None,
-                )
-                if name == "plain":
-                    plain_losses[res] = losses
-                if res in plain_losses:
-                    row["loss_gap"] = max(abs(a - b) for a, b in zip(losses, plain_losses[res], strict=True))
-            except torch.OutOfMemoryError:
-                row["status"] = "oom"
-            except Exception as e:  # a row that breaks (a compile, a kernel) is a finding; the rest still run
-                row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-            finally:
-                opt = None
-                if device.type == "cuda":
-                    torch.cuda.set_per_process_memory_fraction(1.0, index)
-                if compile_:
-                    for b in blocks.blocks(model):
-                        b._compiled_call_impl = None  # the next row runs eagerly unless it compiles
-                    torch._dynamo.reset()
+    b = Bench(args)
+    rows, plain = [], {}
+    # rows outside, resolutions inside: the base is rebuilt only when a row needs another one
+    for name in chosen(ROWS, args.speed_rows, "speed"):
+        for res in (64,) if args.tiny else (512, 1024):  # one size is enough to run every path on a CPU
+            row = b.run(name, speed_setup(name, args, b.blocks_total, res), res, *((1, 3) if args.tiny else (2, 5)))
+            if row["status"] == "ok" and name == "plain":
+                plain[res] = row["losses"]
+            if row["status"] == "ok" and res in plain and row["training_type"] == "LORA":
+                row["loss_gap"] = max(abs(x - y) for x, y in zip(row["losses"], plain[res], strict=True))
             rows.append(row)
-            print(json.dumps(row), flush=True)
-    out = dict(card=card, peak_tflops=peak, attention=attention, rows=rows)
+    out = dict(card=b.card, peak_tflops=b.peak, attention=b.attention, rows=rows)
     # ok: every row that ran has finite losses; the uncapped bf16 rows must run at all
     out["ok"] = all(r["loss_finite"] for r in rows if r["status"] == "ok") and all(
         r["status"] == "ok" for r in rows if r["plan"] in ("plain", "checkpointed")
@@ -200,107 +338,28 @@ def speed(args):
     return out
 
 
-# ----------------------------------------------------------------------------- time to LoRA
-
-DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY = 250, 2000  # the API's defaults
-
-
-def timed_trainer(cmd, spec_path, trainer_dir, timeout):
-    """`python -m kiln_trainer`, each stdout event stamped with seconds since the start."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trainer_dir), os.environ.get("PYTHONPATH", "")])}
-    t0 = time.time()
-    p = subprocess.Popen(
-        [sys.executable, "-m", "kiln_trainer", cmd, "--spec", str(spec_path), "--no-watch-stdin"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"},
-    )
-    events = []
-    for line in p.stdout:
-        if line.startswith("{"):
-            events.append(dict(json.loads(line), at=time.time() - t0))
-            if time.time() - t0 > timeout:
-                p.kill()
-                break
-    return p.wait(), events, time.time() - t0
-
-
-def extrapolate(events, wall, steps_run, steps_wanted, sample_every_run):
-    """Fixed costs and step time of one run, and the time of a steps_wanted run with the
-    product's sampling and saving."""
-    of = lambda t: [e for e in events if e["type"] == t]  # noqa: E731
-    step_s = statistics.median(e["seconds_per_step"] for e in of("step")[3:])
-    prompts = max(1, len({e["prompt"] for e in of("sample")}))
-    rounds_run = 1 + steps_run // sample_every_run  # step 0 and every sample_every, the last included
-    sample_s = sum(e["seconds"] for e in of("sample")) / rounds_run
-    ckpt = of("checkpoint")
-    ckpt_s = 0.0
-    for c in ckpt:  # a checkpoint's time: from the step before it to it
-        before = [e["at"] for e in events if e["type"] == "step" and e["at"] <= c["at"]]
-        ckpt_s += c["at"] - before[-1] if before else 0.0
-    ckpt_s /= max(1, len(ckpt))
-    start = of("started")[0]["at"]
-    export_s = wall - max(e["at"] for e in events if e["type"] in ("step", "sample", "checkpoint"))
-    rounds = 1 + steps_wanted // DEFAULT_SAMPLE_EVERY
-    saves = max(1, steps_wanted // DEFAULT_SAVE_EVERY)
-    total = start + steps_wanted * step_s + rounds * sample_s + saves * ckpt_s + export_s
-    return dict(
-        start_seconds=round(start, 1),
-        load_seconds=of("started")[0]["load_seconds"],
-        s_per_step=step_s,
-        sample_round_seconds=round(sample_s, 2),
-        sample_prompts=prompts,
-        checkpoint_seconds=round(ckpt_s, 2),
-        export_seconds=round(export_s, 2),
-        measured_wall_seconds=round(wall, 1),
-        extrapolated_seconds=round(total, 1),
-    )
-
-
-def time_to_lora(args, pipeline_source, spec_common, trainer_dir, data_for):
-    res = 64 if args.tiny else 1024
-    steps, sample_every = (20, 10) if args.tiny else (200, 100)
-    source, write_s = pipeline_source(args)
-    spec = dict(
-        spec_common(args),
-        base_model_path=source,
-        dataset_dir=data_for(res),
-        work_dir=str(args.work / "time_to_lora"),
-        resolution=[res],
-        steps=steps,
-        save_every=sample_every,
-        sample_every=sample_every,
-        sample_steps=2 if args.tiny else 25,
-        sample_prompts=["a photo of sks bands"],
-        learning_rate=1e-4,
-        rank=16,
-        resume=False,
-        cache_latents=False,  # a new task's first run: nothing cached
-        cache_text_embeddings=False,
-    )
-    if args.quantize:
-        spec["quantize"] = args.quantize
-    if args.compile:
-        spec["compile"] = True
-    path = args.work / "time_to_lora.json"
-    path.write_text(json.dumps(spec, indent=1))
-    rc, events, wall = timed_trainer("train", path, trainer_dir, args.budget - write_s - 10)
-    done = [e for e in events if e["type"] == "completed"]
-    if rc != 0 or not done:
-        errors = [e["message"] for e in events if e["type"] == "error"]
-        return dict(error=errors[-1] if errors else f"trainer exited with code {rc}", write_seconds=write_s)
-    losses = [e["loss"] for e in events if e["type"] == "step"]
-    out = dict(
-        resolution=res,
-        steps=steps,
-        write_seconds=round(write_s, 1),
-        memory_plan=next(e for e in events if e["type"] == "started")["memory_plan"]["reason"],
-        peak_gpu_memory_gib=done[0]["peak_gpu_memory_gib"],
-        estimated_peak_gib=next(e for e in events if e["type"] == "started")["memory_plan"]["estimated_peak_gib"],
-        final_loss=done[0]["final_loss"],
-        **extrapolate(events, wall, steps, 1000, sample_every),
-    )
-    out["goal_seconds"] = 480 if res >= 1024 else 240
-    out["meets_goal"] = None if args.tiny else out["extrapolated_seconds"] <= out["goal_seconds"]
-    out["ok"] = len(losses) == steps and all(x is not None and math.isfinite(x) for x in losses)
+def converge(args):
+    b = Bench(args)
+    res = 64 if args.tiny else 512
+    steps = 20 if args.tiny else CONVERGE_STEPS
+    window = min(CONVERGE_WINDOW, steps // 2)
+    names = chosen(CONVERGE_ROWS, args.converge_rows, "converge")
+    if "plain" not in names:
+        names.insert(0, "plain")  # the reference
+    # the first 2 steps (a compile) are left out of s/step, not out of the losses
+    rows = [b.run(name, converge_setup(name, args, b.blocks_total, res), res, 2, steps - 2) for name in names]
+    plain = rows[0]
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        row["first_mean"] = statistics.mean(row["losses"][:window])
+        row["last_mean"] = statistics.mean(row["losses"][-window:])
+        if plain["status"] == "ok":
+            row["mean_abs_gap"] = statistics.mean(
+                abs(x - y) for x, y in zip(row["losses"], plain["losses"], strict=True)
+            )
+            row["last_vs_plain"] = row["last_mean"] / statistics.mean(plain["losses"][-window:]) - 1
+            row["matches_plain"] = abs(row["last_vs_plain"]) <= CONVERGE_TOLERANCE
+    out = dict(card=b.card, attention=b.attention, resolution=res, steps=steps, window=window, rows=rows)
+    out["ok"] = plain["status"] == "ok" and all(r["loss_finite"] for r in rows if r["status"] == "ok")
     return out

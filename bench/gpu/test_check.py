@@ -16,17 +16,17 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "trainer")]
 def test_tiny_check_on_cpu_runs_every_section(tmp_path):
     out = tmp_path / "out"
     p = subprocess.run(
-        [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+        [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out), "--profile"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     report = json.loads((out / "check.json").read_text())
     assert p.returncode == 0, p.stdout + p.stderr + json.dumps(report, indent=1)
     assert report["device"]["type"] == "cpu" and report["versions"]["bitsandbytes"]
     s = report["sections"]
-    assert list(s) == ["tiny_train", "pipeline_train", "generate", "step_bench", "speed", "time_to_lora"]
+    assert list(s) == ["tiny_train", "pipeline_train", "time_to_lora", "generate", "step_bench", "speed", "converge"]
     assert all(r["status"] == "ok" for r in s.values())
     assert s["tiny_train"]["eval_drop"] >= 0.30 and s["tiny_train"]["all_finite"]
     assert s["tiny_train"]["base_draws_prompt"], s["tiny_train"]["base_sample_middle"]
@@ -35,19 +35,32 @@ def test_tiny_check_on_cpu_runs_every_section(tmp_path):
     # samples: the base model's before the first step, then the last step's
     assert pt["checkpoints"] == [20, 40] and len(pt["sample_seconds"]) == 2 and pt["s_per_step"] > 0
     assert pt["optimizer"] == "adamw8bit" and pt["load_seconds"] > 0
-    assert s["generate"]["with_lora"] and s["generate"]["pixel_std"] > 0
+    assert s["generate"]["lora_from"] == "pipeline_train" and s["generate"]["pixel_std"] > 0
     kinds = [(r["step"], r["gradient_checkpointing"]) for r in s["step_bench"]["rows"]]
     assert kinds == [("product", False), ("product", True), ("idealised", False), ("idealised", True)]
     assert all(r["sec_per_step"] > 0 and r["loss_finite"] for r in s["step_bench"]["rows"])
     rows = {(r["plan"], r["resolution"]): r for r in s["speed"]["rows"]}
-    assert len(rows) == 18 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
-    for res in (64, 128):  # recomputing, or compiling, changes no loss; a quantized base only a little
+    assert len(rows) == 10 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
+    assert all(r["stream_dtype"] == "float32" for r in rows.values())  # the tiny model's dtype, quantized or not
+    for (name, res), r in rows.items():  # one more step of each row, profiled: where its time goes
+        profile = out / r["profile"]["file"]
+        assert profile.name == f"profile-{name}-{res}.txt" and "aten::mm" in profile.read_text()
+    for res in (64,):  # recomputing, or compiling, changes no loss; a quantized base only a little
         assert rows["checkpointed", res]["loss_gap"] == rows["selective@40", res]["loss_gap"] == 0
         assert rows["compiled", res]["compiled"] and rows["compiled", res]["loss_gap"] < 1e-5
         assert rows["plan@24", res]["quantize"] == "int8" and rows["plan@12", res]["quantize"] == "nf4"
         assert 0 < rows["plan@12", res]["loss_gap"] < 0.01
         assert rows["fp8", res]["fp8"] and 0 < rows["fp8", res]["loss_gap"] < 0.01
         assert rows["int8", res]["quantize"] == "int8" and rows["nf4", res]["checkpointed_blocks"] == 2
+        full = rows["full@80", res]  # every block checkpointed, every weight trained: not plain's curve
+        assert full["training_type"] == "FULL" and full["quantize"] is None and full["checkpointed_blocks"] == 2
+        assert full["loss_finite"] and "loss_gap" not in full
+    conv = s["converge"]
+    assert [r["plan"] for r in conv["rows"]] == ["plain", "compiled", "nf4", "int8"]
+    for r in conv["rows"]:
+        assert r["status"] == "ok" and len(r["losses"]) == conv["steps"] == 20 and r["loss_finite"]
+        assert r["checkpointed_blocks"] == 0 and r["matches_plain"], r  # the tiny model moves little in 20 steps
+    assert conv["rows"][1]["compiled"] and conv["rows"][1]["mean_abs_gap"] < 1e-5
     ttl = s["time_to_lora"]
     assert ttl["steps"] == 20 and ttl["s_per_step"] > 0 and ttl["start_seconds"] > 0
     assert ttl["extrapolated_seconds"] > ttl["measured_wall_seconds"] - ttl["start_seconds"]
@@ -74,31 +87,25 @@ def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
     assert t["all_finite"] and t["final_loss"] < 0.5 * t["first_loss"] and t["eval_drop"] >= 0.30
 
 
-def test_a_section_past_its_cap_fails_and_the_rest_still_run(tmp_path):
+def test_generate_uses_time_to_lora_s_lora_and_a_section_past_its_cap_fails_alone(tmp_path):
+    """The order a GPU session runs (time_to_lora, then generate, without pipeline_train); a
+    section cut at its cap fails and the rest still run."""
     out = tmp_path / "out"
+    cmd = [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out)]
     p = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "check.py"),
-            "--tiny",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-            "--sections",
-            "generate,step_bench",
-            "--cap",
-            "generate=1",
-        ],
+        [*cmd, "--sections", "time_to_lora,generate,step_bench", "--cap", "step_bench=1", "--expandable-segments"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert p.returncode == 1
-    s = json.loads((out / "check.json").read_text())["sections"]
-    assert s["generate"]["status"] == "failed" and "timed out after 1 s" in s["generate"]["error"]
-    assert s["step_bench"]["status"] == "ok"
+    assert p.returncode == 1, p.stdout + p.stderr
+    report = json.loads((out / "check.json").read_text())
+    s = report["sections"]
+    assert s["time_to_lora"]["status"] == "ok" and s["generate"]["status"] == "ok"
+    assert s["generate"]["lora_from"] == "time_to_lora"
+    assert s["step_bench"]["status"] == "failed" and "timed out after 1 s" in s["step_bench"]["error"]
+    assert report["flags"]["expandable_segments"] and "--expandable-segments" in p.stdout
 
 
 def test_full_size_pipeline_has_the_published_parameter_counts():

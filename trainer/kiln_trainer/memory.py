@@ -57,8 +57,13 @@ OPTIMIZER_STATE_BYTES = {"adamw": 8.0, "adamw8bit": 2.0 + 8 / 256, "adafactor": 
 ACTIVATION_BYTES = 44.0
 CHECKPOINTED_BYTES = 2.0
 # A quantized base (every block checkpointed) peaked 2.0 GiB above the rest of this model at 1024 px
-# and 0.5 at 512, for NF4 and int8 alike: about 3.5 more blocks' worth of activations. Measured,
-# its cause not yet found.
+# and 0.5 at 512, for NF4 and int8 alike: about 3.5 more blocks' worth of activations. The cause,
+# found since on a CPU: the quantized linears answered CUDA autocast's fp32 layer-norm outputs in
+# fp32, so FLUX's residual stream ran in fp32 and each checkpointed block kept a 4-byte input
+# (1.5 and 0.5 GiB over 56 blocks, plus the block being recomputed). quantize.py now answers in
+# the compute dtype. This stays as a margin until check.py's speed rows measure the fixed path
+# on a GPU (they report the stream's dtype); the quantized peaks should then fall about this much
+# below the estimate, and it goes.
 QUANTIZED_EXTRA_BLOCKS = 3.5
 WORKSPACE_GIB = 0.25  # cuBLAS/attention workspaces, the loss in fp32, one dequantized layer
 # The VAE decoder's last stage runs at full resolution with 128 channels; about six such bf16

@@ -32,10 +32,13 @@ class _WeightOnlyForward:
     compute_dtype = torch.bfloat16
 
     def forward(self, x):
-        out_dtype = x.dtype
+        # The output stays in the compute dtype whatever the input's, as nn.Linear's does under
+        # autocast. CUDA autocast runs layer norms in fp32; handing their fp32 back made FLUX's
+        # residual stream fp32, and every checkpointed block kept twice the bytes (the 2 GiB a
+        # quantized base measured above the memory model on an H200).
         x = x.to(self.compute_dtype)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        return _WeightOnly.apply(x, bias, self).to(out_dtype)
+        return _WeightOnly.apply(x, bias, self)
 
 
 class Nf4Linear(_WeightOnlyForward, bnb.nn.Linear4bit):

@@ -50,6 +50,27 @@ def test_lora_on_a_quantized_base_trains_and_loads_onto_the_full_base(tmp_path, 
     assert after <= 0.8 * before, (before, after)
 
 
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+def test_a_quantized_linear_returns_what_nn_linear_returns_under_autocast(kind):
+    """CUDA autocast hands linears the fp32 output of layer norms; nn.Linear answers in bf16, and
+    so must a quantized one, or FLUX's residual stream turns fp32 and every checkpointed block
+    keeps twice the bytes the memory plan counts."""
+    from kiln_trainer import quantize as lowbit
+
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(128, 64).to(torch.bfloat16)
+    quantized = lowbit._layer(kind, plain, torch.device("cpu"), torch.bfloat16)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(4, 128, dtype=dtype, requires_grad=True)
+        with torch.autocast("cpu", torch.bfloat16):
+            want, got = plain(x), quantized(x)
+        assert got.dtype == want.dtype == torch.bfloat16
+        got.float().sum().backward()
+        assert x.grad.dtype == dtype and torch.isfinite(x.grad).all()
+        # the quantized weight is close to the original; the outputs are too
+        assert (got - want).abs().mean() < 0.1 * want.abs().mean()
+
+
 def test_a_plan_that_does_not_fit_fails_before_loading(tmp_path):
     spec = train_spec(tmp_path, steps=5)
     rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB="0.1"))
