@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,24 @@ def test_full_size_pipeline_has_the_published_parameter_counts():
     counts = {k: sum(p.numel() for p in v.parameters()) for k, v in parts.items() if hasattr(v, "parameters")}
     assert counts == flux_dev.PUBLISHED_PARAMS
     assert parts["tokenizer_2"].model_max_length == 512
+
+
+def test_time_to_lora_cut_at_its_cap_still_reports_what_it_measured(tmp_path):
+    import time_to_lora
+    from kiln_trainer import synthetic
+
+    spec = tmp_path / "spec.json"
+    run = dict(base_model_path="builtin:tiny-flux", trigger_word="sks", steps=100_000, device="cpu")
+    data = synthetic.bands(str(tmp_path / "data"), n=2, size=64)
+    spec.write_text(json.dumps(dict(run, version=1, dataset_dir=data, work_dir=str(tmp_path / "run"))))
+    t0 = time.time()
+    rc, _, wall = time_to_lora.timed_trainer("train", spec, HERE.parents[1] / "trainer", 0.5)
+    assert rc is None and wall < 10 and time.time() - t0 < 15  # stopped at 1 s, long before its end
+
+    started = {"type": "started", "at": 40.0, "load_seconds": 31.5, "memory_plan": {"reason": "the base in bf16"}}
+    steps = [{"type": "step", "at": 41.0 + i, "seconds_per_step": 0.7 + i / 100} for i in range(9)]
+    sample = {"type": "sample", "at": 40.5, "seconds": 6.0, "prompt": "p", "step": 0}
+    seen = time_to_lora.so_far([started, sample, *steps])
+    assert seen["steps_done"] == 9 and seen["s_per_step"] == pytest.approx(0.755)  # median of steps 4 to 9
+    assert seen["start_seconds"] == 40.0 and seen["sample_seconds"] == [6.0] and seen["load_seconds"] == 31.5
+    assert time_to_lora.so_far([]) == {"steps_done": 0, "sample_seconds": []}

@@ -11,13 +11,16 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY = 250, 2000  # the API's defaults
 
 
 def timed_trainer(cmd, spec_path, trainer_dir, timeout):
-    """`python -m kiln_trainer`, each stdout event stamped with seconds since the start."""
+    """`python -m kiln_trainer`, each stdout event stamped with seconds since the start. At the
+    timeout the trainer is stopped (exit code None) and the events so far are still returned:
+    on a one-shot GPU lease a run cut short should still tell its start and step times."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trainer_dir), os.environ.get("PYTHONPATH", "")])}
     t0 = time.time()
     p = subprocess.Popen(
@@ -27,13 +30,22 @@ def timed_trainer(cmd, spec_path, trainer_dir, timeout):
         env={**env, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"},
     )
     events = []
-    for line in p.stdout:
-        if line.startswith("{"):
-            events.append(dict(json.loads(line), at=time.time() - t0))
-            if time.time() - t0 > timeout:
-                p.kill()
-                break
-    return p.wait(), events, time.time() - t0
+
+    def read():
+        for line in p.stdout:
+            if line.startswith("{"):
+                events.append(dict(json.loads(line), at=time.time() - t0))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        rc = p.wait(timeout=max(1, timeout))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = None
+    reader.join(timeout=5)
+    return rc, list(events), time.time() - t0
 
 
 def extrapolate(events, wall, steps_run, steps_wanted, sample_every_run):
@@ -68,6 +80,19 @@ def extrapolate(events, wall, steps_run, steps_wanted, sample_every_run):
     )
 
 
+def so_far(events):
+    """What a run that did not finish still measured."""
+    of = lambda t: [e for e in events if e["type"] == t]  # noqa: E731
+    steps, started = of("step"), of("started")
+    out = dict(steps_done=len(steps), sample_seconds=[e["seconds"] for e in of("sample")])
+    if started:
+        out.update(start_seconds=round(started[0]["at"], 1), load_seconds=started[0]["load_seconds"])
+        out["memory_plan"] = started[0]["memory_plan"]["reason"]
+    if len(steps) > 3:
+        out["s_per_step"] = statistics.median(e["seconds_per_step"] for e in steps[3:])
+    return out
+
+
 def run(args, pipeline_source, spec_common, trainer_dir, data_for):
     res = 64 if args.tiny else 1024
     steps, sample_every = (20, 10) if args.tiny else (200, 100)
@@ -100,7 +125,8 @@ def run(args, pipeline_source, spec_common, trainer_dir, data_for):
     done = [e for e in events if e["type"] == "completed"]
     if rc != 0 or not done:
         errors = [e["message"] for e in events if e["type"] == "error"]
-        return dict(error=errors[-1] if errors else f"trainer exited with code {rc}", write_seconds=write_s)
+        why = f"cut at the section's cap after {wall:.0f} s" if rc is None else f"trainer exited with code {rc}"
+        return dict(error=errors[-1] if errors else why, write_seconds=round(write_s, 1), **so_far(events))
     losses = [e["loss"] for e in events if e["type"] == "step"]
     out = dict(
         resolution=res,
