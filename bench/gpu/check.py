@@ -3,7 +3,7 @@
 
     python bench/gpu/check.py --out DIR                      # FLUX.1-dev sizes, random weights, cuda
     python bench/gpu/check.py --out DIR --model PATH_OR_REPO # real FLUX.1-dev weights
-    python bench/gpu/check.py --tiny --device cpu --out DIR  # the same four sections on a CPU, < 2 min
+    python bench/gpu/check.py --tiny --device cpu --out DIR  # every section on tiny shapes, on a CPU
 
 Sections (`--sections a,b` runs a subset, in this order):
   tiny_train      builtin:tiny-flux, 200 steps, bf16 on a GPU (fp32 on a CPU): every loss finite,
@@ -13,7 +13,6 @@ Sections (`--sections a,b` runs a subset, in this order):
   pipeline_train  a FLUX.1-dev pipeline folder (published configs, random weights written to disk)
                   trained by `kiln_trainer train` at 1024 px, rank 16, adamw8bit, checkpointing,
                   40 steps with a checkpoint and a sample: s/step, peak memory, load and sample time
-  generate        `kiln_trainer generate` at 1024 px with that LoRA
   time_to_lora    the trainer's whole run, 200 steps at 1024 px, and 1000 steps extrapolated
                   (time_to_lora.py)
   generate        `kiln_trainer generate` at 1024 px with pipeline_train's LoRA, or time_to_lora's
@@ -32,7 +31,7 @@ session has: bench/gpu/README.md gives the order of calls.
 
 Each section runs in its own process group under a time cap (`--cap name=seconds`), so a crash
 or a hang in one (a CUDA illegal memory access poisons its process) costs only that section.
-DIR/check.json is rewritten after every section: {"device", "versions", "sections": {name:
+DIR/check.json is rewritten after every section: {"device", "versions", "flags", "sections": {name:
 {"status": "ok" | "failed", ...figures}}}; DIR/<section>.log holds each one's output."""
 
 import argparse

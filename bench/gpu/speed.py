@@ -205,7 +205,7 @@ class Bench:
             train.optimizer_step(self.params, opt, self.guard, step + 1, loss)
             self.bench.sync(self.device)
         events = prof.key_averages()
-        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        sort = "self_device_time_total" if cuda else "self_cpu_time_total"
         path = self.args.out / f"profile-{label}.txt"
         path.write_text(events.table(sort_by=sort, row_limit=40))
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA] if cuda else []
