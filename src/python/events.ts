@@ -32,6 +32,8 @@ export type TrainerEvent =
       memory_plan?: MemoryPlan;
       quantized_layers?: number;
       compiled?: boolean;
+      /** How updated bf16 trained weights are rounded (FULL where fp32 ones do not fit); null otherwise. */
+      weight_rounding?: 'stochastic' | 'nearest' | null;
     }
   | { type: 'step'; step: number; total: number; loss: number | null; lr: number; seconds_per_step: number }
   | { type: 'skipped_step'; step: number; message: string }

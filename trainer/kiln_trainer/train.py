@@ -101,9 +101,10 @@ def guidance_value(spec, transformer):
 # ----------------------------------------------------------------------------- optimizer
 
 
-def make_optimizer(name, params, lr):
+def make_optimizer(name, params, lr, seed=0):
     """Returns (optimizer, the name of what really runs). Never falls back quietly: a memory
-    plan made for 8-bit state must not meet 32-bit state on the card."""
+    plan made for 8-bit state must not meet 32-bit state on the card. bf16 trained weights (a
+    FULL run where fp32 ones do not fit) get adamw8bit's updates rounded stochastically."""
     if name == "adamw8bit":
         try:
             import bitsandbytes as bnb
@@ -118,6 +119,10 @@ def make_optimizer(name, params, lr):
                     )
                 ]
             ) from e
+        if any(p.dtype == torch.bfloat16 for p in params):
+            from .rounding import AdamW8bitBf16
+
+            return AdamW8bitBf16(params, seed=seed, lr=lr, weight_decay=1e-4), "adamw8bit"
         return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=1e-4), "adamw8bit"
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4), "adamw"
@@ -138,6 +143,14 @@ def make_optimizer(name, params, lr):
             ]
         ) from e
     return Prodigy(params, lr=lr, weight_decay=1e-4), "prodigy"
+
+
+def weight_rounding(params, opt_name):
+    """How updated bf16 trained weights are rounded: None where none is bf16 (LoRA, fp32 master
+    weights)."""
+    if not any(p.dtype == torch.bfloat16 for p in params):
+        return None
+    return "stochastic" if opt_name == "adamw8bit" else "nearest"
 
 
 def warmup_steps(total):
@@ -319,7 +332,14 @@ def run(spec, stop):
     transformer.to(device).train()
     if spec.compile:
         blocks.compile_each(transformer)
-    opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate)
+    opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate, spec.seed)
+    rounding = weight_rounding(params, opt_name)
+    if rounding == "nearest":
+        emit(
+            "log",
+            message=f"bf16 trained weights with {opt_name}: updates under half a bf16 step are rounded away; "
+            "adamw8bit rounds them stochastically",
+        )
     warm = warmup_steps(spec.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm))
     guidance = guidance_value(spec, transformer)
@@ -350,6 +370,7 @@ def run(spec, stop):
         start_step=start_step,
         training_type=spec.training_type,
         optimizer=opt_name,
+        weight_rounding=rounding,
         attention=attention,
         memory_plan=plan,
         quantized_layers=quantized,

@@ -33,7 +33,7 @@ def test_lora_on_a_quantized_base_trains_and_loads_onto_the_full_base(tmp_path, 
     rc, p = run_cli("train", spec, tmp_path)
     assert rc == 0, p.stderr[-3000:]
     (started,) = p.of("started")
-    assert started["memory_plan"]["quantize"] == kind
+    assert started["memory_plan"]["quantize"] == kind and started["weight_rounding"] is None  # fp32 LoRA
     assert started["quantized_layers"] == 2 * 14 + 2 * 6  # every block linear of the tiny model's 2+2 blocks
     finite_and_falling(p, 40)
     assert sorted({e["step"] for e in p.of("sample")}) == [0, 40]  # samples ran on the quantized base
@@ -135,7 +135,7 @@ def test_full_finetune_keeps_bf16_weights_where_fp32_ones_do_not_fit(tmp_path, t
     from conftest import write_json
     from kiln_trainer import spec as specmod
 
-    spec = train_spec(tmp_path, steps=20, training_type="FULL", dtype="bf16", learning_rate=1e-4)
+    spec = train_spec(tmp_path, steps=20, training_type="FULL", dtype="bf16", learning_rate=1e-4, optimizer="adamw8bit")
     loaded = specmod.load(write_json(tmp_path / "s.json", spec), "train")
 
     def planned(gib):
@@ -149,8 +149,10 @@ def test_full_finetune_keeps_bf16_weights_where_fp32_ones_do_not_fit(tmp_path, t
 
     rc, p = run_cli("train", spec, tmp_path, env=cli_env(KILN_GPU_MEMORY_GIB=str(gib)))
     assert rc == 0, p.stderr[-3000:]
-    plan = p.of("started")[0]["memory_plan"]
+    started = p.of("started")[0]
+    plan = started["memory_plan"]
     assert plan["trainable_dtype"] == "bf16" and "bf16 trained weights" in plan["reason"]
+    assert started["weight_rounding"] == "stochastic"  # or the 1e-4 updates would mostly round away
     losses = [e["loss"] for e in p.of("step")]
     assert len(losses) == 20 and all(x == x for x in losses)
     saved = load_file(f"{p.of('completed')[0]['weights_path']}/diffusion_pytorch_model.safetensors")
