@@ -584,6 +584,13 @@ def main(argv=None):
     unknown = set(names) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    for flag, wanted, rows in (
+        ("--speed-rows", args.speed_rows, speed.ROWS),
+        ("--converge-rows", args.converge_rows, speed.CONVERGE_ROWS),
+    ):
+        unknown = set((wanted or "").split(",")) - {"", *rows}
+        if unknown:  # here, not in the section's process, where it would cost a machine start
+            ap.error(f"{flag}: unknown rows {sorted(unknown)}; choose from {', '.join(rows)}")
     extra = [
         "--out",
         str(args.out),

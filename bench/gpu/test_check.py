@@ -137,3 +137,11 @@ def test_time_to_lora_cut_at_its_cap_still_reports_what_it_measured(tmp_path):
     assert seen["steps_done"] == 9 and seen["s_per_step"] == pytest.approx(0.755)  # median of steps 4 to 9
     assert seen["start_seconds"] == 40.0 and seen["sample_seconds"] == [6.0] and seen["load_seconds"] == 31.5
     assert time_to_lora.so_far([]) == {"steps_done": 0, "sample_seconds": []}
+
+
+@pytest.mark.parametrize(("flag", "row"), [("--speed-rows", "turbo"), ("--converge-rows", "fp8")])
+def test_an_unknown_row_is_a_usage_error_before_anything_runs(tmp_path, flag, row):
+    cmd = [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(tmp_path / "out")]
+    p = subprocess.run([*cmd, flag, f"plain,{row}"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and f"{flag}: unknown rows ['{row}']; choose from plain" in p.stderr
+    assert not (tmp_path / "out" / "check.json").exists()
