@@ -9,7 +9,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -path 'test/web/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
-.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-python-trainer test-python-bench test-fast lint format setup build bench clean
+.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
 run: setup build
 	./kiln serve
@@ -36,14 +36,13 @@ build: $(STAMP_NODE) build-web
 build-web: $(STAMP_NODE)
 	npx vite build --config web/vite.config.ts --logLevel warn
 
-# Six independent parts on two cores, longest first so that both stay busy to the end (minutes
-# of compute on a 2-core VM on 2026-12-03): the end-to-end tests, which train (10.5), and the
-# trainer's tests (7.6) start; check.py's CPU mode (6.8) follows the first to finish, then the
-# node unit tests (2.5, mostly waiting on the database and sockets), the static checks (types:
-# tsconfig.check.json covers src, tests and benches, nothing is emitted; lint) and the
-# property-based run against the OpenAPI document (1 each).
+# Five independent parts on two cores, the order chosen so that both stay busy: the trainer's
+# tests (about 6 minutes of compute) on one, and on the other the static checks (types:
+# tsconfig.check.json covers src, tests and benches, nothing is emitted; lint), the
+# property-based run against the OpenAPI document and the end-to-end tests, which train; the
+# node tests that mostly wait on the database and sockets take whichever core frees first.
 test: setup
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-node-e2e test-python-trainer test-python-bench test-node-unit test-static test-fuzz
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-static test-fuzz test-node-e2e test-node-unit
 
 test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
@@ -52,13 +51,8 @@ test-static: $(STAMP_NODE)
 	npx tsc -p web/tsconfig.json
 	$(MAKE) --no-print-directory lint
 
-test-python: test-python-trainer test-python-bench
-
-test-python-trainer: $(STAMP_PY)
-	$(PY) -m pytest -q trainer/tests
-
-test-python-bench: $(STAMP_PY)
-	$(PY) -m pytest -q bench/gpu
+test-python: $(STAMP_PY)
+	$(PY) -m pytest -q trainer/tests bench/gpu
 
 # ESLint (type-checked) and Prettier for the TypeScript, ruff for the Python.
 lint: setup

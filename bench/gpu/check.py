@@ -270,14 +270,20 @@ def pipeline_train(args):
     return out
 
 
+def trained_lora(work):
+    """pipeline_train's LoRA, or time_to_lora's where pipeline_train did not run (a GPU session
+    runs time_to_lora and generate together, without it)."""
+    trained = [work / run / "output" / "lora.safetensors" for run in ("pipeline_train", "time_to_lora")]
+    return next((p for p in trained if p.is_file()), trained[0])
+
+
 def generate(args):
     import numpy as np
     from PIL import Image
 
     res = 64 if args.tiny else 1024
     source, write_s = pipeline_source(args)
-    trained = [args.work / run / "output" / "lora.safetensors" for run in ("pipeline_train", "time_to_lora")]
-    lora = next((p for p in trained if p.is_file()), trained[0])
+    lora = trained_lora(args.work)
     spec = dict(
         version=1,
         base_model_path=source,
