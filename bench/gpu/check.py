@@ -317,79 +317,33 @@ def generate(args):
 
 
 def step_bench(args):
-    import torch
-
+    """The product's step (speed.Bench) and the bench's idealised one on the same bf16 base, at
+    1024 px with checkpointing off and on. A fixed comparison: --compile and --quantize do not
+    apply."""
     import flux_lora_step as bench
-    from kiln_trainer import lora, models, numerics, train
 
-    device = models.pick_device(args.device)
-    dtype = torch.float32 if args.tiny else torch.bfloat16
-    attention = numerics.configure_attention()
-    cfg = bench.TINY if args.tiny else bench.FLUX_DEV
+    fixed = SimpleNamespace(**{**vars(args), "compile": False, "quantize": None, "profile": False})
+    b = speed.Bench(fixed)
     res = 128 if args.tiny else 1024
-    n_txt = bench.T5_TOKENS["tiny" if args.tiny else "full"]
-    peak, card = bench.detect_peak_tflops(device, None)
-    timing = SimpleNamespace(
-        tiny=args.tiny, batch=1, warmup=1 if args.tiny else 2, steps=2 if args.tiny else 4, check_flops=False
-    )
+    warmup, steps = (1, 2) if args.tiny else (2, 4)
     t0 = time.time()
-    model = bench.build_model(cfg, device, dtype)
     rows = []
-
-    params = lora.add_lora(model, bench.LORA_RANK, 0)  # the product: fp32 LoRA, autocast, adamw8bit, guard
-    model.train()
-    lat = res // 8
-    g = torch.Generator("cpu").manual_seed(0)
-    x0, seq, pooled = (
-        torch.randn(s, generator=g).to(device)
-        for s in [(1, 16, lat, lat), (1, n_txt, cfg["joint_attention_dim"]), (1, cfg["pooled_projection_dim"])]
-    )
-    guard = numerics.Guard(numerics.describe(dtype, attention, numerics.versions(device)), lambda *a, **k: None)
+    for name in ("plain", "checkpointed"):
+        row = b.run(name, speed.speed_setup(name, fixed, b.blocks_total, res), res, warmup, steps)
+        rows.append(dict(row, step="product", gradient_checkpointing=name == "checkpointed"))
+    b.model.delete_adapters("default")
+    layers = bench.add_lora(b.model)  # idealised: bf16 LoRA, plain AdamW, no clipping or checks
+    b.model.train()
+    timing = SimpleNamespace(tiny=args.tiny, batch=1, warmup=warmup, steps=steps, check_flops=False)
     for ckpt in (False, True):
-        (model.enable_gradient_checkpointing if ckpt else model.disable_gradient_checkpointing)()
-        opt, _ = train.make_optimizer("adamw8bit", params, 1e-4)
-        fl = bench.step_flops(bench.flux_flops(cfg, (res // 16) ** 2, n_txt, 1), ckpt)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-        times, losses = [], []
-        for i in range(timing.warmup + timing.steps):
-            noise, sigmas = train.step_noise(0, i, 0, x0.shape)
-            bench.sync(device)
-            t = time.perf_counter()
-            loss = train.forward_backward(model, x0, seq, pooled, noise.to(device), sigmas.to(device), 1.0, dtype)
-            train.optimizer_step(params, opt, guard, i + 1, loss)
-            bench.sync(device)
-            if i >= timing.warmup:
-                times.append(time.perf_counter() - t)
-                losses.append(loss)
-        s = sum(times) / len(times)
-        rows.append(
-            dict(
-                step="product",
-                resolution=res,
-                gradient_checkpointing=ckpt,
-                status="ok",
-                sec_per_step=s,
-                peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
-                loss=sum(losses) / len(losses),
-                loss_finite=all(map(finite, losses)),
-                step_lora_tflop=fl["step_lora"] / 1e12,
-                achieved_tflops=fl["step_lora"] / 1e12 / s,
-                mfu=fl["step_lora"] / 1e12 / s / peak if peak else None,
-            )
-        )
-        del opt
-    model.delete_adapters("default")
-
-    layers = bench.add_lora(model)  # idealised: bf16 LoRA, plain AdamW, no clipping or checks
-    model.train()
-    for ckpt in (False, True):
-        rows.append(
-            dict(bench.run_config(model, layers, cfg, timing, device, dtype, res, ckpt, peak), step="idealised")
-        )
+        row = bench.run_config(b.model, layers, b.cfg, timing, b.device, b.dtype, res, ckpt, b.peak)
+        rows.append(dict(row, step="idealised"))
     out = dict(
-        card=card, peak_tflops=peak, attention=attention, build_and_run_seconds=round(time.time() - t0, 1), rows=rows
+        card=b.card,
+        peak_tflops=b.peak,
+        attention=b.attention,
+        build_and_run_seconds=round(time.time() - t0, 1),
+        rows=rows,
     )
     out["ok"] = all(r["status"] == "ok" and r["loss_finite"] for r in rows)
     return out

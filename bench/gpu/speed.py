@@ -302,8 +302,7 @@ class Bench:
             if cuda:
                 torch.cuda.set_per_process_memory_fraction(1.0, self.index)
             if setup["compile"]:
-                for b in blocks.blocks(self.model):
-                    b._compiled_call_impl = None  # the next row runs eagerly unless it compiles
+                blocks.eager_each(self.model)  # the next row runs eagerly unless it compiles
                 torch._dynamo.reset()
         print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
         return row

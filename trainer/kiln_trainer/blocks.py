@@ -29,13 +29,42 @@ def checkpoint_first(transformer, n):
     transformer.enable_gradient_checkpointing(gradient_checkpointing_func=maybe_checkpoint)
 
 
-def compile_each(transformer):
-    """torch.compile every block in place."""
+def compile_each(transformer, backend="inductor"):
+    """torch.compile every block's forward in place, replacing an earlier compile."""
     # Should a torch build guard on each block instance rather than share one graph, the default
     # limit (8) would leave most of FLUX's 57 blocks to run eagerly.
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    eager_each(transformer)
+    # The forward, not the module: the first single block's pre-hook must run outside the graph.
     for block in blocks(transformer):
-        block.compile()
+        block.forward = torch.compile(block.forward, backend=backend)
+    if transformer.single_transformer_blocks:
+        first = transformer.single_transformer_blocks[0]
+        first._kiln_joint_views = first.register_forward_pre_hook(_joint_views, with_kwargs=True)
+
+
+def eager_each(transformer):
+    """Undo compile_each: every block runs its own forward again."""
+    for block in blocks(transformer):
+        vars(block).pop("forward", None)
+        hook = vars(block).pop("_kiln_joint_views", None)
+        if hook:
+            hook.remove()
+
+
+def _joint_views(block, args, kwargs):
+    """Each single block hands the next its text and image streams as two views of one joint
+    sequence; the first gets two separate tensors from the last double block. Dynamo guards on
+    strides, so without this the single blocks compile twice (forward and backward), once for
+    the first and once for the rest. One extra copy of the sequence buys that compile back."""
+    names = ("hidden_states", "encoder_hidden_states")
+    given = {**dict(zip(names, args, strict=False)), **kwargs}
+    image, text = given["hidden_states"], given["encoder_hidden_states"]
+    joint = torch.cat([text, image], dim=1)
+    views = dict(hidden_states=joint[:, text.shape[1] :], encoder_hidden_states=joint[:, : text.shape[1]])
+    positional = min(len(args), len(names))
+    args = (*(views[n] for n in names[:positional]), *args[positional:])
+    return args, {**kwargs, **{k: views[k] for k in names if k in kwargs}}
 
 
 def fp8_each(transformer, device):

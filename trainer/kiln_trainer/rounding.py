@@ -26,6 +26,8 @@ class AdamW8bitBf16(bnb.optim.AdamW8bit):
     weight and gradient, then rounded back stochastically. One parameter at a time: the copies
     never hold more than the largest tensor. The optimizer's state is the plain one, 8-bit."""
 
+    rounding = "stochastic"  # what the trainer reports of bf16 weights' updates
+
     def __init__(self, params, seed=0, **kwargs):
         super().__init__(params, **kwargs)
         self.seed = seed

@@ -145,12 +145,12 @@ def make_optimizer(name, params, lr, seed=0):
     return Prodigy(params, lr=lr, weight_decay=1e-4), "prodigy"
 
 
-def weight_rounding(params, opt_name):
-    """How updated bf16 trained weights are rounded: None where none is bf16 (LoRA, fp32 master
-    weights)."""
-    if not any(p.dtype == torch.bfloat16 for p in params):
-        return None
-    return "stochastic" if opt_name == "adamw8bit" else "nearest"
+def weight_rounding(opt):
+    """How the optimizer rounds updated bf16 trained weights: None where none is bf16 (LoRA, fp32
+    master weights)."""
+    if any(p.dtype == torch.bfloat16 for group in opt.param_groups for p in group["params"]):
+        return getattr(opt, "rounding", "nearest")
+    return None
 
 
 def warmup_steps(total):
@@ -333,7 +333,7 @@ def run(spec, stop):
     if spec.compile:
         blocks.compile_each(transformer)
     opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate, spec.seed)
-    rounding = weight_rounding(params, opt_name)
+    rounding = weight_rounding(opt)
     if rounding == "nearest":
         emit(
             "log",

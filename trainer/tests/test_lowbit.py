@@ -1,5 +1,5 @@
 """Training on a quantized frozen base and checkpointing some blocks only: the paths the memory
-plan chooses, run on the tiny model on a CPU. Compiled blocks are trained by check.py's CPU mode
+plan chooses, run on the tiny model on a CPU. Compiled blocks are counted here and trained by check.py's CPU mode
 (bench/gpu/test_check.py), together with NF4."""
 
 import pytest
@@ -121,6 +121,43 @@ def test_checkpointing_some_blocks_recomputes_only_those(tiny_dir):
     for n in (2, 4):
         for a, b in zip(grads[0], grads[n], strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_compiled_blocks_share_one_graph_per_kind(tiny_dir):
+    """Regional compilation: one graph for all single blocks, not one for the first and one for the
+    rest, and the compiled blocks compute what the eager ones do."""
+    from diffusers import FluxTransformer2DModel
+
+    from kiln_trainer.train import flow_loss
+
+    tr = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    for p in lora.add_lora(tr, 4, 0):
+        torch.nn.init.normal_(p, std=0.02)
+    tr.train()
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(1, 16, 8, 8, generator=g), torch.randn(1, 16, 8, 8, generator=g)
+    seq, pooled, sigmas = torch.randn(1, 32, 64, generator=g), torch.randn(1, 64, generator=g), torch.tensor([0.4])
+    eager = flow_loss(tr, x0, seq, pooled, noise, sigmas, 1.0)
+    graphs = []
+
+    def count(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    blocks.compile_each(tr, backend=count)
+    for checkpointed in (0, 4):
+        blocks.checkpoint_first(tr, checkpointed)
+        loss = flow_loss(tr, x0, seq, pooled, noise, sigmas, 1.0)
+        loss.backward()
+        torch.testing.assert_close(loss, eager)
+    with torch.no_grad():
+        torch.testing.assert_close(flow_loss(tr, x0, seq, pooled, noise, sigmas, 1.0), eager)
+    # training: the first double block (no input gradient), the other, every single block; sampling: one each
+    assert len(graphs) == 3 + 2, [gm.code for gm in graphs]
+    blocks.eager_each(tr)
+    flow_loss(tr, x0, seq, pooled, noise, sigmas, 1.0)
+    assert len(graphs) == 5 and not any(b._forward_pre_hooks for b in blocks.blocks(tr))
 
 
 def test_planner_model_inputs_from_the_tiny_folder(tiny_dir):

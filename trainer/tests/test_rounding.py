@@ -59,7 +59,7 @@ def test_the_optimizer_rounds_stochastically_only_where_weights_are_bf16():
     bf16, fp32 = torch.nn.Parameter(torch.zeros(8, dtype=torch.bfloat16)), torch.nn.Parameter(torch.zeros(8))
     opt, name = train.make_optimizer("adamw8bit", [bf16], 1e-4, seed=3)
     assert isinstance(opt, rounding.AdamW8bitBf16) and name == "adamw8bit" and opt.seed == 3
-    assert train.weight_rounding([bf16], name) == "stochastic"
-    assert train.weight_rounding([bf16], "adafactor") == "nearest"
+    assert train.weight_rounding(opt) == "stochastic"
+    assert train.weight_rounding(train.make_optimizer("adafactor", [bf16], 1e-4)[0]) == "nearest"
     opt, _ = train.make_optimizer("adamw8bit", [fp32], 1e-4)
-    assert type(opt) is bnb.optim.AdamW8bit and train.weight_rounding([fp32], "adamw8bit") is None
+    assert type(opt) is bnb.optim.AdamW8bit and train.weight_rounding(opt) is None
