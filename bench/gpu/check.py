@@ -18,11 +18,11 @@ Sections (`--sections a,b` runs a subset, in this order):
   generate        `kiln_trainer generate` at 1024 px with pipeline_train's LoRA, or time_to_lora's
   step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
                   and the product's own (kiln_trainer.train), with MFU
-  speed           the product's step at 512 and 1024 px for each plan: plain, checkpointed,
+  speed           the product's step at 512 and 1024 px for each plan: plain, flat LoRA, checkpointed,
                   selective checkpointing, compiled, fp8 matmuls, the planner's choice under 24 and
                   12 GiB caps, and FULL under an 80 GiB cap: s/step, peak memory, MFU, losses
                   against plain's (speed.py)
-  converge        200 steps at 512 px of plain, compiled, nf4 and int8: each loss curve against
+  converge        200 steps at 512 px of plain, compiled, flat, nf4 and int8: each loss curve against
                   plain's (speed.py)
 
 --compile, --quantize nf4|int8 and --expandable-segments apply to every section that trains; a
@@ -474,7 +474,8 @@ def print_table(report):
                 what = (
                     f"{row['plan']:<13} {row['resolution']}px {row['quantize'] or 'none':<4} "
                     f"ckpt {row['checkpointed_blocks']:>2}{' compiled' if row['compiled'] else ''}"
-                    f"{' fp8' if row.get('fp8') else ''}{' FULL' if row['training_type'] == 'FULL' else ''}"
+                    f"{' fp8' if row.get('fp8') else ''}{' flat' if row.get('flat_lora') else ''}"
+                    f"{' FULL' if row['training_type'] == 'FULL' else ''}"
                 )
                 loss = f"loss gap {fmt(row.get('loss_gap'))}"
                 if "last_mean" in row:

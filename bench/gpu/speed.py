@@ -4,6 +4,7 @@ FLUX.1-dev transformer (random weights made on the card), batch 1, one row per s
 
 speed     512 and 1024 px, 2 warm-up and 5 timed steps a row:
             plain         bf16 base, no checkpointing
+            flat          plain, the LoRA as one flat buffer (flat_lora): one optimizer update
             checkpointed  every block checkpointed
             selective@40  the planner's checkpointed blocks for a 40 GiB card, under that cap
             fp8           plain, the block linears as torchao float8 matmuls (Ada/Hopper)
@@ -14,7 +15,7 @@ speed     512 and 1024 px, 2 warm-up and 5 timed steps a row:
                           weights' dtype, every block checkpointed), under that cap
             compiled      plain, each block torch.compile'd
           `loss_gap` is the largest step-for-step difference from plain's losses.
-converge  200 steps at 512 px of plain, compiled, nf4 and int8 (nothing checkpointed, no cap):
+converge  200 steps at 512 px of plain, compiled, flat, nf4 and int8 (nothing checkpointed, no cap):
           the issue's test that a speed option does not hurt the loss curve. A row matches plain
           when the mean of its last 50 losses is within 2% of plain's (set before any GPU run).
 
@@ -37,8 +38,20 @@ import time
 CAPPED_ROWS = {"selective@40": 40, "plan@24": 24, "plan@12": 12, "full@80": 80}
 # compiled last: its compile time is the least predictable, and a section cut at its cap keeps
 # the rows printed before it in the section's log
-ROWS = ("plain", "checkpointed", "selective@40", "fp8", "int8", "nf4", "plan@24", "plan@12", "full@80", "compiled")
-CONVERGE_ROWS = ("plain", "compiled", "nf4", "int8")
+ROWS = (
+    "plain",
+    "flat",
+    "checkpointed",
+    "selective@40",
+    "fp8",
+    "int8",
+    "nf4",
+    "plan@24",
+    "plan@12",
+    "full@80",
+    "compiled",
+)
+CONVERGE_ROWS = ("plain", "compiled", "flat", "nf4", "int8")
 CONVERGE_STEPS, CONVERGE_WINDOW, CONVERGE_TOLERANCE = 200, 50, 0.02
 
 
@@ -66,6 +79,7 @@ def speed_setup(name, args, blocks_total, resolution):
         fp8=name == "fp8",
         training_type="LORA",
         trainable_bytes=4,
+        flat=name == "flat",
     )
     if name == "checkpointed":
         row["checkpointed"] = blocks_total
@@ -90,6 +104,7 @@ def converge_setup(name, args, blocks_total, resolution):
         speed_setup("plain", args, blocks_total, resolution),
         quantize=name if name in ("nf4", "int8") else args.quantize,
         compile=args.compile or name == "compiled",
+        flat=name == "flat",
     )
 
 
@@ -187,7 +202,7 @@ class Bench:
         if setup["compile"]:
             blocks.compile_each(self.model)
 
-    def profile(self, label, opt, x0, seq, pooled, step):
+    def profile(self, label, params, opt, x0, seq, pooled, step):
         """One more step under torch.profiler: its kernels by time, written to OUT/profile-<label>.txt,
         to see where a step's time goes beyond the matmuls."""
         import torch
@@ -202,7 +217,7 @@ class Bench:
             loss = train.forward_backward(
                 self.model, x0, seq, pooled, noise.to(self.device), sigmas.to(self.device), 1.0, self.dtype
             )
-            train.optimizer_step(self.params, opt, self.guard, step + 1, loss)
+            train.optimizer_step(params, opt, self.guard, step + 1, loss)
             self.bench.sync(self.device)
         events = prof.key_averages()
         sort = "self_device_time_total" if cuda else "self_cpu_time_total"
@@ -222,7 +237,7 @@ class Bench:
         """One row: `steps` timed steps after `warmup` ones, as a dict for check.json."""
         import torch
 
-        from kiln_trainer import blocks, train
+        from kiln_trainer import blocks, flat, train
 
         row = dict(
             plan=name,
@@ -231,6 +246,7 @@ class Bench:
             checkpointed_blocks=setup["checkpointed"],
             compiled=setup["compile"],
             fp8=setup["fp8"],
+            flat_lora=setup["flat"],
             training_type=setup["training_type"],
             cap_gib=setup["cap"],
             estimated_peak_gib=self.estimate_gib(setup, res),
@@ -248,7 +264,8 @@ class Bench:
             lambda m, a, kw: stream.append(str((a[0] if a else kw["hidden_states"]).dtype).removeprefix("torch.")),
             with_kwargs=True,
         )
-        opt, _ = train.make_optimizer("adamw8bit", self.params, 1e-4)
+        params = [flat.flatten(self.params)] if setup["flat"] else self.params
+        opt, _ = train.make_optimizer("adamw8bit", params, 1e-4)
         full = setup["training_type"] == "FULL"
         fl = self.bench.step_flops(
             self.bench.flux_flops(self.cfg, (res // 16) ** 2, self.n_txt, 1), setup["checkpointed"] > 0
@@ -271,12 +288,12 @@ class Bench:
                 loss = train.forward_backward(
                     self.model, x0, seq, pooled, noise.to(self.device), sigmas.to(self.device), 1.0, self.dtype
                 )
-                train.optimizer_step(self.params, opt, self.guard, i + 1, loss)
+                train.optimizer_step(params, opt, self.guard, i + 1, loss)
                 self.bench.sync(self.device)
                 times.append(time.perf_counter() - t)
                 losses.append(loss)
             if self.args.profile:
-                row["profile"] = self.profile(f"{name}-{res}", opt, x0, seq, pooled, warmup + steps)
+                row["profile"] = self.profile(f"{name}-{res}", params, opt, x0, seq, pooled, warmup + steps)
             s = statistics.mean(times[warmup:])
             row.update(
                 status="ok",
@@ -298,7 +315,9 @@ class Bench:
             row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         finally:
             hook.remove()
-            opt = None
+            opt = params = None
+            for p in self.params:  # a flat row's gradient views go with its buffer
+                p.grad = None
             if cuda:
                 torch.cuda.set_per_process_memory_fraction(1.0, self.index)
             if setup["compile"]:

@@ -32,6 +32,7 @@ export type TrainerEvent =
       memory_plan?: MemoryPlan;
       quantized_layers?: number;
       compiled?: boolean;
+      flat_lora?: boolean;
       /** How updated bf16 trained weights are rounded (FULL where fp32 ones do not fit); null otherwise. */
       weight_rounding?: 'stochastic' | 'nearest' | null;
     }

@@ -48,6 +48,7 @@ class TrainSpec:
     quantize: str = "auto"  # the frozen base's storage for LoRA; "auto" quantizes only what must fit
     compile: bool = False  # torch.compile each transformer block
     fp8_matmuls: bool = False  # the bf16 base's block matmuls in fp8 (torchao float8; Ada/Hopper and CPUs)
+    flat_lora: bool = False  # LoRA weights and gradients as views of one buffer each: one optimizer update
     cache_latents: bool = True
     cache_text_embeddings: bool = True
     resume: bool = True
@@ -188,6 +189,7 @@ TRAIN_RULES = {
     ),
     "quantize": (lambda v: v in QUANTIZE, f"must be one of {list(QUANTIZE)}"),
     "compile": _bool,
+    "flat_lora": _bool,
     "fp8_matmuls": (
         lambda v: isinstance(v, bool) and (not v or importlib.util.find_spec("torchao") is not None),
         "must be true or false (true only with the 'torchao' package installed)",
@@ -255,6 +257,8 @@ def load(path, kind):
         spec = _check(TrainSpec, raw, TRAIN_RULES)
         if spec.training_type == "FULL" and spec.quantize in ("nf4", "int8"):
             raise SpecError([("quantize", f"{spec.quantize} stores a frozen base; FULL trains every weight: use LORA")])
+        if spec.flat_lora and spec.training_type != "LORA":
+            raise SpecError([("flat_lora", "flattens LoRA weights; FULL trains the model's own")])
         if spec.fp8_matmuls and spec.quantize in ("nf4", "int8"):
             raise SpecError([("fp8_matmuls", f"runs on the bf16 base; quantize {spec.quantize!r} replaces it")])
         spec.sample_width = spec.sample_width or spec.resolution[0]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import blocks, data, lora, memory, models, numerics, quality, sampling, tiny
+from . import blocks, data, flat, lora, memory, models, numerics, quality, sampling, tiny
 from .events import emit
 from .spec import SpecError, to_dict
 
@@ -78,7 +78,7 @@ def optimizer_step(params, opt, guard, step, loss, poison=False):
     applied = guard.allows(step, loss, norm)
     if applied:
         opt.step()
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad(set_to_none=not flat.is_flat(params))
     return applied
 
 
@@ -224,7 +224,13 @@ def load_checkpoint(path, named_params, opt, sched):
         for n, p in params.items():
             p.copy_(weights[n])
     state = torch.load(os.path.join(path, "state.pt"), weights_only=False)
-    opt.load_state_dict(state["optimizer"])
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except ValueError as e:
+        raise RuntimeError(
+            f"checkpoint {path} holds optimizer state for other parameters than this run's ({e}); "
+            "was it written with another optimizer or flat_lora? delete it or set resume=false"
+        ) from None
     sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     np.random.set_state(state["rng"]["numpy"])
@@ -330,6 +336,8 @@ def run(spec, stop):
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
     blocks.checkpoint_first(transformer, plan["checkpointed_blocks"])
     transformer.to(device).train()
+    if spec.flat_lora:  # after the move to the device, which would copy each weight out of the buffer
+        params = [flat.flatten(params)]
     if spec.compile:
         blocks.compile_each(transformer)
     opt, opt_name = make_optimizer(spec.optimizer, params, spec.learning_rate, spec.seed)
@@ -376,6 +384,7 @@ def run(spec, stop):
         quantized_layers=quantized,
         fp8_layers=fp8_layers,
         compiled=spec.compile,
+        flat_lora=spec.flat_lora,
         torch_version=stack["torch"],
         cuda_version=stack["cuda"],
         cudnn_version=stack["cudnn"],
