@@ -15,6 +15,8 @@ def flatten(params):
     """One Parameter holding `params` (of one dtype, on one device); each becomes a view of it,
     and each one's gradient a view of its gradient. Zero that gradient in place, never drop it:
     the views would go on accumulating into the dropped buffer."""
+    if len({(p.dtype, p.device) for p in params}) != 1:
+        raise ValueError("flat_lora needs LoRA weights of one dtype on one device")
     flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
     flat.grad = torch.zeros_like(flat)
     flat.parts = len(params)

@@ -78,3 +78,9 @@ def test_flat_lora_is_for_lora_only(tmp_path):
     path.write_text(json.dumps(dict(train_spec(tmp_path), training_type="FULL", flat_lora=True)))
     with pytest.raises(specmod.SpecError, match="flat_lora"):
         specmod.load(str(path), "train")
+
+
+def test_weights_of_two_dtypes_are_not_flattened():
+    mixed = [torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(4, dtype=torch.bfloat16))]
+    with pytest.raises(ValueError, match="one dtype on one device"):
+        flat.flatten(mixed)
