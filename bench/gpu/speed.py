@@ -70,7 +70,7 @@ def flux_plan(cap, resolution, training_type="LORA"):
 
 def speed_setup(name, args, blocks_total, resolution):
     """How a speed row trains: quantize, checkpointed blocks, compile, cap in GiB or None,
-    fp8 matmuls, training type, trained weights' bytes."""
+    fp8 matmuls, training type, trained weights' bytes, flat LoRA."""
     row = dict(
         quantize=args.quantize,
         checkpointed=0,
@@ -100,12 +100,8 @@ def speed_setup(name, args, blocks_total, resolution):
 
 
 def converge_setup(name, args, blocks_total, resolution):
-    return dict(
-        speed_setup("plain", args, blocks_total, resolution),
-        quantize=name if name in ("nf4", "int8") else args.quantize,
-        compile=args.compile or name == "compiled",
-        flat=name == "flat",
-    )
+    """As the speed row of that name, with nothing checkpointed."""
+    return dict(speed_setup(name, args, blocks_total, resolution), checkpointed=0)
 
 
 class Bench:
@@ -316,8 +312,9 @@ class Bench:
         finally:
             hook.remove()
             opt = params = None
-            for p in self.params:  # a flat row's gradient views go with its buffer
-                p.grad = None
+            if setup["flat"]:  # its gradient views go with its buffer
+                for p in self.params:
+                    p.grad = None
             if cuda:
                 torch.cuda.set_per_process_memory_fraction(1.0, self.index)
             if setup["compile"]:

@@ -119,7 +119,7 @@ def make_optimizer(name, params, lr, seed=0):
                     )
                 ]
             ) from e
-        if any(p.dtype == torch.bfloat16 for p in params):
+        if any_bf16(params):
             from .rounding import AdamW8bitBf16
 
             return AdamW8bitBf16(params, seed=seed, lr=lr, weight_decay=1e-4), "adamw8bit"
@@ -148,9 +148,13 @@ def make_optimizer(name, params, lr, seed=0):
 def weight_rounding(opt):
     """How the optimizer rounds updated bf16 trained weights: None where none is bf16 (LoRA, fp32
     master weights)."""
-    if any(p.dtype == torch.bfloat16 for group in opt.param_groups for p in group["params"]):
+    if any_bf16(p for group in opt.param_groups for p in group["params"]):
         return getattr(opt, "rounding", "nearest")
     return None
+
+
+def any_bf16(params):
+    return any(p.dtype == torch.bfloat16 for p in params)
 
 
 def warmup_steps(total):

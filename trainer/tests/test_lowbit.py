@@ -1,6 +1,6 @@
 """Training on a quantized frozen base and checkpointing some blocks only: the paths the memory
-plan chooses, run on the tiny model on a CPU. Compiled blocks are counted here and trained by check.py's CPU mode
-(bench/gpu/test_check.py), together with NF4."""
+plan chooses, run on the tiny model on a CPU. Compiled blocks are counted here and trained by
+check.py's CPU mode (bench/gpu/test_check.py), together with NF4."""
 
 import pytest
 import torch
