@@ -11,7 +11,10 @@ NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
 .PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
 
-run: setup build
+# The installs run side by side: npm's build of better-sqlite3 (SQLite from source, no prebuilt
+# binary is reachable) takes about as long as the Python venv.
+run:
+	$(MAKE) --no-print-directory -j2 setup build
 	./kiln serve
 
 setup: $(STAMP_NODE) $(STAMP_PY)
@@ -37,16 +40,18 @@ build-web: $(STAMP_NODE)
 	npx vite build --config web/vite.config.ts --logLevel warn
 
 # Five independent parts on two cores, the order chosen so that both stay busy: the trainer's
-# tests (about 6 minutes of compute) on one, and on the other the static checks (types:
+# tests (the longest part) on one, and on the other the static checks (types:
 # tsconfig.check.json covers src, tests and benches, nothing is emitted; lint), the
 # property-based run against the OpenAPI document and the end-to-end tests, which train; the
 # node tests that mostly wait on the database and sockets take whichever core frees first.
-test: setup
+# Each part names the install it needs, so on a fresh clone the trainer's tests start once the
+# venv is ready, while npm is still building better-sqlite3.
+test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-static test-fuzz test-node-e2e test-node-unit
 
 test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
-test-static: $(STAMP_NODE)
+test-static: $(STAMP_NODE) $(STAMP_PY)
 	npx tsc -p tsconfig.check.json
 	npx tsc -p web/tsconfig.json
 	$(MAKE) --no-print-directory lint

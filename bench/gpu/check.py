@@ -19,13 +19,13 @@ Sections (`--sections a,b` runs a subset, in this order):
   step_bench      one training step timed two ways, the bench's idealised one (flux_lora_step.py)
                   and the product's own (kiln_trainer.train), with MFU
   speed           the product's step at 512 and 1024 px for each plan: plain, flat LoRA, checkpointed,
-                  selective checkpointing, compiled, fp8 matmuls, the planner's choice under 24 and
-                  12 GiB caps, and FULL under an 80 GiB cap: s/step, peak memory, MFU, losses
+                  selective checkpointing, compiled, an fp8 base (eager and compiled), the planner's
+                  choice under 24 and 12 GiB caps, and FULL under an 80 GiB cap: s/step, peak
+                  memory, MFU, losses against plain's (speed.py)
+  converge        200 steps at 512 px of plain, compiled, flat, fp8, nf4 and int8: each loss curve
                   against plain's (speed.py)
-  converge        200 steps at 512 px of plain, compiled, flat, nf4 and int8: each loss curve against
-                  plain's (speed.py)
 
---compile, --quantize nf4|int8 and --expandable-segments apply to every section that trains; a
+--compile, --quantize nf4|int8|fp8 and --expandable-segments apply to every section that trains; a
 section's `ok` means what it means without them. All seven need more device time than one
 session has: bench/gpu/README.md gives the order of calls.
 
@@ -474,7 +474,7 @@ def print_table(report):
                 what = (
                     f"{row['plan']:<13} {row['resolution']}px {row['quantize'] or 'none':<4} "
                     f"ckpt {row['checkpointed_blocks']:>2}{' compiled' if row['compiled'] else ''}"
-                    f"{' fp8' if row.get('fp8') else ''}{' flat' if row.get('flat_lora') else ''}"
+                    f"{' flat' if row.get('flat_lora') else ''}"
                     f"{' FULL' if row['training_type'] == 'FULL' else ''}"
                 )
                 loss = f"loss gap {fmt(row.get('loss_gap'))}"
@@ -506,7 +506,7 @@ def main(argv=None):
     ap.add_argument("--model", help="a FLUX.1-dev folder or cached repo id instead of random weights")
     ap.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS")
     ap.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
-    ap.add_argument("--quantize", choices=("nf4", "int8"), help="quantize the frozen base")
+    ap.add_argument("--quantize", choices=("nf4", "int8", "fp8"), help="quantize the frozen base")
     ap.add_argument("--speed-rows", help="only these rows of the speed section, comma-separated")
     ap.add_argument("--converge-rows", help="only these rows of the converge section (plain always runs)")
     ap.add_argument(

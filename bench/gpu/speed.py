@@ -7,15 +7,17 @@ speed     512 and 1024 px, 2 warm-up and 5 timed steps a row:
             flat          plain, the LoRA as one flat buffer (flat_lora): one optimizer update
             checkpointed  every block checkpointed
             selective@40  the planner's checkpointed blocks for a 40 GiB card, under that cap
-            fp8           plain, the block linears as torchao float8 matmuls (Ada/Hopper)
+            fp8           plain on an fp8 base: block weights cast once to e4m3, the forward and
+                          input-gradient matmuls in fp8 (fp8.py; Ada/Hopper and newer)
             int8, nf4     the base quantized so, every block checkpointed, no cap
             plan@24       the planner's choice for a 24 GiB card, under that cap
             plan@12       the planner's choice for a 12 GiB card, under that cap
             full@80       FULL fine-tuning as the planner sets it for an 80 GiB card (its trained
                           weights' dtype, every block checkpointed), under that cap
             compiled      plain, each block torch.compile'd
+            compiled-fp8  fp8, each block torch.compile'd (fusing the casts to fp8 into their neighbours)
           `loss_gap` is the largest step-for-step difference from plain's losses.
-converge  200 steps at 512 px of plain, compiled, flat, nf4 and int8 (nothing checkpointed, no cap):
+converge  200 steps at 512 px of plain, compiled, flat, fp8, nf4 and int8 (nothing checkpointed, no cap):
           the issue's test that a speed option does not hurt the loss curve. A row matches plain
           when the mean of its last 50 losses is within 2% of plain's (set before any GPU run).
 
@@ -50,8 +52,9 @@ ROWS = (
     "plan@12",
     "full@80",
     "compiled",
+    "compiled-fp8",
 )
-CONVERGE_ROWS = ("plain", "compiled", "flat", "nf4", "int8")
+CONVERGE_ROWS = ("plain", "compiled", "flat", "fp8", "nf4", "int8")
 CONVERGE_STEPS, CONVERGE_WINDOW, CONVERGE_TOLERANCE = 200, 50, 0.02
 
 
@@ -70,18 +73,19 @@ def flux_plan(cap, resolution, training_type="LORA"):
 
 def speed_setup(name, args, blocks_total, resolution):
     """How a speed row trains: quantize, checkpointed blocks, compile, cap in GiB or None,
-    fp8 matmuls, training type, trained weights' bytes, flat LoRA."""
+    training type, trained weights' bytes, flat LoRA."""
     row = dict(
         quantize=args.quantize,
         checkpointed=0,
-        compile=args.compile or name == "compiled",
+        compile=args.compile or name.startswith("compiled"),
         cap=None,
-        fp8=name == "fp8",
         training_type="LORA",
         trainable_bytes=4,
         flat=name == "flat",
     )
-    if name == "checkpointed":
+    if name in ("fp8", "compiled-fp8"):
+        row["quantize"] = "fp8"
+    elif name == "checkpointed":
         row["checkpointed"] = blocks_total
     elif name in ("int8", "nf4"):
         row.update(quantize=name, checkpointed=blocks_total)
@@ -162,14 +166,14 @@ class Bench:
         return round(est["training"] / memory.GIB, 2)
 
     def prepare(self, setup):
-        """The model and its trained parameters for a row. Quantizing, fp8 and a full fine-tune's
+        """The model and its trained parameters for a row. Quantizing and a full fine-tune's
         training change the base for good, so those rebuild it."""
         import torch
         from peft.tuners.lora import LoraLayer
 
         from kiln_trainer import blocks, lora, quantize as lowbit
 
-        key = (setup["quantize"], setup["fp8"], setup["training_type"])
+        key = (setup["quantize"], setup["training_type"])
         if self.model is None or self.key != key or setup["training_type"] == "FULL":
             self.model = self.params = self.adapters = None  # every reference, or the old base outlives the build
             self.release()
@@ -177,8 +181,6 @@ class Bench:
             self.model = self.bench.build_model(self.cfg, self.device, self.dtype)
             if setup["quantize"]:
                 lowbit.quantize_blocks(self.model, setup["quantize"], self.device, self.dtype)
-            if setup["fp8"]:
-                blocks.fp8_each(self.model, self.device)  # raises FP8Unsupported below Ada
             if setup["training_type"] == "FULL":
                 self.model.requires_grad_(True)
                 self.params, self.adapters = list(self.model.parameters()), []
@@ -233,7 +235,7 @@ class Bench:
         """One row: `steps` timed steps after `warmup` ones, as a dict for check.json."""
         import torch
 
-        from kiln_trainer import blocks, flat, train
+        from kiln_trainer import blocks, flat, fp8, train
 
         row = dict(
             plan=name,
@@ -241,17 +243,14 @@ class Bench:
             quantize=setup["quantize"],
             checkpointed_blocks=setup["checkpointed"],
             compiled=setup["compile"],
-            fp8=setup["fp8"],
             flat_lora=setup["flat"],
             training_type=setup["training_type"],
             cap_gib=setup["cap"],
             estimated_peak_gib=self.estimate_gib(setup, res),
         )
-        if setup["fp8"] and setup["quantize"]:
-            return dict(row, status="skipped: fp8 runs on a bf16 base, not with --quantize")
         try:
             self.prepare(setup)
-        except blocks.FP8Unsupported as e:
+        except fp8.Unsupported as e:
             self.model = None
             return dict(row, status=f"unsupported: {e}")
         x0, seq, pooled = self.inputs(res)

@@ -41,7 +41,7 @@ def test_tiny_check_on_cpu_runs_every_section(tmp_path):
     assert kinds == [("product", False), ("product", True), ("idealised", False), ("idealised", True)]
     assert all(r["sec_per_step"] > 0 and r["loss_finite"] for r in s["step_bench"]["rows"])
     rows = {(r["plan"], r["resolution"]): r for r in s["speed"]["rows"]}
-    assert len(rows) == 11 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
+    assert len(rows) == 12 and all(r["status"] == "ok" and r["sec_per_step"] > 0 for r in rows.values())
     assert all(r["stream_dtype"] == "float32" for r in rows.values())  # the tiny model's dtype, quantized or not
     for (name, res), r in rows.items():  # one more step of each row, profiled: where its time goes
         profile = out / r["profile"]["file"]
@@ -52,13 +52,15 @@ def test_tiny_check_on_cpu_runs_every_section(tmp_path):
         assert rows["flat", res]["flat_lora"] and rows["flat", res]["loss_gap"] < 0.01  # 8-bit blocks span tensors
         assert rows["plan@24", res]["quantize"] == "int8" and rows["plan@12", res]["quantize"] == "nf4"
         assert 0 < rows["plan@12", res]["loss_gap"] < 0.01
-        assert rows["fp8", res]["fp8"] and 0 < rows["fp8", res]["loss_gap"] < 0.01
+        assert rows["fp8", res]["quantize"] == "fp8" and 0 < rows["fp8", res]["loss_gap"] < 0.01
+        assert rows["compiled-fp8", res]["compiled"] and rows["compiled-fp8", res]["quantize"] == "fp8"
+        assert abs(rows["compiled-fp8", res]["loss_gap"] - rows["fp8", res]["loss_gap"]) < 1e-5
         assert rows["int8", res]["quantize"] == "int8" and rows["nf4", res]["checkpointed_blocks"] == 2
         full = rows["full@80", res]  # every block checkpointed, every weight trained: not plain's curve
         assert full["training_type"] == "FULL" and full["quantize"] is None and full["checkpointed_blocks"] == 2
         assert full["loss_finite"] and "loss_gap" not in full
     conv = s["converge"]
-    assert [r["plan"] for r in conv["rows"]] == ["plain", "compiled", "flat", "nf4", "int8"]
+    assert [r["plan"] for r in conv["rows"]] == ["plain", "compiled", "flat", "fp8", "nf4", "int8"]
     for r in conv["rows"]:
         assert r["status"] == "ok" and len(r["losses"]) == conv["steps"] == 20 and r["loss_finite"]
         assert r["checkpointed_blocks"] == 0 and r["matches_plain"], r  # the tiny model moves little in 20 steps
@@ -149,7 +151,7 @@ def test_time_to_lora_cut_at_its_cap_still_reports_what_it_measured(tmp_path):
     assert time_to_lora.so_far([]) == {"steps_done": 0, "sample_seconds": []}
 
 
-@pytest.mark.parametrize(("flag", "row"), [("--speed-rows", "turbo"), ("--converge-rows", "fp8")])
+@pytest.mark.parametrize(("flag", "row"), [("--speed-rows", "turbo"), ("--converge-rows", "fp4")])
 def test_an_unknown_row_is_a_usage_error_before_anything_runs(tmp_path, flag, row):
     cmd = [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(tmp_path / "out")]
     p = subprocess.run([*cmd, flag, f"plain,{row}"], capture_output=True, text=True, timeout=60)

@@ -191,15 +191,15 @@ def plan(args):
 
 
 def report(e, command):
-    from . import blocks, data, memory, models, numerics
+    from . import data, fp8, memory, models, numerics
 
     traceback.print_exc()
     if isinstance(e, data.DatasetError):
         error("dataset", str(e), e.where)
     elif isinstance(e, numerics.NonFinite):
         error("numerics", str(e), "train")
-    elif isinstance(e, blocks.FP8Unsupported):
-        error("spec", f"fp8_matmuls: {e}", "spec.fp8_matmuls")
+    elif isinstance(e, fp8.Unsupported):
+        error("spec", f"quantize: {e}", "spec.quantize")
     elif isinstance(e, memory.DoesNotFit):
         error("memory", str(e), "spec")
     elif isinstance(e, models.ModelError):

@@ -1,6 +1,5 @@
 """Per-block treatments of the FLUX transformer: checkpoint only the first n blocks (as many as
-the memory plan needs), compile each block on its own (regional compilation), and run the
-blocks' linears as fp8 matmuls.
+the memory plan needs), and compile each block on its own (regional compilation).
 
 Regional compilation compiles the code of one double and one single block and reuses it for all
 57 of them, since blocks of a kind share their code and differ only in weights: far less compile
@@ -65,25 +64,3 @@ def _joint_views(block, args, kwargs):
     positional = min(len(args), len(names))
     args = (*(views[n] for n in names[:positional]), *args[positional:])
     return args, {**kwargs, **{k: views[k] for k in names if k in kwargs}}
-
-
-def fp8_each(transformer, device):
-    """Every block linear as torchao's Float8Linear: inputs, weights and output gradients cast to
-    fp8 with dynamic per-tensor scales, matmuls in fp8. Before LoRA is added, so the adapters
-    stay in their own dtype. Returns how many linears were converted."""
-    from torchao.float8 import convert_to_float8_training
-
-    if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
-        raise FP8Unsupported(
-            f"fp8 matmuls need a GPU of compute capability 8.9 or newer (Ada, Hopper, Blackwell); "
-            f"{torch.cuda.get_device_name(device)} is {'.'.join(map(str, torch.cuda.get_device_capability(device)))}"
-        )
-    count = 0
-    for block in blocks(transformer):
-        convert_to_float8_training(block)
-        count += sum(1 for m in block.modules() if type(m).__name__ == "Float8Linear")
-    return count
-
-
-class FP8Unsupported(Exception):
-    pass

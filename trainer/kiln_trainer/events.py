@@ -34,12 +34,6 @@ def setup_logging():
     # bitsandbytes (imported by diffusers) warns on every start that an optional hub kernel for
     # 4-bit CPU matmuls is missing; a quantized CPU run uses its torch fallback instead
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    # torchao (fp8_matmuls) warns on import for each of its CUDA extensions a CPU build of torch
-    # cannot load; its float8 training uses none of them
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    # diffusers 0.42 looks for tensor classes older torchao releases had, to load torchao-quantized
-    # checkpoints (which we never load), and warns on every model load that they are missing
-    logging.getLogger("diffusers.quantizers.torchao.torchao_quantizer").setLevel(logging.ERROR)
 
 
 def _clean(v):

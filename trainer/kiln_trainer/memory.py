@@ -1,7 +1,7 @@
 """How much device memory a FLUX training run needs, and the plan that makes it fit.
 
 The estimate is a sum of parts a reader can check against a measured peak:
-  weights      the frozen base in its storage format (bf16, int8 or NF4 for the block linears)
+  weights      the frozen base in its storage format (bf16, int8, NF4 or fp8 for the block linears)
   trainable    the weights being trained, their gradients and the optimizer's state
   activations  what the backward keeps, per block and per token: all of a block's
                intermediates, or only its input when the block is checkpointed
@@ -10,7 +10,8 @@ encoders alone on the card, before the transformer loads) and decoding a sample 
 
 The planner then picks, in this order, the first plan that fits: the base unquantized, then
 8-bit, then NF4 (quantizing only when the card is too small for bf16), and within each the fewest
-checkpointed blocks (checkpointing only as much as needed). FULL fine-tuning keeps fp32 master
+checkpointed blocks (checkpointing only as much as needed). An fp8 base is only ever asked for: it
+is a speed option (fp8 matmuls), not yet measured on a GPU. FULL fine-tuning keeps fp32 master
 weights where they fit and bf16 weights where only those do."""
 
 import glob
@@ -118,6 +119,8 @@ def base_weight_bytes(model, quantize, compute_bytes):
             out += i * o * NF4_BYTES + o * compute_bytes
         elif quantize == "int8":
             out += i * o + o * 4 + o * compute_bytes
+        elif quantize == "fp8":  # one fp32 scale per layer
+            out += i * o + 4 + o * compute_bytes
         else:
             out += (i * o + o) * compute_bytes
     return out
@@ -144,7 +147,7 @@ def estimate(
     full, kept = ACTIVATION_BYTES * per_unit, CHECKPOINTED_BYTES * per_unit
     plain = model["blocks"] - checkpointed
     activations = plain * full + checkpointed * kept + (full if checkpointed else 0)
-    if quantize:
+    if quantize in ("nf4", "int8"):  # measured on bitsandbytes; fp8.py always answered in the compute dtype
         activations += QUANTIZED_EXTRA_BLOCKS * full
     weights = base_weight_bytes(model, quantize, compute_bytes)
     n_train = model["lora_params"] if training_type == "LORA" else model["total_params"]
@@ -189,7 +192,7 @@ def plan(
     """The first plan that fits `gpu_memory_gib` (None: no limit, e.g. a CPU run), as the JSON
     the `plan` command prints and the trainer's `started` event carries.
 
-    quantize: "auto", "none", "nf4" or "int8"; gradient_checkpointing: "auto", True (every
+    quantize: "auto", "none", "nf4", "int8" or "fp8"; gradient_checkpointing: "auto", True (every
     block) or False. Explicit choices are kept even when they do not fit: the plan then says so."""
     blocks = model["blocks"]
     if training_type == "FULL":

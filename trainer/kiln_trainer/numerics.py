@@ -92,7 +92,6 @@ def versions(device):
         "peft": pkg("peft"),
         "transformers": pkg("transformers"),
         "bitsandbytes": pkg("bitsandbytes"),
-        "torchao": pkg("torchao"),
     }
 
 

@@ -1,17 +1,20 @@
 """A frozen base stored in 8 or 4 bits through bitsandbytes, for LoRA on cards too small for a
-bf16 FLUX. Only the linears inside the transformer blocks are quantized: they hold 99% of the
-weights; the embedders, the final projection, norms and biases stay in the compute dtype.
+bf16 FLUX, or in fp8 (fp8.py), which also multiplies in fp8. Only the linears inside the
+transformer blocks are quantized: they hold 99% of the weights; the embedders, the final
+projection, norms and biases stay in the compute dtype.
 
-Both formats are weight-only: each forward dequantizes one layer's weight to the compute dtype
+The bitsandbytes formats are weight-only: each forward dequantizes one layer's weight to the compute dtype
 and multiplies in that dtype, and the backward dequantizes again rather than keeping the
 dequantized copy alive (that would hold a bf16 base's worth of memory until the backward).
-PEFT wraps both layer kinds with its own LoRA layers, so the adapter's keys are the unquantized
+PEFT wraps every layer kind here with its own LoRA layers, so the adapter's keys are the unquantized
 model's and the exported LoRA loads onto a bf16 base."""
 
 import bitsandbytes as bnb
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import fp8
 
 
 class _WeightOnly(torch.autograd.Function):
@@ -59,6 +62,8 @@ class Int8Linear(_WeightOnlyForward, bnb.nn.Linear8bitLt):
 def _layer(kind, linear, device, compute_dtype):
     """The quantized copy of one linear, on `device`. The shell is made on the meta device: a
     real one would first draw a random fp32 weight, minutes of work over FLUX.1-dev's 12 B."""
+    if kind == "fp8":
+        return fp8.Fp8Linear(linear, device, compute_dtype)
     shape, bias = (linear.in_features, linear.out_features), linear.bias is not None
     with torch.device("meta"):
         if kind == "nf4":
@@ -92,4 +97,4 @@ def quantize_blocks(transformer, kind, device, compute_dtype):
 
 
 def quantized_layers(transformer):
-    return sum(1 for m in transformer.modules() if isinstance(m, (Nf4Linear, Int8Linear)))
+    return sum(1 for m in transformer.modules() if isinstance(m, (Nf4Linear, Int8Linear, fp8.Fp8Linear)))

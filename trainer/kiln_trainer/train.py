@@ -325,11 +325,6 @@ def run(spec, stop):
         from . import quantize
 
         quantized = quantize.quantized_layers(quantize.quantize_blocks(transformer, plan["quantize"], device, dtype))
-    fp8_layers = 0
-    if spec.fp8_matmuls and plan["quantize"]:
-        emit("log", message=f"fp8_matmuls left off: they run on a bf16 base, and this card needs {plan['quantize']}")
-    elif spec.fp8_matmuls:
-        fp8_layers = blocks.fp8_each(transformer, device)
     if spec.training_type == "LORA":
         params = lora.add_lora(transformer, spec.rank, spec.seed)
     else:
@@ -386,7 +381,6 @@ def run(spec, stop):
         attention=attention,
         memory_plan=plan,
         quantized_layers=quantized,
-        fp8_layers=fp8_layers,
         compiled=spec.compile,
         flat_lora=spec.flat_lora,
         torch_version=stack["torch"],

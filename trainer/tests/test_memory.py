@@ -129,9 +129,21 @@ def test_estimate_against_measured_peaks(flux_dev, res, quantize, ckpt, peak, fi
 
 def test_quantized_weights_shrink_as_stated(flux_dev):
     model = flux_dev["model"]
-    bf16, int8, nf4 = (memory.base_weight_bytes(model, q, 2) / memory.GIB for q in (None, "int8", "nf4"))
+    bf16, int8, nf4, fp8 = (memory.base_weight_bytes(model, q, 2) / memory.GIB for q in (None, "int8", "nf4", "fp8"))
     assert bf16 == pytest.approx(22.17, abs=0.01)
     assert int8 == pytest.approx(11.14, abs=0.05) and nf4 == pytest.approx(5.81, abs=0.05)
+    assert int8 - 0.02 < fp8 < int8  # a byte a weight, one scale per layer rather than per row
+
+
+def test_an_fp8_base_is_planned_only_when_asked_for(flux_dev):
+    assert all(lora_1024(flux_dev, gib)["quantize"] != "fp8" for gib in (12, 16, 24, 40, 80))
+    fp8, int8 = (lora_1024(flux_dev, 24, quantize=q) for q in ("fp8", "int8"))
+    assert fp8["feasible"] and fp8["quantize"] == "fp8" and "quantized to fp8" in fp8["reason"]
+    # the same bytes of weights, without the margin the bitsandbytes paths measured
+    assert fp8["checkpointed_blocks"] < int8["checkpointed_blocks"]
+    roomy = lora_1024(flux_dev, 80, quantize="fp8")
+    assert roomy["checkpointed_blocks"] == 0
+    assert roomy["estimated_peak_gib"] < lora_1024(flux_dev, 80)["estimated_peak_gib"] - 10
 
 
 def test_plan_command_prints_the_plan(tmp_path):
@@ -159,13 +171,14 @@ def test_spec_fields(tmp_path):
         version=1, trigger_word="t", base_model_path="builtin:tiny-flux", dataset_dir=str(tmp_path), work_dir="w"
     )
     path = tmp_path / "s.json"
-    for ok in ({"gradient_checkpointing": "auto"}, {"quantize": "nf4"}, {"compile": True}):
+    for ok in ({"gradient_checkpointing": "auto"}, {"quantize": "nf4"}, {"quantize": "fp8"}, {"compile": True}):
         path.write_text(json.dumps({**base, **ok}))
         specmod.load(str(path), "train")
     for bad, field in (
         ({"gradient_checkpointing": "some"}, "gradient_checkpointing"),
         ({"quantize": "fp4"}, "quantize"),
         ({"training_type": "FULL", "quantize": "nf4"}, "quantize"),
+        ({"training_type": "FULL", "quantize": "fp8"}, "quantize"),
     ):
         path.write_text(json.dumps({**base, **bad}))
         with pytest.raises(specmod.SpecError) as e:
