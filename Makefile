@@ -9,7 +9,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -path 'test/web/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
-.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-fast lint format setup build bench clean
+.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-check test-fast lint format setup build bench clean
 
 # The installs run side by side: npm's build of better-sqlite3 (SQLite from source, no prebuilt
 # binary is reachable) takes about as long as the Python venv.
@@ -39,15 +39,16 @@ build: $(STAMP_NODE) build-web
 build-web: $(STAMP_NODE)
 	npx vite build --config web/vite.config.ts --logLevel warn
 
-# Five independent parts on two cores, the order chosen so that both stay busy: the trainer's
-# tests (the longest part) on one, and on the other the static checks (types:
-# tsconfig.check.json covers src, tests and benches, nothing is emitted; lint), the
-# property-based run against the OpenAPI document and the end-to-end tests, which train; the
-# node tests that mostly wait on the database and sockets take whichever core frees first.
-# Each part names the install it needs, so on a fresh clone the trainer's tests start once the
-# venv is ready, while npm is still building better-sqlite3.
+# Six independent parts, three at a time on two cores: the trainer's tests and check.py's CPU
+# mode (the two longest, about 7 minutes each), the end-to-end tests, which train, the static
+# checks (types: tsconfig.check.json covers src, tests and benches, nothing is emitted; lint),
+# the property-based run against the OpenAPI document, and the node tests that mostly wait on
+# the database and sockets. Three, not two: much of the suite waits on subprocesses, signals
+# and sockets, and a third part fills those waits. Each part names the install it needs, so on
+# a fresh clone the Python parts start once the venv is ready, while npm is still building
+# better-sqlite3.
 test:
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-static test-fuzz test-node-e2e test-node-unit
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-python test-check test-node-e2e test-static test-fuzz test-node-unit
 
 test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
@@ -56,8 +57,12 @@ test-static: $(STAMP_NODE) $(STAMP_PY)
 	npx tsc -p web/tsconfig.json
 	$(MAKE) --no-print-directory lint
 
+# One thread each: tiny models on a shared 2-core box, where extra threads only add contention.
 test-python: $(STAMP_PY)
-	$(PY) -m pytest -q trainer/tests bench/gpu
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q trainer/tests
+
+test-check: $(STAMP_PY)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q bench/gpu
 
 # ESLint (type-checked) and Prettier for the TypeScript, ruff for the Python.
 lint: setup

@@ -111,7 +111,11 @@ for (const dialect of DIALECTS) {
       }, 'the lease to be dropped');
       assert.equal(after.status, 'CANCELLED');
       assert.equal((await action(g.id, 'cancel')).json<Generation>().status, 'CANCELLED');
-      const runs = await h.runtime.store.db.selectFrom('stage_runs').select(['stage', 'outcome']).where('task_id', '=', g.id).execute();
+      // The run's history is closed after the lease is dropped (worker.ts): wait for it too.
+      const runs = await until(async () => {
+        const rows = await h.runtime.store.db.selectFrom('stage_runs').select(['stage', 'outcome']).where('task_id', '=', g.id).execute();
+        return rows.length > 0 && rows.every((r) => r.outcome !== null) && rows;
+      }, 'the run to be closed');
       assert.deepEqual(runs, [{ stage: 'generate', outcome: 'cancelled' }]);
     });
 
