@@ -86,6 +86,8 @@ def _layer(kind, linear, device, compute_dtype):
 def quantize_blocks(transformer, kind, device, compute_dtype):
     """Replace every block linear by its `kind` version on `device`, then move the rest of the
     block there: a layer at a time, so the device never holds the unquantized base."""
+    if kind == "fp8":
+        fp8.require(device)  # the trainer asks before loading; the bench comes straight here
     for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
         for name, module in list(block.named_modules()):
             if type(module) is nn.Linear:

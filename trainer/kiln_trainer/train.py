@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import blocks, data, flat, lora, memory, models, numerics, quality, sampling, tiny
+from . import blocks, data, flat, fp8, lora, memory, models, numerics, quality, sampling, tiny
 from .events import emit
 from .spec import SpecError, to_dict
 
@@ -281,6 +281,8 @@ def run(spec, stop):
     log.info("memory plan: %s", plan["reason"])
     if not plan["feasible"]:
         raise memory.DoesNotFit(plan["reason"])
+    if plan["quantize"] == "fp8":
+        fp8.require(device)
     model_key = (
         spec.base_model_path,
         tiny.fingerprint() if builtin else os.path.abspath(source) if os.path.isdir(source) else source,

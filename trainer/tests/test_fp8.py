@@ -42,12 +42,18 @@ def test_the_weight_is_one_byte_a_weight_and_gets_no_gradient():
     assert layer.weight.grad is None and x.grad is not None
 
 
-def test_a_frozen_input_needs_no_backward_matmul():
+def test_a_frozen_input_needs_no_backward_matmul(monkeypatch):
+    """The first block's input wants no gradient, and neither does anything else of the layer's:
+    autograd skips its backward, and the LoRA beside it still trains."""
     _, layer = layers(torch.float32)
+    calls, scaled_mm = [], torch._scaled_mm
+    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: calls.append(a[0].dtype) or scaled_mm(*a, **k))
     lora = nn.Linear(256, 128, bias=False)
-    x = torch.randn(16, 256)  # the first block's input: no gradient wanted
-    (layer(x) + lora(x)).sum().backward()
-    assert lora.weight.grad is not None
+    for wants_grad, expected in ((False, [fp8.E4M3]), (True, [fp8.E4M3, fp8.E5M2])):
+        calls.clear()
+        x = torch.randn(16, 256, requires_grad=wants_grad)
+        (layer(x) + lora(x)).sum().backward()
+        assert calls == expected and lora.weight.grad is not None
 
 
 def test_a_non_finite_input_stays_non_finite():
@@ -83,6 +89,12 @@ def test_compiled_it_computes_what_it_does_eagerly():
 def test_a_card_without_fp8_matmuls_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
+    from types import SimpleNamespace
+
+    from kiln_trainer import quantize
+
+    model = SimpleNamespace(transformer_blocks=[nn.Sequential(nn.Linear(32, 32))], single_transformer_blocks=[])
     with pytest.raises(fp8.Unsupported, match=r"RTX 3090 is 8\.6.*'int8' or 'nf4'"):
-        fp8.require(torch.device("cuda", 0))
+        quantize.quantize_blocks(model, "fp8", torch.device("cuda", 0), torch.bfloat16)
+    assert type(model.transformer_blocks[0][0]) is nn.Linear  # refused before anything changed
     fp8.require(torch.device("cpu"))
