@@ -39,17 +39,18 @@ build: $(STAMP_NODE) build-web
 build-web: $(STAMP_NODE)
 	npx vite build --config web/vite.config.ts --logLevel warn
 
-# Six independent parts, three at a time on two cores: the end-to-end tests, which train (first:
-# they wait for npm and the dashboard's build, and the part that starts last ends last), the
-# trainer's tests and check.py's CPU mode (the two longest), the static checks (types:
-# tsconfig.check.json covers src, tests and benches, nothing is emitted; lint), the
-# property-based run against the OpenAPI document, and the node tests that mostly wait on the
-# database and sockets. Three, not two: much of the suite waits on subprocesses, signals and
-# sockets, and a third part fills those waits. Each part names the install it needs, so on a
-# fresh clone the Python parts start once the venv is ready, while npm is still building
-# better-sqlite3.
+# First both installs side by side (npm's build of better-sqlite3, SQLite from source with no
+# prebuilt binary reachable, takes about as long as the Python venv; started beside the tests
+# instead, it starved and held back the end-to-end part). Then six independent parts, three at
+# a time on two cores: the trainer's tests, the end-to-end tests, which train, and check.py's
+# CPU mode (the three longest), then the static checks (types: tsconfig.check.json covers src,
+# tests and benches, nothing is emitted; lint), the property-based run against the OpenAPI
+# document, and the node tests that mostly wait on the database and sockets. Three, not two:
+# much of the suite waits on subprocesses, signals and sockets, and a third part fills those
+# waits.
 test:
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-node-e2e test-python test-check test-static test-fuzz test-node-unit
+	$(MAKE) --no-print-directory -j2 setup
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-python test-node-e2e test-check test-static test-fuzz test-node-unit
 
 test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
