@@ -42,12 +42,13 @@ build-web: $(STAMP_NODE)
 # First both installs side by side (npm's build of better-sqlite3, SQLite from source with no
 # prebuilt binary reachable, takes about as long as the Python venv; started beside the tests
 # instead, it starved and held back the end-to-end part). Then six independent parts, three at
-# a time on two cores: the trainer's tests, the end-to-end tests, which train, and check.py's
-# CPU mode (the three longest), then the static checks (types: tsconfig.check.json covers src,
-# tests and benches, nothing is emitted; lint), the property-based run against the OpenAPI
-# document, and the node tests that mostly wait on the database and sockets. Three, not two:
-# much of the suite waits on subprocesses, signals and sockets, and a third part fills those
-# waits.
+# a time on two cores: the trainer's tests, the end-to-end tests, which train, check.py's CPU
+# mode, the static checks (types: tsconfig.check.json covers src, tests and benches, nothing is
+# emitted; lint), the property-based run against the OpenAPI document, and the node tests that
+# mostly wait on the database and sockets. Three, not two: much of the suite waits on
+# subprocesses, signals and sockets, and a third part fills those waits. make starts the
+# end-to-end part after the short ones (its build-web prerequisite defers it); run beside the
+# two Python parts from the start it took twice as long and broke a 5 s stop bound.
 test:
 	$(MAKE) --no-print-directory -j2 setup
 	$(MAKE) --no-print-directory -j3 --output-sync=target test-python test-node-e2e test-check test-static test-fuzz test-node-unit
