@@ -20,7 +20,7 @@ def test_tiny_check_on_cpu_runs_every_section(tmp_path):
         [sys.executable, str(HERE / "check.py"), "--tiny", "--device", "cpu", "--out", str(out), "--profile"],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     report = json.loads((out / "check.json").read_text())
@@ -81,7 +81,7 @@ def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
         [*cmd, "--sections", "tiny_train", *flags],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     t = json.loads((out / "check.json").read_text())["sections"]["tiny_train"]
@@ -89,6 +89,18 @@ def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
     assert t["quantize"] == flags[-1] and t["compiled"] == ("--compile" in flags)
     # finite and falling, and the LoRA from the quantized base works on the unquantized one
     assert t["all_finite"] and t["final_loss"] < 0.5 * t["first_loss"] and t["eval_drop"] >= 0.30
+
+
+def test_compile_and_quantize_reach_every_run_and_compile_widens_the_caps():
+    import check
+
+    args = check.parse(["--tiny", "--device", "cpu", "--out", "unused", "--compile", "--quantize", "int8"])
+    assert check.spec_common(args)["compile"] is True and check.spec_common(args)["quantize"] == "int8"
+    plain = check.parse(["--tiny", "--device", "cpu", "--out", "unused", "--cap", "speed=7"])
+    assert "compile" not in check.spec_common(plain) and "quantize" not in check.spec_common(plain)
+    for name in check.TRAINING_SECTIONS:
+        assert args.caps[name] == check.TINY_CAPS[name] + check.COMPILE_SECONDS
+    assert args.caps["step_bench"] == check.TINY_CAPS["step_bench"] and plain.caps["speed"] == 7
 
 
 def test_a_section_past_its_cap_fails_and_the_rest_still_run(tmp_path):
