@@ -91,7 +91,7 @@ def test_tiny_train_with_compile_and_quantize(tmp_path, flags):
     assert t["all_finite"] and t["final_loss"] < 0.5 * t["first_loss"] and t["eval_drop"] >= 0.30
 
 
-def test_compile_and_quantize_reach_every_run_and_compile_widens_the_caps():
+def test_the_command_line_sets_the_trainer_spec_and_the_caps():
     import check
 
     args = check.parse(["--tiny", "--device", "cpu", "--out", "unused", "--compile", "--quantize", "int8"])
