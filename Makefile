@@ -9,7 +9,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -path 'test/web/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
-.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-check test-fast lint format setup build bench clean
+.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-check test-fast test-torch lint format setup build bench clean
 
 # The installs run side by side: npm's build of better-sqlite3 (SQLite from source, no prebuilt
 # binary is reachable) takes about as long as the Python venv.
@@ -26,7 +26,7 @@ $(STAMP_NODE): package.json package-lock.json
 $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml test/fuzz/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0  # our pin; requirements.txt accepts what GPU hosts run
 	$(PY) -m pip install -q -r trainer/requirements.txt
 	$(PY) -m pip install -q --no-deps -e trainer
 	$(PY) -m pip install -q -r test/fuzz/requirements.txt
@@ -97,6 +97,18 @@ test-node-e2e: $(STAMP_NODE) build-web
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" trainer/tests
 	node --import tsx --test --test-concurrency=2 $(NODE_UNIT)
+
+# The trainer's tests and check.py's CPU mode on another torch than our pin, in .venv-torch<version>:
+# GPU hosts run 2.11 to 2.13 (the lent GPU machine has 2.11). `make test-torch TORCH=2.11.0`. Not in
+# `make test`: PyPI has only CUDA builds of torch for Linux, about 4 GB a version.
+TORCH ?= 2.11.0
+TORCH_VENV = .venv-torch$(TORCH)
+test-torch:
+	test -x $(TORCH_VENV)/bin/python || python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install -q torch==$(TORCH)
+	$(TORCH_VENV)/bin/python -m pip install -q -r trainer/requirements.txt
+	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/trainer $(TORCH_VENV)/bin/python -m pytest -q -p no:cacheprovider trainer/tests
+	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/trainer $(TORCH_VENV)/bin/python -m pytest -q -p no:cacheprovider bench/gpu
 
 bench: setup build
 	$(PY) -m pip install -q -r bench/baselines/requirements.txt

@@ -50,6 +50,12 @@ def test_lora_on_a_quantized_base_trains_and_loads_onto_the_full_base(tmp_path, 
     assert after <= 0.8 * before, (before, after)
 
 
+# The largest mean output error relative to nn.Linear's, over 30 seeds, on torch 2.11 and 2.13:
+# 0.112 for nf4 (16 levels a weight), 0.0054 for int8, 0.046 for fp8 (whose input is cast too).
+# Seed 0's 0.107 on torch 2.11 failed the 0.1 this test once held every format to.
+OUTPUT_ERROR = {"nf4": 0.15, "int8": 0.01, "fp8": 0.07}
+
+
 @pytest.mark.parametrize("kind", ["nf4", "int8", "fp8"])
 def test_a_quantized_linear_returns_what_nn_linear_returns_under_autocast(kind):
     """CUDA autocast hands linears the fp32 output of layer norms; nn.Linear answers in bf16, and
@@ -67,8 +73,7 @@ def test_a_quantized_linear_returns_what_nn_linear_returns_under_autocast(kind):
         assert got.dtype == want.dtype == torch.bfloat16
         got.float().sum().backward()
         assert x.grad.dtype == dtype and torch.isfinite(x.grad).all()
-        # the quantized weight is close to the original; the outputs are too
-        assert (got - want).abs().mean() < 0.1 * want.abs().mean()
+        assert (got - want).abs().mean() < OUTPUT_ERROR[kind] * want.abs().mean()
 
 
 def test_a_plan_that_does_not_fit_fails_before_loading(tmp_path):
