@@ -1,6 +1,8 @@
 # The two commands of the README: `make run` and `make test`. Each installs what it needs once.
 SHELL := /bin/bash
 VENV := .venv
+# Our pin; trainer/requirements.txt accepts what GPU hosts run (make test-torch tries another).
+TORCH := 2.13.0
 PY := $(VENV)/bin/python
 STAMP_NODE := node_modules/.kiln-installed
 STAMP_PY := $(VENV)/.kiln-installed
@@ -26,7 +28,7 @@ $(STAMP_NODE): package.json package-lock.json
 $(STAMP_PY): trainer/requirements.txt trainer/pyproject.toml test/fuzz/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0  # our pin; requirements.txt accepts what GPU hosts run
+	$(PY) -m pip install -q torch==$(TORCH)
 	$(PY) -m pip install -q -r trainer/requirements.txt
 	$(PY) -m pip install -q --no-deps -e trainer
 	$(PY) -m pip install -q -r test/fuzz/requirements.txt
@@ -98,17 +100,11 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" trainer/tests
 	node --import tsx --test --test-concurrency=2 $(NODE_UNIT)
 
-# The trainer's tests and check.py's CPU mode on another torch than our pin, in .venv-torch<version>:
+# The trainer's tests and check.py's CPU mode on another torch than our pin, in their own venv:
 # GPU hosts run 2.11 to 2.13 (the lent GPU machine has 2.11). `make test-torch TORCH=2.11.0`. Not in
 # `make test`: PyPI has only CUDA builds of torch for Linux, about 4 GB a version.
-TORCH ?= 2.11.0
-TORCH_VENV = .venv-torch$(TORCH)
 test-torch:
-	test -x $(TORCH_VENV)/bin/python || python3 -m venv $(TORCH_VENV)
-	$(TORCH_VENV)/bin/python -m pip install -q torch==$(TORCH)
-	$(TORCH_VENV)/bin/python -m pip install -q -r trainer/requirements.txt
-	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/trainer $(TORCH_VENV)/bin/python -m pytest -q -p no:cacheprovider trainer/tests
-	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/trainer $(TORCH_VENV)/bin/python -m pytest -q -p no:cacheprovider bench/gpu
+	$(MAKE) --no-print-directory test-python test-check VENV=.venv-torch$(TORCH)
 
 bench: setup build
 	$(PY) -m pip install -q -r bench/baselines/requirements.txt
