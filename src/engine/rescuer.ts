@@ -62,7 +62,7 @@ async function rescueOne<Row extends LeasedRow>(kinds: AnyJobKind[], rows: Lifec
       .executeTakeFirst();
     const cleared = Number(res.numUpdatedRows);
     report.cleared += cleared;
-    if (cleared) await closeAbandonedRuns(rows.store, row.id, lease.owner);
+    if (cleared) await closeAbandonedRuns(rows.db, row.id, lease.owner);
     return;
   }
   const giveUp = row.attempt >= maxAttempts;
@@ -76,8 +76,8 @@ async function rescueOne<Row extends LeasedRow>(kinds: AnyJobKind[], rows: Lifec
             now,
           )
         : kind.released(now),
+    alongside: (trx) => closeAbandonedRuns(trx, row.id, lease.owner),
   });
   if (!res.ok) return;
   (giveUp ? report.failed : report.requeued).push(res.row);
-  await closeAbandonedRuns(rows.store, row.id, lease.owner);
 }

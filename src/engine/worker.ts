@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/db.js';
-import type { LeasedRow } from '../store/lifecycle-store.js';
+import type { Executor, LeasedRow } from '../store/lifecycle-store.js';
 import { OutageLog } from '../store/outage.js';
 import { closeRun, openRun } from '../store/stage-runs.js';
 import { uuidv7 } from '../util/ids.js';
@@ -179,10 +179,11 @@ export class Worker {
     const stop = lease.signal.aborted ? (lease.signal.reason as StopReason) : null;
     this.keeper.settle(lease);
     const pending = writes.takePending();
-    const written = (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, log)).catch(async (err: unknown) => {
+    const closeRunAs = (outcome: string) => (trx: Executor) => (runId === null ? Promise.resolve() : closeRun(trx, runId, outcome, ended));
+    const written = (await this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error, pending }, closeRunAs, log)).catch(async (err: unknown) => {
       // A write that fails for a reason other than the database being down is a bug of ours: say so on the row.
       log.error({ err }, 'writing the outcome failed');
-      return this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error: err, pending }, log));
+      return this.durably('job outcome', log, () => this.writeOutcome(kind, row, { stop, result, error: err, pending }, closeRunAs, log));
     })) ?? { outcome: 'unwritten', landed: false };
     const { outcome } = written;
     await this.keeper.forget(lease);
@@ -191,7 +192,10 @@ export class Worker {
     if (!written.landed) {
       await this.durably('lease drop', log, () => dropLease(store, lease, this.id)).catch((err) => log.error({ err }, 'dropping the lease failed'));
     }
-    if (runId !== null) await this.durably('stage run', log, () => closeRun(store, runId, outcome, ended)).catch((err) => log.error({ err }, 'closing the run failed'));
+    // A transition that landed closed the run in its own transaction.
+    if (runId !== null && !written.landed) {
+      await this.durably('stage run', log, () => closeRun(store.db, runId, outcome, ended)).catch((err) => log.error({ err }, 'closing the run failed'));
+    }
     this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (ended - started) / 1000);
     log.info({ outcome, seconds: (ended - started) / 1000 }, 'job ended');
   }
@@ -226,29 +230,34 @@ export class Worker {
    * Writes how the job ended, with any progress that never reached the database. A stopped
    * job's stop decides; otherwise it completed or failed. Every write names this worker's
    * lease, so a job rescued meanwhile is left to its new holder ('superseded'). `landed`: a
-   * transition was written, and with it the lease cleared.
+   * transition was written, and with it the lease cleared and the run closed (`closeRunAs`).
    */
   private async writeOutcome(
     kind: AnyJobKind,
     row: LeasedRow,
     end: { stop: StopReason | null; result: JobResult<object>; error: unknown; pending: object },
+    closeRunAs: (outcome: string) => (trx: Executor) => Promise<void>,
     log: Logger,
   ): Promise<{ outcome: string; landed: boolean }> {
     const leaseOwner = this.id;
     if (end.stop === 'cancelled') return { outcome: 'cancelled', landed: false };
     if (end.stop) {
       // Shutdown, or a lease that could not be renewed: back to the queue, to resume from its checkpoint.
-      const res = await kind.rows.transition(row.id, 'release', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.released(now) }) });
-      return { outcome: end.stop === 'shutdown' && res.ok ? 'released' : 'lease_lost', landed: res.ok };
+      const outcome = end.stop === 'shutdown' ? 'released' : 'lease_lost';
+      const set = (_before: LeasedRow, now: string) => ({ ...end.pending, ...kind.released(now) });
+      const res = await kind.rows.transition(row.id, 'release', { leaseOwner, set, alongside: closeRunAs(outcome) });
+      return { outcome: res.ok ? outcome : 'lease_lost', landed: res.ok };
     }
     if (end.error === undefined) {
-      const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner, set: (_before, now) => kind.finish.set({ ...end.pending, ...end.result.set }, now) });
+      const set = (_before: LeasedRow, now: string) => kind.finish.set({ ...end.pending, ...end.result.set }, now);
+      const res = await kind.rows.transition(row.id, kind.finish.transition, { leaseOwner, set, alongside: closeRunAs('completed') });
       return { outcome: res.ok ? 'completed' : 'superseded', landed: res.ok };
     }
     const err = end.error;
     const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
     if (!(err instanceof JobFailure)) log.error({ err }, 'job crashed');
-    const res = await kind.rows.transition(row.id, 'fail', { leaseOwner, set: (_before, now) => ({ ...end.pending, ...kind.failed(message, now) }) });
+    const set = (_before: LeasedRow, now: string) => ({ ...end.pending, ...kind.failed(message, now) });
+    const res = await kind.rows.transition(row.id, 'fail', { leaseOwner, set, alongside: closeRunAs('failed') });
     return { outcome: res.ok ? 'failed' : 'superseded', landed: res.ok };
   }
 }

@@ -34,6 +34,8 @@ export interface TransitionOptions<Row> {
   requireNoLease?: boolean;
   /** Columns written together with the status. */
   set?: (before: Row, now: string) => Partial<Row>;
+  /** Other writes that commit with the status change, and only with it. */
+  alongside?: (trx: Executor) => Promise<void>;
 }
 
 /**
@@ -129,6 +131,7 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
         if (opts.requireNoLease) update = update.where('lease_owner', 'is', null);
         const after = (await update.returningAll().executeTakeFirst()) as Row | undefined;
         if (!after) return null;
+        await opts.alongside?.(trx);
         await this.notify(trx, before, after);
         return { ok: true, row: after, before } as const;
       });

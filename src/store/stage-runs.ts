@@ -1,4 +1,5 @@
 import type { Store } from './db.js';
+import type { Executor } from './lifecycle-store.js';
 import { isoNow } from '../util/time.js';
 
 /**
@@ -15,9 +16,13 @@ export async function openRun(store: Store, run: { jobId: string; kind: string; 
   return Number(row.id);
 }
 
-/** `endedAt` is when the job's process ended, which a write delayed by an outage must not move. */
-export async function closeRun(store: Store, runId: number, outcome: string, endedAt: number): Promise<void> {
-  await store.db
+/**
+ * `endedAt` is when the job's process ended, which a write delayed by an outage must not move.
+ * `db` is the transaction of the job's own outcome where one landed, so that a job's status
+ * and the record of its run never disagree.
+ */
+export async function closeRun(db: Executor, runId: number, outcome: string, endedAt: number): Promise<void> {
+  await db
     .updateTable('stage_runs')
     .set({ ended_at: isoNow(endedAt), outcome })
     .where('id', '=', runId)
@@ -25,8 +30,8 @@ export async function closeRun(store: Store, runId: number, outcome: string, end
 }
 
 /** Closes the runs a dead worker left open on a job: the rescue is the last we know of them. */
-export async function closeAbandonedRuns(store: Store, jobId: string, workerId: string): Promise<void> {
-  await store.db
+export async function closeAbandonedRuns(db: Executor, jobId: string, workerId: string): Promise<void> {
+  await db
     .updateTable('stage_runs')
     .set({ ended_at: isoNow(), outcome: 'lease_expired' })
     .where('task_id', '=', jobId)

@@ -184,9 +184,17 @@ for (const dialect of DIALECTS) {
           .set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() })
           .where('id', '=', t.id)
           .execute();
-      await claim(h, 'preprocess', 'doomed');
+      // The dead worker's run is closed in the transaction that requeues its task.
+      const runSeen: (string | null)[] = [];
+      h.runtime.taskStore.onStatusChange(async (trx, _before, after) => {
+        if (after.id !== t.id || after.status !== 'PENDING') return;
+        runSeen.push((await trx.selectFrom('stage_runs').select('outcome').where('task_id', '=', t.id).executeTakeFirstOrThrow()).outcome);
+      });
+      const doomed = (await claim(h, 'preprocess', 'doomed'))!;
+      await openRun(h.runtime.store, { jobId: t.id, kind: 'preprocess', attempt: doomed.attempt, workerId: 'doomed', startedAt: Date.now() });
       await expire();
       let report = await rescue(h, 2);
+      assert.deepEqual(runSeen, ['lease_expired']);
       assert.deepEqual(
         report.requeued.map((r) => r.id),
         [t.id],

@@ -45,6 +45,20 @@ function gatedStages() {
   return { handlers, seen, open, gates };
 }
 
+/**
+ * What each transaction that moved the task saw: the new status, then every stage run's outcome
+ * ('open' for one still running). A worker closes a run in the transaction of the stage's outcome.
+ */
+function runsSeenAtEachStatus(h: Harness, taskId: string): string[][] {
+  const seen: string[][] = [];
+  h.runtime.taskStore.onStatusChange(async (trx, _before, after) => {
+    if (after.id !== taskId) return;
+    const runs = await trx.selectFrom('stage_runs').select('outcome').where('task_id', '=', taskId).orderBy('id').execute();
+    seen.push([after.status, ...runs.map((r) => r.outcome ?? 'open')]);
+  });
+  return seen;
+}
+
 for (const dialect of DIALECTS) {
   describe(`worker (${dialect})`, () => {
     let h: Harness;
@@ -71,6 +85,7 @@ for (const dialect of DIALECTS) {
       const w = makeWorker(g.handlers, `w-complete-${dialect}`);
       await w.start();
       const t = await insertTask(h.runtime.taskStore, { set: { webhook_url: 'http://127.0.0.1:9/hook' } });
+      const seen = runsSeenAtEachStatus(h, t.id);
       await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start');
       g.open('preprocess', t.id);
       await until(() => Promise.resolve(g.gates.has(`train:${t.id}`)), 'training to start');
@@ -101,6 +116,8 @@ for (const dialect of DIALECTS) {
         ['training.preprocessing', 'training.started', 'training.completed'],
       );
       await w.stop();
+      // Each claim comes before its run opens; each stage's end closes its run in the same transaction.
+      assert.deepEqual(seen, [['PREPROCESSING'], ['QUEUED', 'completed'], ['TRAINING', 'completed'], ['COMPLETED', 'completed', 'completed']]);
     });
 
     test('a cancel reaches the running stage within a second; the slot frees only when it returns', async () => {
@@ -128,14 +145,16 @@ for (const dialect of DIALECTS) {
       const w = makeWorker(g.handlers, `w-fail-${dialect}`);
       await w.start();
       const t = await insertTask(h.runtime.taskStore, { set: { trigger_word: 'FAILME' } });
+      const seen = runsSeenAtEachStatus(h, t.id);
       await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start');
       g.open('preprocess', t.id);
       const failed = await until(async () => {
         const r = await h.runtime.taskStore.get(t.id);
         return r?.status === 'FAILED' && r;
       }, 'failure');
-      assert.equal(failed.error_message, 'preprocess refused this dataset');
       await w.stop();
+      assert.equal(failed.error_message, 'preprocess refused this dataset');
+      assert.deepEqual(seen, [['PREPROCESSING'], ['FAILED', 'failed']]);
     });
 
     test('shutdown gives the lease back and another worker resumes the stage as attempt 2', async () => {
@@ -143,12 +162,14 @@ for (const dialect of DIALECTS) {
       const w1 = makeWorker(g1.handlers, `w-leaving-${dialect}`);
       await w1.start();
       const t = await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED' } });
+      const seen = runsSeenAtEachStatus(h, t.id);
       await until(() => Promise.resolve(g1.gates.has(`train:${t.id}`)), 'training to start');
       await w1.stop();
       const released = (await h.runtime.taskStore.get(t.id))!;
       assert.equal(released.status, 'QUEUED');
       assert.equal(released.lease_owner, null);
       assert.equal(g1.seen[0].stopReason, 'shutdown');
+      assert.deepEqual(seen, [['TRAINING'], ['QUEUED', 'released']]);
       const g2 = gatedStages();
       const w2 = makeWorker(g2.handlers, `w-arriving-${dialect}`);
       await w2.start();
