@@ -42,8 +42,13 @@ export class PgProxy {
     upstream.on('close', () => client.destroy());
   }
 
-  /** The outage begins: sessions through the proxy are terminated and new ones refused. */
+  /**
+   * The outage begins: new sessions are refused, then those through the proxy are terminated.
+   * Refused first: a client that reconnects at once (a LISTEN connection does) would otherwise
+   * get a session between the terminate and the close, and hold the proxy open through the outage.
+   */
   async cut(): Promise<number> {
+    const closed = new Promise<void>((resolve) => this.server!.close(() => resolve()));
     const admin = new pg.Client({ connectionString: TEST_PG_URL });
     await admin.connect();
     const res = await admin.query<{ pid: number }>('select pg_terminate_backend(pid) as ok, pid from pg_stat_activity where client_port = any($1::int[])', [
@@ -51,8 +56,9 @@ export class PgProxy {
     ]);
     await admin.end();
     this.upstreamPorts.clear();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    // A connection accepted just before the close whose session had not started yet.
     for (const s of this.sockets) s.destroy();
+    await closed;
     return res.rowCount ?? 0;
   }
 
