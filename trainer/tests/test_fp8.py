@@ -42,12 +42,28 @@ def test_the_weight_is_one_byte_a_weight_and_gets_no_gradient():
     assert layer.weight.grad is None and x.grad is not None
 
 
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("left", [fp8.E4M3, fp8.E5M2])
+def test_the_cpu_product_is_torchs_scaled_mm(left, out_dtype):
+    """The fp32 product a CPU computes instead is the one torch._scaled_mm computes from the same
+    bytes and scales (at a size where oneDNN's reference loop takes milliseconds)."""
+    torch.manual_seed(0)
+    w, w_scale = fp8.to_fp8(torch.randn(32, 64), fp8.E4M3)
+    backward = left == fp8.E5M2  # the gradient times W, column-major; else the input times W^T
+    a, a_scale = fp8.to_fp8(torch.randn(48, 32 if backward else 64), left)
+    b = w.t().contiguous().t() if backward else w.t()
+    want = torch._scaled_mm(a, b, scale_a=a_scale, scale_b=w_scale, out_dtype=out_dtype)
+    got = fp8.scaled_mm(a, b, a_scale, w_scale, out_dtype)
+    assert got.dtype == out_dtype
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_a_frozen_input_needs_no_backward_matmul(monkeypatch):
     """The first block's input wants no gradient, and neither does anything else of the layer's:
     autograd skips its backward, and the LoRA beside it still trains."""
     _, layer = layers(torch.float32)
-    calls, scaled_mm = [], torch._scaled_mm
-    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: calls.append(a[0].dtype) or scaled_mm(*a, **k))
+    calls, scaled_mm = [], fp8.scaled_mm
+    monkeypatch.setattr(fp8, "scaled_mm", lambda *a: calls.append(a[0].dtype) or scaled_mm(*a))
     lora = nn.Linear(256, 128, bias=False)
     for wants_grad, expected in ((False, [fp8.E4M3]), (True, [fp8.E4M3, fp8.E5M2])):
         calls.clear()
