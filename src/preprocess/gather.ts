@@ -9,10 +9,13 @@ import type { ZipLimits } from './types.js';
 import { openUpload, UploadNotFoundError } from './uploads.js';
 import { extractZip, isZip, ZipRefusedError } from './zip.js';
 
-/** One source (or zip entry) after gathering: a file on local disk, or the reason there is none. */
+/**
+ * One source (or zip entry) after gathering: a file on local disk, or the reason there is none.
+ * `filename` is the name an upload was sent under, which the user knows it by.
+ */
 export type Gathered =
-  | { source: string; zipEntry: string | null; file: string; providedCaption: string | null; reason: null }
-  | { source: string; zipEntry: string | null; file: null; providedCaption: null; reason: string };
+  | { source: string; zipEntry: string | null; filename: string | null; file: string; providedCaption: string | null; reason: null }
+  | { source: string; zipEntry: string | null; filename: string | null; file: null; providedCaption: null; reason: string };
 
 export interface GatherContext {
   config: Config;
@@ -38,7 +41,7 @@ export async function gatherSources(sources: string[], ctx: GatherContext): Prom
 
 async function gatherOne(source: string, ctx: GatherContext): Promise<Gathered[]> {
   try {
-    const { file, caption } = await fetchSource(source, ctx);
+    const { file, caption, filename } = await fetchSource(source, ctx);
     const head = Buffer.alloc(4);
     const fd = await open(file, 'r');
     try {
@@ -46,13 +49,13 @@ async function gatherOne(source: string, ctx: GatherContext): Promise<Gathered[]
     } finally {
       await fd.close();
     }
-    if (!isZip(head)) return [{ source, zipEntry: null, file, providedCaption: caption, reason: null }];
+    if (!isZip(head)) return [{ source, zipEntry: null, filename, file, providedCaption: caption, reason: null }];
     const images = await extractZip(file, path.join(ctx.sourcesDir, `zip-${sha256(source).slice(0, 16)}`), ctx.zipLimits);
     if (images.length === 0) throw new ZipRefusedError('zip contains no files besides captions');
-    return images.map((img) => ({ source, zipEntry: img.entry, file: img.file, providedCaption: img.caption, reason: null }));
+    return images.map((img) => ({ source, zipEntry: img.entry, filename, file: img.file, providedCaption: img.caption, reason: null }));
   } catch (err) {
     if (err instanceof SourceError || err instanceof DownloadError || err instanceof ZipRefusedError || err instanceof UploadNotFoundError) {
-      return [{ source, zipEntry: null, file: null, providedCaption: null, reason: err.message }];
+      return [{ source, zipEntry: null, filename: null, file: null, providedCaption: null, reason: err.message }];
     }
     throw err;
   }
@@ -63,18 +66,18 @@ function tooLarge(bytes: number, limit: number): SourceError {
 }
 
 /** Puts the bytes of one source on local disk; local files and uploads are read in place. */
-async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: string; caption: string | null }> {
+async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: string; caption: string | null; filename: string | null }> {
   const ref = parseSource(source);
   const limit = ctx.config.maxDownloadBytes;
   const key = sha256(source).slice(0, 16);
   switch (ref.kind) {
     case 'http': {
       const reused = await ctx.index.reusable(source);
-      if (reused) return { file: reused.file, caption: null };
+      if (reused) return { file: reused.file, caption: null, filename: null };
       const dest = path.join(ctx.sourcesDir, `url-${key}`);
       const { sha256: digest, bytes } = await downloadToFile(ref.url, dest, ctx.download);
       await ctx.index.record(source, dest, digest, bytes);
-      return { file: dest, caption: null };
+      return { file: dest, caption: null, filename: null };
     }
     case 'local': {
       const real = await resolveLocalSource(ref.path, ctx.config.sourceRoots);
@@ -82,18 +85,18 @@ async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: 
       if (size > limit) throw tooLarge(size, limit);
       const captionFile = await localCaptionFile(real, ctx.config.sourceRoots);
       const caption = captionFile && (await stat(captionFile)).size <= 64 * 1024 ? (await readFile(captionFile, 'utf8')).trim() : null;
-      return { file: real, caption };
+      return { file: real, caption, filename: null };
     }
     case 'data': {
       const bytes = Buffer.from(ref.base64, 'base64');
       if (bytes.length > limit) throw tooLarge(bytes.length, limit);
       const dest = path.join(ctx.sourcesDir, `data-${key}`);
       await writeFile(dest, bytes);
-      return { file: dest, caption: null };
+      return { file: dest, caption: null, filename: null };
     }
     case 'upload': {
       const upload = await openUpload(ctx.config, ctx.tenantId, `upload://${ref.id}`);
-      return { file: upload.path, caption: null };
+      return { file: upload.path, caption: null, filename: upload.filename };
     }
   }
 }

@@ -4,6 +4,8 @@ import type { PreprocessJob } from './types.js';
 /** One line of manifest.json per source (or per zip entry). */
 export interface ManifestEntry {
   source: string;
+  /** For an upload, the name it was uploaded under. */
+  filename: string | null;
   zip_entry: string | null;
   status: 'accepted' | 'rejected';
   reason: string | null;
@@ -29,10 +31,17 @@ export interface Manifest {
   entries: ManifestEntry[];
 }
 
-export function newEntry(source: string, zipEntry: string | null): ManifestEntry {
+/** How a reason names an entry: an upload by the name it was sent under, then its reference. */
+export function entryLabel(e: Pick<ManifestEntry, 'source' | 'filename' | 'zip_entry'>): string {
+  const named = e.filename ? `${e.filename} (${e.source})` : e.source;
+  return e.zip_entry ? `${named} (zip entry ${e.zip_entry})` : named;
+}
+
+export function newEntry(source: string, zipEntry: string | null, filename: string | null): ManifestEntry {
   return {
     // Credentials stripped and data: URIs shortened; the sha256 identifies the bytes.
     source: displaySource(source),
+    filename,
     zip_entry: zipEntry,
     status: 'rejected',
     reason: null,

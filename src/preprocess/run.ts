@@ -8,7 +8,7 @@ import { localVlmCaptions } from './local-vlm.js';
 import { mapLimit, sha256, writeFileAtomic } from './fs-util.js';
 import { gatherSources, type Gathered } from './gather.js';
 import { hammingDistance, ImageRejected, inspectImage, type ImageFacts } from './inspect.js';
-import { buildManifest, newEntry, type ManifestEntry } from './manifest.js';
+import { buildManifest, entryLabel, newEntry, type ManifestEntry } from './manifest.js';
 import { renderImage } from './render.js';
 import { SourceIndex } from './source-index.js';
 import { parseTransforms } from './transform-spec.js';
@@ -18,8 +18,6 @@ import { PreprocessError, type PreprocessHooks, type PreprocessJob, type Preproc
 const NEAR_DUPLICATE_DISTANCE = 4;
 const ZIP_MAX_ENTRIES = 2000;
 const ZIP_MAX_TOTAL_BYTES = 1024 ** 3;
-
-const label = (e: ManifestEntry) => (e.zip_entry ? `${e.source} (zip entry ${e.zip_entry})` : e.source);
 
 /**
  * The preprocessing stage: gather sources, validate, transform, caption, and write
@@ -66,7 +64,7 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
     },
     onSourceDone: () => progress('downloading', ++fetched, job.sources.length),
   });
-  const entries = gathered.map((g) => ({ ...newEntry(g.source, g.zipEntry), reason: g.reason }));
+  const entries = gathered.map((g) => ({ ...newEntry(g.source, g.zipEntry, g.filename), reason: g.reason }));
 
   // validating
   const facts = await validate(gathered, entries, config, imageConcurrency, signal, progress);
@@ -139,7 +137,7 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
           signal,
         });
       } catch (err) {
-        if (err instanceof CaptionError) throw new PreprocessError(`captioning ${label(e)} failed: ${err.message}`);
+        if (err instanceof CaptionError) throw new PreprocessError(`captioning ${entryLabel(e)} failed: ${err.message}`);
         throw err;
       }
     } else {
@@ -158,7 +156,7 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
     datasetDir,
     manifestPath,
     accepted: toCaption.length,
-    rejected: entries.filter((e) => e.status === 'rejected').map((e) => ({ source: label(e), reason: e.reason! })),
+    rejected: entries.filter((e) => e.status === 'rejected').map((e) => ({ source: entryLabel(e), reason: e.reason! })),
   };
 }
 
@@ -203,8 +201,8 @@ async function validate(
     if (!f) return;
     const same = bySha.get(entry.sha256!);
     const near = same ? undefined : kept.find((k) => hammingDistance(k.dhash, f.dhash) <= NEAR_DUPLICATE_DISTANCE);
-    if (same) entry.reason = `exact duplicate of ${label(same)}`;
-    else if (near) entry.reason = `near-duplicate of ${label(near.entry)} (perceptual hash distance ${hammingDistance(near.dhash, f.dhash)})`;
+    if (same) entry.reason = `exact duplicate of ${entryLabel(same)}`;
+    else if (near) entry.reason = `near-duplicate of ${entryLabel(near.entry)} (perceptual hash distance ${hammingDistance(near.dhash, f.dhash)})`;
     else {
       entry.status = 'accepted';
       kept.push({ entry, dhash: f.dhash });
@@ -221,6 +219,6 @@ async function writeManifest(datasetDir: string, manifestPath: string, job: Prep
 
 function failureMessage(accepted: number, minImages: number, entries: ManifestEntry[]): string {
   const rejected = entries.filter((e) => e.status === 'rejected');
-  const lines = rejected.map((e) => `- ${label(e)}: ${e.reason}`);
+  const lines = rejected.map((e) => `- ${entryLabel(e)}: ${e.reason}`);
   return [`not enough usable images: ${accepted} of ${entries.length} usable, at least ${minImages} needed (KILN_MIN_IMAGES); ${rejected.length} rejected:`, ...lines].join('\n');
 }

@@ -21,7 +21,8 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
   after(() => server.stop());
 
   test('follows the task to COMPLETED and downloads the LoRA with a verified sha256', async () => {
-    const folder = await photoFolder(3);
+    // A .png the CLI uploads that is no picture: preprocessing leaves it out, and the CLI says so.
+    const folder = await photoFolder(3, { 'IMG_0042.png': 'not a picture' });
     const out = tmpDir('kiln-cli-out-');
     const kiln = (...args: string[]) => runKiln(args, { server: server.url, token });
     const res = await kiln(
@@ -59,6 +60,7 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     assert.deepEqual(fs.readdirSync(path.join(out, 'samples')).sort(), ['step_0_0.png', 'step_10_0.png', 'step_5_0.png']);
     assert.ok(res.stderr.includes(`samples: ${path.join(out, 'samples')}`), res.stderr);
     assert.ok(res.stderr.includes(`dashboard: ${server.url}/tasks/${id}`), res.stderr);
+    assert.match(res.stderr, /^not trained on \(1\):\n {2}IMG_0042\.png \(upload:\/\/[\w-]+\): not an image \(unrecognised format\)$/m);
 
     const status = await kiln('status', id);
     assert.match(status.stdout, /status\s+COMPLETED/);

@@ -51,6 +51,11 @@ describe('a task with several kinds of source', () => {
     assert.match(data.source, /^data:image\/png;base64,.{0,20}…$/);
     assert.equal(data.format, 'png');
     assert.equal(up.source, upload.reference);
+    assert.deepEqual(
+      manifest.entries.map((e) => e.filename),
+      [null, null, null, 'mine.jpg', null],
+      'an upload keeps the name it was sent under',
+    );
     assert.equal(up.caption, 'a photo of ohwx person');
     assert.equal(gone.status, 'rejected');
     assert.deepEqual(gone.outputs, []);
@@ -61,6 +66,21 @@ describe('a task with several kinds of source', () => {
     assert.deepEqual(out.events.filter((e) => e.stage === 'transforming').at(-1), { stage: 'transforming', processed: 4, total: 4 });
     // Downloads land in sources/.
     assert.ok((await readdir(path.join(out.taskDir, 'sources'))).some((f) => f.startsWith('url-')));
+  });
+
+  it('a rejected upload is named by the name it was sent under', async () => {
+    const dataDir = await tempDir();
+    const config = testConfig(dataDir);
+    const good = await saveUpload(config, 'acme', 'mug.jpg', Readable.from([await jpeg(500, 400, 56)]));
+    const bad = await saveUpload(config, 'acme', 'IMG_0042.png', Readable.from([Buffer.from('not a picture')]));
+    const again = await saveUpload(config, 'acme', 'mug copy.jpg', Readable.from([await jpeg(500, 400, 56)]));
+    const out = await runJob([good.reference, bad.reference, again.reference], { dataDir, config: { minImages: 2 }, job: { tenantId: 'acme' } });
+    const lines = out.error!.message.split('\n');
+    assert.match(lines[0], /^not enough usable images: 1 of 3 usable, at least 2 needed/);
+    assert.deepEqual(lines.slice(1), [
+      `- IMG_0042.png (${bad.reference}): not an image (unrecognised format)`,
+      `- mug copy.jpg (${again.reference}): exact duplicate of mug.jpg (${good.reference})`,
+    ]);
   });
 
   it("another tenant's upload is not found", async () => {

@@ -207,6 +207,14 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i].position >= seen[i - 1].position, `progress never goes back: ${JSON.stringify(seen)}`);
     for (const sel of ['#loss-chart', '#samples', '#artifacts', 'pre#log-tail', '#webhooks', '#manifest']) assert.ok(await page.$(sel), `${sel} on the page of a COMPLETED task`);
     await waitIn(tab, 'progress#progress full', 10_000, () => (document.querySelector('progress#progress') as HTMLProgressElement).position === 1);
+    // What preprocessing made of each photo, named as it was dropped or chosen.
+    await waitIn(tab, '#manifest entries', 10_000, () => document.querySelectorAll('#manifest li').length === 5);
+    const names = await page.$$eval('#manifest li .small', (spans) => spans.map((s) => s.textContent ?? ''));
+    for (const file of ['photo-1.jpg', 'photo-4.jpg', 'chosen-5.jpg'])
+      assert.ok(
+        names.some((n) => n.startsWith(`${file} (upload://`)),
+        `${file} in ${names.join(', ')}`,
+      );
 
     // The loss chart (uPlot draws on a canvas) and every sample the API lists, loaded.
     await waitIn(tab, '#loss-chart canvas', 15_000, () => !!document.querySelector('#loss-chart canvas'));

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Artifact } from '../../domain/schemas/artifacts.js';
+import { entryLabel, type Manifest } from '../../preprocess/manifest.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument, UsageError } from './http.js';
 
@@ -62,6 +63,14 @@ export async function downloadWeights(client: KilnClient, id: string, trainingTy
   const weights = (await listArtifacts(client, id)).filter((a) => a.kind === 'weights' && (trainingType === 'FULL' || a.path.endsWith('.safetensors')));
   if (weights.length === 0) throw new Error(`task ${id} completed but lists no weights`);
   return downloadInto(client, id, weights, outDir, 1);
+}
+
+/** What preprocessing left out, one line per source (`name: reason`); none before it has run. */
+export async function unusedSources(client: KilnClient, id: string): Promise<string[]> {
+  const manifest = (await listArtifacts(client, id)).find((a) => a.kind === 'manifest');
+  if (!manifest) return [];
+  const { entries } = await client.json<Manifest>('GET', artifactUrl(id, manifest.path));
+  return entries.filter((e) => e.status === 'rejected').map((e) => `${entryLabel(e)}: ${e.reason}`);
 }
 
 /** Downloads a task's samples into `outDir/samples/`, named as the trainer named them (step_<n>_<prompt index>.png). */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
-import { downloadSamples, downloadWeights } from './artifacts.js';
+import { downloadSamples, downloadWeights, unusedSources } from './artifacts.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
 import { resolveSources, uploadFiles } from './sources.js';
 import { watchTask } from './watch.js';
@@ -96,6 +96,9 @@ export const trainCommand: Command = {
         console.error(`task ${task.id} was cancelled`);
         return EXIT_CANCELLED;
       }
+      // A failure's message lists what was left out already; a success would not say it.
+      const unused = await unusedSources(client, task.id);
+      if (unused.length) console.error([`not trained on (${unused.length}):`, ...unused.map((line) => `  ${line}`)].join('\n'));
       const outDir = (values.out as string | undefined) ?? path.join('kiln-output', task.id);
       const saved = await downloadWeights(client, task.id, final.training_type, outDir);
       const samples = await downloadSamples(client, task.id, outDir);

@@ -83,6 +83,7 @@ export function Artifacts({ artifacts }: { artifacts: Artifact[] }) {
 
 interface ManifestEntry {
   source: string;
+  filename: string | null;
   zip_entry: string | null;
   status: 'accepted' | 'rejected';
   reason: string | null;
@@ -110,7 +111,8 @@ export function Manifest({ artifacts }: { artifacts: Artifact[] }) {
     <ul id="manifest" class="manifest">
       {entries.map((e) => {
         const out = e.outputs[0] ? image(e.outputs[0].file) : undefined;
-        const name = e.zip_entry ? `${e.source} → ${e.zip_entry}` : e.source;
+        const source = e.filename ? `${e.filename} (${e.source})` : e.source;
+        const name = e.zip_entry ? `${source} → ${e.zip_entry}` : source;
         return (
           <li key={name} class={e.status}>
             {out ? <img src={out.url} alt={`Prepared from ${name}`} loading="lazy" /> : <span class="thumb-missing" aria-hidden="true" />}
