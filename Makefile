@@ -11,7 +11,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 NODE_UNIT = $$(find test -name '*.test.ts' -not -path 'test/e2e/*' -not -path 'test/web/*' -not -name 'train-wait.test.ts' | sort)
 NODE_E2E = test/e2e/*.test.ts test/cli/train-wait.test.ts test/web/*.test.ts
 
-.PHONY: run build-web test test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-check test-fast test-torch lint format setup build bench clean
+.PHONY: run build-web test test-lane-check test-lane-ts test-ts test-static test-fuzz test-node test-node-unit test-node-e2e test-python test-check test-fast test-torch lint format setup build bench clean
 
 # The installs run side by side: npm's build of better-sqlite3 (SQLite from source, no prebuilt
 # binary is reachable) takes about as long as the Python venv.
@@ -43,17 +43,28 @@ build-web: $(STAMP_NODE)
 
 # First both installs side by side (npm's build of better-sqlite3, SQLite from source with no
 # prebuilt binary reachable, takes about as long as the Python venv; started beside the tests
-# instead, it starved and held back the end-to-end part). Then six independent parts, three at
-# a time on two cores: the trainer's tests, the end-to-end tests, which train, check.py's CPU
-# mode, the static checks (types: tsconfig.check.json covers src, tests and benches, nothing is
-# emitted; lint), the property-based run against the OpenAPI document, and the node tests that
-# mostly wait on the database and sockets. Three, not two: much of the suite waits on
-# subprocesses, signals and sockets, and a third part fills those waits. make starts the
-# end-to-end part after the short ones (its build-web prerequisite defers it); run beside the
-# two Python parts from the start it took twice as long and broke a 5 s stop bound.
+# instead, it starved and held back the end-to-end part). Then three lanes of about equal length,
+# side by side on two cores (much of the suite waits on subprocesses, signals and sockets, and a
+# third lane fills those waits): the trainer's tests; check.py's CPU mode, then the node tests
+# that mostly wait on the database and sockets; the static checks (types: tsconfig.check.json
+# covers src, tests and benches, nothing is emitted; lint), the property-based run against the
+# OpenAPI document, then the end-to-end tests, which train. A fresh clone on 2 cores (2026-12-04)
+# took 595 s so, against 642 s with the six parts in one queue: there the end-to-end part started
+# last, at 319 s, and ran its final two minutes alone on one core. (Fuzz moved to the second lane:
+# 608 s.) Run beside the two Python parts from the very start, it took twice as long and broke a
+# 5 s stop bound.
 test:
 	$(MAKE) --no-print-directory -j2 setup
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-python test-node-e2e test-check test-static test-fuzz test-node-unit
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-python test-lane-check test-lane-ts
+
+test-lane-check:
+	$(MAKE) --no-print-directory test-check
+	$(MAKE) --no-print-directory test-node-unit
+
+test-lane-ts:
+	$(MAKE) --no-print-directory test-static
+	$(MAKE) --no-print-directory test-fuzz
+	$(MAKE) --no-print-directory test-node-e2e
 
 test-ts: test-static test-fuzz test-node-unit test-node-e2e
 
