@@ -1,23 +1,6 @@
 import { displaySource } from './fs-util.js';
+import type { ManifestEntry } from '../domain/schemas/manifest.js';
 import type { PreprocessJob } from './types.js';
-
-/** One line of manifest.json per source (or per zip entry). */
-export interface ManifestEntry {
-  source: string;
-  /** For an upload, the name it was uploaded under. */
-  filename: string | null;
-  zip_entry: string | null;
-  status: 'accepted' | 'rejected';
-  reason: string | null;
-  sha256: string | null;
-  bytes: number | null;
-  format: string | null;
-  /** Pixel size as stored in the source file, before orientation and transforms. */
-  width: number | null;
-  height: number | null;
-  outputs: { file: string; width: number; height: number }[];
-  caption: string | null;
-}
 
 export interface Manifest {
   version: 1;
@@ -29,12 +12,6 @@ export interface Manifest {
   accepted: number;
   rejected: number;
   entries: ManifestEntry[];
-}
-
-/** How a reason names an entry: an upload by the name it was sent under, then its reference. */
-export function entryLabel(e: Pick<ManifestEntry, 'source' | 'filename' | 'zip_entry'>): string {
-  const named = e.filename ? `${e.filename} (${e.source})` : e.source;
-  return e.zip_entry ? `${named} (zip entry ${e.zip_entry})` : named;
 }
 
 export function newEntry(source: string, zipEntry: string | null, filename: string | null): ManifestEntry {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Artifact } from '../../domain/schemas/artifacts.js';
-import { entryLabel, type Manifest } from '../../preprocess/manifest.js';
+import { entryLabel, type ManifestEntry } from '../../domain/schemas/manifest.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument, UsageError } from './http.js';
 
@@ -69,7 +69,7 @@ export async function downloadWeights(client: KilnClient, id: string, trainingTy
 export async function unusedSources(client: KilnClient, id: string): Promise<string[]> {
   const manifest = (await listArtifacts(client, id)).find((a) => a.kind === 'manifest');
   if (!manifest) return [];
-  const { entries } = await client.json<Manifest>('GET', artifactUrl(id, manifest.path));
+  const { entries } = await client.json<{ entries: ManifestEntry[] }>('GET', artifactUrl(id, manifest.path));
   return entries.filter((e) => e.status === 'rejected').map((e) => `${entryLabel(e)}: ${e.reason}`);
 }
 

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Artifact } from '../../../src/domain/schemas/artifacts';
+import { entryLabel, type ManifestEntry } from '../../../src/domain/schemas/manifest';
 import { get } from '../api';
 import { bytes, when } from '../format';
 
@@ -81,18 +82,6 @@ export function Artifacts({ artifacts }: { artifacts: Artifact[] }) {
   );
 }
 
-interface ManifestEntry {
-  source: string;
-  filename: string | null;
-  zip_entry: string | null;
-  status: 'accepted' | 'rejected';
-  reason: string | null;
-  width: number | null;
-  height: number | null;
-  outputs: { file: string }[];
-  caption: string | null;
-}
-
 /** What preprocessing made of each source: the images trained on, and why the others were not. */
 export function Manifest({ artifacts }: { artifacts: Artifact[] }) {
   const manifest = artifacts.find((a) => a.path === 'dataset/manifest.json');
@@ -111,8 +100,7 @@ export function Manifest({ artifacts }: { artifacts: Artifact[] }) {
     <ul id="manifest" class="manifest">
       {entries.map((e) => {
         const out = e.outputs[0] ? image(e.outputs[0].file) : undefined;
-        const source = e.filename ? `${e.filename} (${e.source})` : e.source;
-        const name = e.zip_entry ? `${source} → ${e.zip_entry}` : source;
+        const name = entryLabel(e);
         return (
           <li key={name} class={e.status}>
             {out ? <img src={out.url} alt={`Prepared from ${name}`} loading="lazy" /> : <span class="thumb-missing" aria-hidden="true" />}
