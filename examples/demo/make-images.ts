@@ -32,7 +32,9 @@ export async function makeDemoImages(outDir: string, count = 8): Promise<string[
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
     const file = path.join(outDir, `mug-${String(i + 1).padStart(2, '0')}.png`);
-    await sharp(Buffer.from(mug(i))).png().toFile(file);
+    await sharp(Buffer.from(mug(i)))
+      .png()
+      .toFile(file);
     files.push(file);
   }
   return files;
