@@ -80,6 +80,11 @@ class Fp8Linear(nn.Linear):
     type, and module.to(dtype) casts every float tensor; neither may touch these bytes."""
 
     def __init__(self, linear, device, compute_dtype):
+        if linear.in_features % 16 or linear.out_features % 16:  # _scaled_mm's own rule on a GPU, kept on a CPU
+            raise Unsupported(
+                f"fp8 matmuls need layer sizes divisible by 16, and this base has a "
+                f"{linear.in_features}x{linear.out_features} block linear: quantize 'int8' or 'nf4' runs it"
+            )
         nn.Module.__init__(self)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         q, scale = to_fp8(linear.weight.data.to(device, torch.float32), E4M3)

@@ -102,6 +102,11 @@ def test_compiled_it_computes_what_it_does_eagerly():
     torch.testing.assert_close(compiled_dx, eager_dx)
 
 
+def test_a_layer_size_fp8_matmuls_cannot_take_is_refused_at_load():
+    with pytest.raises(fp8.Unsupported, match=r"divisible by 16, and this base has a 40x32 block linear"):
+        fp8.Fp8Linear(nn.Linear(40, 32), torch.device("cpu"), torch.float32)
+
+
 def test_a_card_without_fp8_matmuls_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 3090")
