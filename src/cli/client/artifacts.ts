@@ -59,23 +59,23 @@ export const artifactsCommand: Command = {
  * Downloads a finished task's weights into `outDir`, paths kept relative to output/: a
  * LoRA's .safetensors, or every file of a FULL fine-tune's model folder.
  */
-export async function downloadWeights(client: KilnClient, id: string, trainingType: string, outDir: string): Promise<string[]> {
-  const weights = (await listArtifacts(client, id)).filter((a) => a.kind === 'weights' && (trainingType === 'FULL' || a.path.endsWith('.safetensors')));
+export async function downloadWeights(client: KilnClient, id: string, artifacts: Artifact[], trainingType: string, outDir: string): Promise<string[]> {
+  const weights = artifacts.filter((a) => a.kind === 'weights' && (trainingType === 'FULL' || a.path.endsWith('.safetensors')));
   if (weights.length === 0) throw new Error(`task ${id} completed but lists no weights`);
   return downloadInto(client, id, weights, outDir, 1);
 }
 
 /** What preprocessing left out, one line per source (`name: reason`); none before it has run. */
-export async function unusedSources(client: KilnClient, id: string): Promise<string[]> {
-  const manifest = (await listArtifacts(client, id)).find((a) => a.kind === 'manifest');
+export async function unusedSources(client: KilnClient, id: string, artifacts: Artifact[]): Promise<string[]> {
+  const manifest = artifacts.find((a) => a.kind === 'manifest');
   if (!manifest) return [];
   const { entries } = await client.json<{ entries: ManifestEntry[] }>('GET', artifactUrl(id, manifest.path));
   return entries.filter((e) => e.status === 'rejected').map((e) => `${entryLabel(e)}: ${e.reason}`);
 }
 
 /** Downloads a task's samples into `outDir/samples/`, named as the trainer named them (step_<n>_<prompt index>.png). */
-export async function downloadSamples(client: KilnClient, id: string, outDir: string): Promise<string[]> {
-  const samples = (await listArtifacts(client, id)).filter((a) => a.kind === 'sample');
+export async function downloadSamples(client: KilnClient, id: string, artifacts: Artifact[], outDir: string): Promise<string[]> {
+  const samples = artifacts.filter((a) => a.kind === 'sample');
   return downloadInto(client, id, samples, outDir, 0);
 }
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
-import { downloadSamples, downloadWeights, unusedSources } from './artifacts.js';
+import { downloadSamples, downloadWeights, listArtifacts, unusedSources } from './artifacts.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
 import { resolveSources, uploadFiles } from './sources.js';
 import { watchTask } from './watch.js';
@@ -97,11 +97,12 @@ export const trainCommand: Command = {
         return EXIT_CANCELLED;
       }
       // A failure's message lists what was left out already; a success would not say it.
-      const unused = await unusedSources(client, task.id);
+      const artifacts = await listArtifacts(client, task.id);
+      const unused = await unusedSources(client, task.id, artifacts);
       if (unused.length) console.error([`not trained on (${unused.length}):`, ...unused.map((line) => `  ${line}`)].join('\n'));
       const outDir = (values.out as string | undefined) ?? path.join('kiln-output', task.id);
-      const saved = await downloadWeights(client, task.id, final.training_type, outDir);
-      const samples = await downloadSamples(client, task.id, outDir);
+      const saved = await downloadWeights(client, task.id, artifacts, final.training_type, outDir);
+      const samples = await downloadSamples(client, task.id, artifacts, outDir);
       if (samples.length) {
         // Where to see what training did: step 0 is the base model before any step.
         console.error(`samples: ${path.resolve(outDir, 'samples')} (step_0_* is the base model, step_<n>_* after n steps)`);
