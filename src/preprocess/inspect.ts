@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { HeicDecodeError, hevcHeifToPng, isHevcHeif } from './heic.js';
 
 /** Raster formats a trainer can use; SVG, PDF and the rest are refused before sharp parses them. */
 const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
@@ -9,6 +10,8 @@ export interface ImageFacts {
   height: number;
   /** dHash of the upright image, for near-duplicate detection. */
   dhash: bigint;
+  /** For a photo sharp cannot decode itself (HEVC-coded HEIF): its pixels as a PNG, to render from. */
+  decoded?: Buffer;
 }
 
 export interface InspectLimits {
@@ -32,7 +35,18 @@ function sniffText(buf: Buffer): string | null {
     return 'not a raster image (SVG)';
   }
   if (/^(<!--[\s\S]*?-->\s*)*(<!doctype html|<html|<head|<body)/.test(head)) return 'not an image (an HTML page)';
+  const brand = isoMediaBrand(buf);
+  if (brand !== null && !HEIF_BRANDS.has(brand)) return `not an image (a video or other ISO media file, brand "${brand}"; a Live Photo's still is the .HEIC or .JPG beside it)`;
   return null;
+}
+
+/** Major brands of HEIF stills (HEIC, AVIF and their sequences); MP4 and QuickTime use others. */
+const HEIF_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'avif', 'avis']);
+
+/** The major brand of an ISO base media file (HEIF, MP4, MOV), which opens with an ftyp box. */
+function isoMediaBrand(buf: Buffer): string | null {
+  if (buf.length < 12 || buf.subarray(4, 8).toString('latin1') !== 'ftyp') return null;
+  return buf.subarray(8, 12).toString('latin1').trim();
 }
 
 const megapixels = (px: number) => `${(px / 1e6).toFixed(1)} MP`;
@@ -40,9 +54,10 @@ const megapixels = (px: number) => `${(px / 1e6).toFixed(1)} MP`;
 /**
  * Decides whether `buf` is a usable still raster image. Dimensions come from the header first, so
  * an oversized image is refused without decoding; then the whole image is decoded (that is what
- * catches truncation) while computing its perceptual hash.
+ * catches truncation) while computing its perceptual hash. An HEVC-coded HEIF is decoded once,
+ * here, and comes back as `decoded` for rendering.
  */
-export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<ImageFacts> {
+export async function inspectImage(buf: Buffer, limits: InspectLimits, signal?: AbortSignal): Promise<ImageFacts> {
   if (buf.length === 0) throw new ImageRejected('empty file (0 bytes)');
   const text = sniffText(buf);
   if (text) throw new ImageRejected(text);
@@ -51,8 +66,12 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
   try {
     // limitInputPixels: false only here: metadata reads the header and decodes no pixels.
     meta = await sharp(buf, { limitInputPixels: false }).metadata();
-  } catch {
-    throw new ImageRejected('not an image (unrecognised format)');
+  } catch (err) {
+    const brand = isoMediaBrand(buf);
+    if (brand === null) throw new ImageRejected('not an image (unrecognised format)');
+    // libheif's own words close libvips' error: "heif: Invalid input: Unexpected end of file: … (2.100)".
+    const why = /^heif: (?:Invalid input: )?(.+?)(?: \(\d+\.\d+\))?$/m.exec((err as Error).message)?.[1] ?? 'unreadable header';
+    throw new ImageRejected(`corrupt or truncated ${brand.startsWith('avi') ? 'AVIF image' : 'HEIC photo'} (${why})`);
   }
   const format = meta.format ?? 'unknown';
   if (format === 'svg') throw new ImageRejected('not a raster image (SVG)');
@@ -67,13 +86,27 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits): Promise<
     throw new ImageRejected(`too small: ${width}x${height}, the shorter side must be at least ${limits.minImageSide} px (KILN_MIN_IMAGE_SIDE)`);
   }
 
+  let decoded: Buffer | undefined;
+  if (isHevcHeif(meta)) {
+    try {
+      decoded = await hevcHeifToPng(buf, meta.icc, signal);
+    } catch (err) {
+      if (!(err instanceof HeicDecodeError)) throw err;
+      throw new ImageRejected(`corrupt or truncated HEIC photo (${err.message})`);
+    }
+  }
   let grid: Buffer;
   try {
-    grid = await sharp(buf, { failOn: 'truncated', limitInputPixels: limits.maxInputPixels }).rotate().grayscale().resize(9, 8, { fit: 'fill' }).raw().toBuffer();
+    grid = await sharp(decoded ?? buf, { failOn: 'truncated', limitInputPixels: limits.maxInputPixels })
+      .rotate()
+      .grayscale()
+      .resize(9, 8, { fit: 'fill' })
+      .raw()
+      .toBuffer();
   } catch (err) {
     throw new ImageRejected(`corrupt or truncated image (${(err as Error).message.split('\n')[0]})`);
   }
-  return { format, width, height, dhash: dhash(grid) };
+  return { format, width, height, dhash: dhash(grid), decoded };
 }
 
 /** 64-bit difference hash of a 9x8 grayscale grid: bit = left pixel brighter than right. */

@@ -67,42 +67,48 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
   });
   const entries = gathered.map((g) => ({ ...newEntry(g.source, g.zipEntry, g.filename), reason: g.reason }));
 
-  // validating
-  const facts = await validate(gathered, entries, config, imageConcurrency, signal, progress);
   const finishIfTooFew = async () => {
     const accepted = entries.filter((e) => e.status === 'accepted').length;
     if (accepted >= config.minImages) return;
     await writeManifest(datasetDir, manifestPath, job, entries);
     throw new PreprocessError(failureMessage(accepted, config.minImages, entries));
   };
-  await finishIfTooFew();
+  const decodedDir = path.join(sourcesDir, 'decoded');
+  try {
+    // validating
+    const facts = await validate(gathered, entries, decodedDir, config, imageConcurrency, signal, progress);
+    await finishIfTooFew();
 
-  // transforming
-  await rm(datasetDir, { recursive: true, force: true });
-  await mkdir(datasetDir, { recursive: true });
-  const accepted = entries.map((e, i) => ({ e, i })).filter(({ e }) => e.status === 'accepted');
-  // Each flip doubles the outputs of a source, so file numbers are known before rendering.
-  const perSource = 2 ** transforms.filter((t) => t.type === 'flip_horizontal').length;
-  let rendered = 0;
-  await progress('transforming', 0, accepted.length);
-  await mapLimit(accepted, imageConcurrency, async ({ e, i }, k) => {
-    signal.throwIfAborted();
-    try {
-      const outputs = await renderImage(await readFile(gathered[i].file!), facts[i]!.format, transforms, {
-        maxInputPixels: config.maxInputPixels,
-        maxSide: config.datasetMaxSide,
-      });
-      for (const [j, out] of outputs.entries()) {
-        const file = `${String(k * perSource + j + 1).padStart(4, '0')}.${out.ext}`;
-        await writeFile(path.join(datasetDir, file), out.data);
-        e.outputs.push({ file, width: out.width, height: out.height });
+    // transforming
+    await rm(datasetDir, { recursive: true, force: true });
+    await mkdir(datasetDir, { recursive: true });
+    const accepted = entries.map((e, i) => ({ e, i })).filter(({ e }) => e.status === 'accepted');
+    // Each flip doubles the outputs of a source, so file numbers are known before rendering.
+    const perSource = 2 ** transforms.filter((t) => t.type === 'flip_horizontal').length;
+    let rendered = 0;
+    await progress('transforming', 0, accepted.length);
+    await mapLimit(accepted, imageConcurrency, async ({ e, i }, k) => {
+      signal.throwIfAborted();
+      try {
+        const outputs = await renderImage(await readFile(facts[i]!.renderFrom), facts[i]!.format, transforms, {
+          maxInputPixels: config.maxInputPixels,
+          maxSide: config.datasetMaxSide,
+        });
+        for (const [j, out] of outputs.entries()) {
+          const file = `${String(k * perSource + j + 1).padStart(4, '0')}.${out.ext}`;
+          await writeFile(path.join(datasetDir, file), out.data);
+          e.outputs.push({ file, width: out.width, height: out.height });
+        }
+      } catch (err) {
+        e.status = 'rejected';
+        e.reason = `could not be processed (${(err as Error).message.split('\n')[0]})`;
       }
-    } catch (err) {
-      e.status = 'rejected';
-      e.reason = `could not be processed (${(err as Error).message.split('\n')[0]})`;
-    }
-    await progress('transforming', ++rendered, accepted.length);
-  });
+      await progress('transforming', ++rendered, accepted.length);
+    });
+  } finally {
+    // HEIC photos' decoded PNGs are large, and once the dataset is written they are spent.
+    await rm(decodedDir, { recursive: true, force: true });
+  }
   await finishIfTooFew();
 
   // captioning
@@ -161,15 +167,23 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
   };
 }
 
-/** Inspects every gathered file, then rules on duplicates in source order (the first one wins). */
+/** What validation learnt of an image, and the file its dataset images are rendered from. */
+type Inspected = Omit<ImageFacts, 'decoded'> & { renderFrom: string };
+
+/**
+ * Inspects every gathered file, then rules on duplicates in source order (the first one wins).
+ * A photo sharp cannot decode itself is rendered from the PNG its inspection decoded, kept in
+ * `decodedDir` (never beside an upload, which other tasks may share).
+ */
 async function validate(
   gathered: Gathered[],
   entries: ManifestEntry[],
+  decodedDir: string,
   config: Config,
   concurrency: number,
   signal: AbortSignal,
   progress: (stage: PreprocessStage, processed: number, total: number) => Promise<void>,
-): Promise<(ImageFacts | null)[]> {
+): Promise<(Inspected | null)[]> {
   const total = gathered.filter((g) => g.file !== null).length;
   let checked = 0;
   await progress('validating', 0, total);
@@ -180,12 +194,19 @@ async function validate(
     const bytes = await readFile(g.file);
     entry.sha256 = sha256(bytes);
     entry.bytes = bytes.length;
-    let result: ImageFacts | null = null;
+    let result: Inspected | null = null;
     try {
       if (bytes.length > config.maxDownloadBytes) {
         throw new ImageRejected(`file is ${bytes.length} bytes, over the ${config.maxDownloadBytes}-byte limit (KILN_MAX_DOWNLOAD_BYTES)`);
       }
-      result = await inspectImage(bytes, config);
+      const { decoded, ...facts } = await inspectImage(bytes, config, signal);
+      let renderFrom = g.file;
+      if (decoded) {
+        renderFrom = path.join(decodedDir, `${entry.sha256.slice(0, 16)}.png`);
+        await mkdir(decodedDir, { recursive: true });
+        await writeFileAtomic(renderFrom, decoded);
+      }
+      result = { ...facts, renderFrom };
       Object.assign(entry, { format: result.format, width: result.width, height: result.height });
     } catch (err) {
       if (!(err instanceof ImageRejected)) throw err;

@@ -28,10 +28,10 @@ export function runKiln(args: string[], opts: { server: string; token?: string; 
 }
 
 /** A folder of `count` distinct PNGs, plus `extra` files named as given. */
-export async function photoFolder(count: number, extra: Record<string, string> = {}): Promise<string> {
+export async function photoFolder(count: number, extra: Record<string, string | Buffer> = {}): Promise<string> {
   const dir = tmpDir('kiln-cli-photos-');
   (await makePhotos(count)).forEach((png, i) => fs.writeFileSync(path.join(dir, `photo-${i}.png`), png));
-  for (const [name, text] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), text);
+  for (const [name, bytes] of Object.entries(extra)) fs.writeFileSync(path.join(dir, name), bytes);
   return dir;
 }
 

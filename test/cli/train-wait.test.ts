@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { testConfig } from '../../src/config.js';
+import type { Manifest } from '../../src/preprocess/manifest.js';
 import { startServer, type Server } from '../../src/server.js';
 import { tmpDir } from '../helpers/harness.js';
 import { photoFolder, runKiln } from './helpers.js';
@@ -22,7 +23,9 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
 
   test('follows the task to COMPLETED and downloads the LoRA with a verified sha256', async () => {
     // A .png the CLI uploads that is no picture: preprocessing leaves it out, and the CLI says so.
-    const folder = await photoFolder(3, { 'IMG_0042.png': 'not a picture' });
+    // An iPhone's HEIC photo goes up and is trained on like the PNGs.
+    const heic = fs.readFileSync(path.join(import.meta.dirname, '..', 'preprocess', 'fixtures', 'iphone-p3-rot6.heic'));
+    const folder = await photoFolder(3, { 'IMG_0042.png': 'not a picture', 'IMG_0050.HEIC': heic });
     const out = tmpDir('kiln-cli-out-');
     const kiln = (...args: string[]) => runKiln(args, { server: server.url, token });
     const res = await kiln(
@@ -61,6 +64,12 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     assert.ok(res.stderr.includes(`samples: ${path.join(out, 'samples')}`), res.stderr);
     assert.ok(res.stderr.includes(`dashboard: ${server.url}/tasks/${id}`), res.stderr);
     assert.match(res.stderr, /^not trained on \(1\):\n {2}IMG_0042\.png \(upload:\/\/[\w-]+\): not an image \(unrecognised format\)$/m);
+    const manifest = listed.find((a) => a.path === 'dataset/manifest.json');
+    assert.ok(manifest, 'the manifest is listed');
+    const fromIphone = (
+      (await (await fetch(`${server.url}/api/v1/training/${id}/artifacts/${manifest.path}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Manifest
+    ).entries.find((e) => e.filename === 'IMG_0050.HEIC');
+    assert.deepEqual([fromIphone?.status, fromIphone?.format, fromIphone?.outputs.length], ['accepted', 'heif', 1]);
 
     const status = await kiln('status', id);
     assert.match(status.stdout, /status\s+COMPLETED/);

@@ -3,14 +3,21 @@ import path from 'node:path';
 import type { KilnClient } from './http.js';
 import { UsageError } from './http.js';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
-const CONTENT_TYPES: Record<string, string> = {
+/** The images a folder contributes, by extension: what the server decodes, iPhone HEIC included. */
+const IMAGE_TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.jpg': 'image/jpeg',
   '.jpeg': 'image/jpeg',
   '.webp': 'image/webp',
-  '.zip': 'application/zip',
+  '.heic': 'image/heic',
+  '.heif': 'image/heif',
+  '.avif': 'image/avif',
+  '.tif': 'image/tiff',
+  '.tiff': 'image/tiff',
 };
+const CONTENT_TYPES: Record<string, string> = { ...IMAGE_TYPES, '.zip': 'application/zip' };
+const isImage = (name: string) => Object.hasOwn(IMAGE_TYPES, path.extname(name).toLowerCase());
+export const IMAGE_EXTENSIONS_TEXT = Object.keys(IMAGE_TYPES).join(' ');
 /** Files per upload request: well under the API's 200, and a failed batch costs little. */
 export const UPLOAD_BATCH = 20;
 
@@ -39,8 +46,8 @@ export function resolveSources(args: string[]): ResolvedSources {
     }
     if (stat.isDirectory()) {
       const names = fs.readdirSync(arg).sort();
-      const images = names.filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase()));
-      if (images.length === 0) throw new UsageError(`${arg}: no .png, .jpg, .jpeg or .webp images in this folder`);
+      const images = names.filter(isImage);
+      if (images.length === 0) throw new UsageError(`${arg}: no images in this folder (${IMAGE_EXTENSIONS_TEXT})`);
       out.files.push(...images.map((n) => path.join(arg, n)));
       // Uploaded images travel alone; only a zip keeps each caption beside its image.
       if (names.some((n) => path.extname(n).toLowerCase() === '.txt')) {
@@ -48,8 +55,7 @@ export function resolveSources(args: string[]): ResolvedSources {
       }
       continue;
     }
-    const ext = path.extname(arg).toLowerCase();
-    if (!IMAGE_EXTENSIONS.has(ext) && ext !== '.zip') throw new UsageError(`${arg}: not an image (.png .jpg .jpeg .webp) or a .zip`);
+    if (!isImage(arg) && path.extname(arg).toLowerCase() !== '.zip') throw new UsageError(`${arg}: not an image (${IMAGE_EXTENSIONS_TEXT}) or a .zip`);
     out.files.push(arg);
   }
   return out;

@@ -3,7 +3,7 @@ import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { downloadSamples, downloadWeights, listArtifacts, unusedSources } from './artifacts.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
-import { resolveSources, uploadFiles } from './sources.js';
+import { IMAGE_EXTENSIONS_TEXT, resolveSources, uploadFiles } from './sources.js';
 import { watchTask } from './watch.js';
 
 /** Exit code of `train --wait` when the task was cancelled (1 is kept for failures). */
@@ -11,8 +11,9 @@ export const EXIT_CANCELLED = 3;
 
 const usage = `Usage: kiln train <folder|image|zip|url>... --trigger WORD [options]
 
-Uploads the images (a folder's .png .jpg .jpeg .webp files, each image, each .zip as it is;
-http(s) URLs go to the server as they are), creates a training task and prints its id.
+Uploads the images, creates a training task and prints its id. A folder gives its images
+(${IMAGE_EXTENSIONS_TEXT});
+an image or a .zip goes as it is; http(s) URLs go to the server as they are.
 
   --trigger WORD        trigger word (required)
   --steps N             training steps (server default 1000)

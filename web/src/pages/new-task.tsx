@@ -137,7 +137,7 @@ export function NewTask() {
           }}
         >
           <span>Drop photos or a zip here, or choose them</span>
-          <input type="file" name="files" multiple accept="image/*,.zip,application/zip" onChange={(e) => add(e.currentTarget.files)} />
+          <input type="file" name="files" multiple accept="image/*,.heic,.heif,.zip,application/zip" onChange={(e) => add(e.currentTarget.files)} />
         </label>
         <FieldError field="source_images" message={errors.source_images} />
         {files.length > 0 && (

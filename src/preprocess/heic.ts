@@ -1,0 +1,82 @@
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+import zlib from 'node:zlib';
+import sharp from 'sharp';
+import type { HeicReply, HeicRequest } from './heic-worker.js';
+
+/**
+ * HEIF whose pictures are HEVC-coded: what an iPhone saves by default. The libvips inside sharp is
+ * built without an HEVC decoder (it reads only the header), so these go through libheif's
+ * WebAssembly build instead (decision 0009).
+ */
+export const isHevcHeif = (meta: sharp.Metadata): boolean => meta.format === 'heif' && meta.compression === 'hevc';
+
+export class HeicDecodeError extends Error {}
+
+/** A 12-MP photo decodes in about a second; a file that takes far longer is hostile or broken. */
+const DECODE_TIMEOUT_MS = 60_000;
+
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const WORKER = new URL(`./heic-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url);
+
+/**
+ * Run from the sources (development, tests), the thread must register tsx itself: tsx leaves
+ * worker threads alone. The compiled build runs the .js beside this module.
+ */
+function startWorker(options: WorkerOptions): Worker {
+  if (!FROM_SOURCES) return new Worker(WORKER, options);
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return new Worker(`import(${tsx}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(WORKER.href)}))`, { ...options, eval: true });
+}
+
+/** Decodes in a worker thread of its own: a second of wasm must not stall the server's event loop. */
+function decodeInWorker(bytes: Buffer, signal?: AbortSignal): Promise<Extract<HeicReply, { ok: true }>> {
+  signal?.throwIfAborted();
+  const request: HeicRequest = { bytes: new Uint8Array(bytes) };
+  const worker = startWorker({ workerData: request, transferList: [request.bytes.buffer as ArrayBuffer], stdout: true, stderr: true });
+  return new Promise((resolve, reject) => {
+    const stop = (err: Error) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      reject(err);
+    };
+    const onAbort = () => stop(signal!.reason as Error);
+    const timer = setTimeout(() => stop(new HeicDecodeError(`HEVC decoding took over ${DECODE_TIMEOUT_MS / 1000} s`)), DECODE_TIMEOUT_MS);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.once('message', (reply: HeicReply) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      if (reply.ok) resolve(reply);
+      else reject(new HeicDecodeError(reply.error.trim()));
+    });
+    worker.once('error', (err) => stop(new HeicDecodeError(err.message.split('\n')[0])));
+    worker.once('exit', (code) => stop(new HeicDecodeError(`the HEVC decoder stopped (exit code ${code})`)));
+  });
+}
+
+/**
+ * The upright pixels of an HEVC-coded HEIF as a lossless PNG that sharp reads like any other
+ * image, carrying the photo's ICC profile (an iPhone's Display P3) so that conversion to sRGB
+ * later keeps its colours.
+ */
+export async function hevcHeifToPng(bytes: Buffer, icc: Buffer | undefined, signal?: AbortSignal): Promise<Buffer> {
+  const { data, width, height, channels } = await decodeInWorker(bytes, signal);
+  // Level 1: the PNG lives only until the dataset is rendered from it.
+  const png = await sharp(data, { raw: { width, height, channels } }).png({ compressionLevel: 1 }).toBuffer();
+  return icc ? withIccProfile(png, icc) : png;
+}
+
+/**
+ * Adds an iCCP chunk after IHDR. Sharp can only attach a profile by converting the pixels into it,
+ * and these pixels are already in the photo's own colour space.
+ */
+export function withIccProfile(png: Buffer, icc: Buffer): Buffer {
+  const IHDR_END = 8 + 4 + 4 + 13 + 4; // signature, then IHDR's length, type, data and CRC
+  const body = Buffer.concat([Buffer.from('iCCP'), Buffer.from('icc\0\0', 'latin1'), zlib.deflateSync(icc)]);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(body.length - 4);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(zlib.crc32(body));
+  return Buffer.concat([png.subarray(0, IHDR_END), length, body, crc, png.subarray(IHDR_END)]);
+}
