@@ -56,6 +56,24 @@ def pick_bucket(width, height, base):
     return min(buckets_for(base), key=lambda b: (abs(math.log(b[0] / b[1]) - a), -b[0] * b[1]))
 
 
+# An image trains at a base resolution only if its bucket enlarges it at most this much: more
+# would teach the model the blur of the enlargement at that size (ai-toolkit leaves out images
+# smaller than a resolution; kohya has bucket_no_upscale). The slack keeps photos that a dataset
+# cap left a little under a bucket.
+MAX_ENLARGEMENT = 1.25
+
+
+def enlargement(width, height, base):
+    w, h = pick_bucket(width, height, base)
+    return max(w / width, h / height)
+
+
+def resolutions_for(width, height, resolutions):
+    """The base resolutions an image trains at: the smallest always, and each larger one it fills."""
+    smallest = min(resolutions)
+    return [b for b in resolutions if b == smallest or enlargement(width, height, b) <= MAX_ENLARGEMENT]
+
+
 def open_image(path):
     try:
         with Image.open(path) as im:
@@ -89,7 +107,7 @@ def fingerprint(items, *extra):
 
 @torch.no_grad()
 def encode_images(vae, items, resolutions, device, dtype):
-    """[(bucket, latent CHW fp32, caption index)] for every image x base resolution.
+    """[(bucket, latent CHW fp32, caption index)] for every image x base resolution it fills.
     Uses the posterior mean: deterministic caches, and the VAE sampling noise is tiny
     compared to the flow-matching noise anyway."""
     vae.to(device)
@@ -97,7 +115,22 @@ def encode_images(vae, items, resolutions, device, dtype):
     out = []
     for i, (path, _) in enumerate(items):
         im = open_image(path)
-        for base in resolutions:
+        bases = resolutions_for(im.width, im.height, resolutions)
+        if len(bases) < len(resolutions):
+            left_out = ", ".join(
+                f"{b} px would enlarge it {enlargement(im.width, im.height, b):.2f}x"
+                for b in resolutions
+                if b not in bases
+            )
+            log.info(
+                "%s (%dx%d) trains at %s px only: %s",
+                os.path.basename(path),
+                im.width,
+                im.height,
+                "/".join(map(str, bases)),
+                left_out,
+            )
+        for base in bases:
             w, h = pick_bucket(im.width, im.height, base)
             x = fit(im, w, h)[None].to(device, dtype)
             lat = vae.encode(x).latent_dist.mode()

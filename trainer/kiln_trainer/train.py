@@ -289,7 +289,9 @@ def run(spec, stop):
     )
     prompts = [p.replace("[trigger]", spec.trigger_word) for p in spec.sample_prompts]
     captions = [c for _, c in items]
-    lat_path = os.path.join(cdir, f"latents-{data.fingerprint(items, model_key, spec.resolution)}.pt")
+    lat_path = os.path.join(
+        cdir, f"latents-{data.fingerprint(items, model_key, spec.resolution, data.MAX_ENLARGEMENT)}.pt"
+    )
     txt_path = os.path.join(cdir, f"text-{data.fingerprint([], model_key, captions, prompts)}.pt")
     latents = torch.load(lat_path) if spec.cache_latents and os.path.isfile(lat_path) else None
     text = torch.load(txt_path) if spec.cache_text_embeddings and os.path.isfile(txt_path) else None

@@ -159,3 +159,31 @@ def test_buckets():
     assert w % 16 == 0 and h % 16 == 0 and w > h and abs(w * h - 512 * 512) / 512**2 < 0.15
     w, h = data.pick_bucket(100, 300, 128)
     assert h > w
+
+
+def test_an_image_trains_only_at_the_resolutions_it_fills():
+    from kiln_trainer import data
+
+    sizes = [512, 768, 1024]
+    assert data.resolutions_for(600, 450, sizes) == [512]  # 768 would need 1.49x
+    assert data.resolutions_for(1024, 768, sizes) == sizes  # a little under the 1024 bucket: 1.16x
+    assert data.resolutions_for(800, 800, sizes) == [512, 768]  # 1024 would need 1.28x
+    assert data.resolutions_for(300, 300, sizes) == [512]  # the smallest keeps every image
+    assert data.enlargement(1536, 1152, 1024) < 1
+
+
+def test_encoding_leaves_out_the_enlargements(tmp_path, tiny_dir, caplog):
+    import torch
+    from PIL import Image
+
+    from kiln_trainer import data, models
+
+    for name, size in (("big.png", (200, 150)), ("small.png", (100, 75))):
+        Image.new("RGB", size, (200, 40, 40)).save(tmp_path / name)
+    items = [(str(tmp_path / "big.png"), "a"), (str(tmp_path / "small.png"), "b")]
+    with caplog.at_level("INFO", logger="kiln.data"):
+        latents = data.encode_images(
+            models.load_vae(str(tiny_dir), torch.float32), items, [64, 128], torch.device("cpu"), torch.float32
+        )
+    assert [(i, bucket[0] * bucket[1] > 64 * 64) for bucket, _, i in latents] == [(0, False), (0, True), (1, False)]
+    assert "small.png (100x75) trains at 64 px only: 128 px would enlarge it 1.49x" in caplog.text

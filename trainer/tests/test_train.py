@@ -176,7 +176,10 @@ def test_buckets_multires_and_cache(odd_sizes_full_run, tmp_path):
     cache = sorted(os.listdir(os.path.join(spec["work_dir"], "cache")))
     assert [c.split("-")[0] for c in cache] == ["latents", "text"]
     latents = torch.load(os.path.join(spec["work_dir"], "cache", cache[0]))
-    assert len(latents) == 7 * 2  # every image at every base resolution
+    # every image at 64; at 96 only the odd sizes, which their buckets enlarge at most 1.25x
+    assert sorted(i for b, _, i in latents if b[0] * b[1] > 80 * 80) == [4, 5, 6]
+    assert len(latents) == 7 + 3
+    assert p.stderr.count("trains at 64 px only: 96 px would enlarge it 1.50x") == 4  # the 64x64 bands
     buckets = {b for b, _, _ in latents}
     assert all(w % 16 == 0 and h % 16 == 0 for w, h in buckets) and len(buckets) >= 5
     for (w, h), lat, _ in latents:
