@@ -30,6 +30,9 @@ export type TrainerEvent =
       cudnn_version?: number | null;
       /** kiln_trainer/memory.py's plan for this card (or KILN_GPU_MEMORY_GIB). */
       memory_plan?: MemoryPlan;
+      images?: number;
+      /** How many images train at each base resolution, keyed by px: an image skips a size it would be enlarged to. */
+      images_per_resolution?: Record<string, number>;
       quantized_layers?: number;
       compiled?: boolean;
       flat_lora?: boolean;

@@ -70,6 +70,7 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
             `[kiln] training ${event.model} on ${event.device} (${event.dtype}, ${event.optimizer ?? 'optimizer ?'}, attention ${event.attention?.join('/') ?? '?'}), ${event.trainable_parameters} trainable parameters`,
           );
           if (event.memory_plan) tail.push(`[kiln] memory plan: ${event.memory_plan.reason}`);
+          if (event.images_per_resolution) tail.push(`[kiln] ${datasetSummary(event.images ?? 0, event.images_per_resolution)}`);
           await flush(true);
           break;
         case 'step':
@@ -128,4 +129,11 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
     }
     return { set: { local_model_path: weightsPath, current_step: result.outcome.steps, eta_seconds: null, logs: tail.value() } };
   };
+}
+
+/** "dataset: 12 images, 12 at 512 px, 9 at 768 px, 4 at 1024 px; …": how many photos each size really trains on. */
+function datasetSummary(images: number, perResolution: Record<string, number>): string {
+  const counts = Object.entries(perResolution).map(([px, n]) => `${n} at ${px} px`);
+  const leftOut = Object.values(perResolution).some((n) => n < images);
+  return `dataset: ${images} images, ${counts.join(', ')}${leftOut ? '; an image skips each size its bucket would enlarge it more than 1.25x, and the log names it' : ''}`;
 }

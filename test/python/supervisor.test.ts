@@ -97,12 +97,24 @@ describe('trainer supervision', () => {
     assert.equal(r2.exitSignal, 'SIGKILL');
   });
 
-  test('the memory plan reaches the task log, and a plan that does not fit fails the stage in words', async () => {
+  test('the memory plan and the images per resolution reach the task log, and a plan that does not fit fails the stage in words', async () => {
     const h = await openHarness('sqlite');
     try {
       const dir = tmpDir();
       const plan = { feasible: true, quantize: 'nf4', reason: 'the base quantized to nf4, 53 of 57 blocks checkpointed: 10.4 of the 10.7 GiB usable on a 12 GiB card' };
-      const started = { type: 'started', model: 'm', device: 'cuda', dtype: 'bf16', trainable_parameters: 1, steps: 10, start_step: 0, training_type: 'LORA', memory_plan: plan };
+      const started = {
+        type: 'started',
+        model: 'm',
+        device: 'cuda',
+        dtype: 'bf16',
+        trainable_parameters: 1,
+        steps: 10,
+        start_step: 0,
+        training_type: 'LORA',
+        memory_plan: plan,
+        images: 12,
+        images_per_resolution: { '512': 12, '768': 9, '1024': 4 },
+      };
       const failing = script(
         dir,
         'memory',
@@ -123,6 +135,7 @@ describe('trainer supervision', () => {
         (err: Error) => err instanceof JobFailure && /^The training does not fit this GPU's memory: does not fit: the smallest plan needs 69\.1 GiB$/.test(err.message),
       );
       assert.match(logs.join('\n'), /\[kiln\] memory plan: the base quantized to nf4, 53 of 57 blocks checkpointed/);
+      assert.match(logs.join('\n'), /\[kiln\] dataset: 12 images, 12 at 512 px, 9 at 768 px, 4 at 1024 px; an image skips each size/);
     } finally {
       await h.close();
     }

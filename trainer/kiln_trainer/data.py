@@ -139,8 +139,13 @@ def encode_images(vae, items, resolutions, device, dtype):
 
 
 def check_images(items):
-    for path, _ in items:
-        open_image(path)
+    """Opens every image, so a broken one fails the run before a model loads; returns their sizes."""
+    return [open_image(path).size for path, _ in items]
+
+
+def images_per_resolution(sizes, resolutions):
+    """{base resolution: how many of the images train at it}."""
+    return {b: sum(b in resolutions_for(w, h, resolutions) for w, h in sizes) for b in resolutions}
 
 
 class Batches:

@@ -273,7 +273,7 @@ def run(spec, stop):
 
     # -- data and caches (encoders live only inside this block)
     items = data.list_images(spec.dataset_dir, spec.trigger_word)
-    data.check_images(items)
+    sizes = data.check_images(items)
     source, builtin = models.resolve(spec.base_model_path)
     if builtin and device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny matmuls gain nothing from threads and stall badly on a busy host
@@ -384,6 +384,8 @@ def run(spec, stop):
         weight_rounding=rounding,
         attention=attention,
         memory_plan=plan,
+        images=len(items),
+        images_per_resolution=data.images_per_resolution(sizes, spec.resolution),
         quantized_layers=quantized,
         compiled=spec.compile,
         flat_lora=spec.flat_lora,

@@ -180,6 +180,8 @@ def test_buckets_multires_and_cache(odd_sizes_full_run, tmp_path):
     assert sorted(i for b, _, i in latents if b[0] * b[1] > 80 * 80) == [4, 5, 6]
     assert len(latents) == 7 + 3
     assert p.stderr.count("trains at 64 px only: 96 px would enlarge it 1.50x") == 4  # the 64x64 bands
+    (started,) = p.of("started")
+    assert (started["images"], started["images_per_resolution"]) == (7, {"64": 7, "96": 3})
     buckets = {b for b, _, _ in latents}
     assert all(w % 16 == 0 and h % 16 == 0 for w, h in buckets) and len(buckets) >= 5
     for (w, h), lat, _ in latents:
