@@ -135,5 +135,5 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
 function datasetSummary(images: number, perResolution: Record<string, number>): string {
   const counts = Object.entries(perResolution).map(([px, n]) => `${n} at ${px} px`);
   const leftOut = Object.values(perResolution).some((n) => n < images);
-  return `dataset: ${images} images, ${counts.join(', ')}${leftOut ? '; an image skips each size its bucket would enlarge it more than 1.25x, and the log names it' : ''}`;
+  return `dataset: ${images} images, ${counts.join(', ')}${leftOut ? "; an image skips each size that would enlarge it past kiln_trainer/data.py's limit, and the log names it" : ''}`;
 }
