@@ -15,3 +15,4 @@ export {
 export { runPreprocessing } from './run.js';
 export { validateCaptioning, validateSourceSyntax, validateTransforms } from './validate-request.js';
 export { openUpload, saveUpload, UploadNotFoundError, UploadTooLargeError, type StoredUpload } from './uploads.js';
+export { RASTER_FORMATS } from './inspect.js';

@@ -1,8 +1,11 @@
 import sharp from 'sharp';
 import { HeicDecodeError, hevcHeifToPng, isHevcHeif } from './heic.js';
 
-/** Raster formats a trainer can use; SVG, PDF and the rest are refused before sharp parses them. */
-const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
+/**
+ * Raster formats a trainer can use, by sharp's name, with the name people know them by. SVG, PDF
+ * and the rest are refused before sharp parses them.
+ */
+export const RASTER_FORMATS: Readonly<Record<string, string>> = { jpeg: 'JPEG', png: 'PNG', webp: 'WebP', avif: 'AVIF', heif: 'HEIC', tiff: 'TIFF', gif: 'GIF' };
 
 export interface ImageFacts {
   format: string;
@@ -75,7 +78,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits, signal?: 
   }
   const format = meta.format ?? 'unknown';
   if (format === 'svg') throw new ImageRejected('not a raster image (SVG)');
-  if (!RASTER_FORMATS.has(format)) throw new ImageRejected(`unsupported image format (${format})`);
+  if (!Object.hasOwn(RASTER_FORMATS, format)) throw new ImageRejected(`unsupported image format (${format})`);
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
   if ((meta.pages ?? 1) > 1) throw new ImageRejected(`animated or multi-page image (${meta.pages} frames)`);

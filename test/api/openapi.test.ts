@@ -108,11 +108,15 @@ describe('the OpenAPI document', () => {
   test('uploads declare their multipart/form-data body', () => {
     const body = operation('post', '/api/v1/uploads/').requestBody;
     assert.deepEqual(Object.keys(body?.content ?? {}), ['multipart/form-data']);
-    const schema = body?.content['multipart/form-data'].schema as { required: string[]; properties: { files: { type: string; items: unknown; minItems: number } } };
+    const schema = body?.content['multipart/form-data'].schema as {
+      required: string[];
+      properties: { files: { type: string; items: unknown; minItems: number; description: string } };
+    };
     assert.deepEqual(schema.required, ['files']);
     assert.equal(schema.properties.files.type, 'array');
     assert.deepEqual(schema.properties.files.items, { type: 'string', format: 'binary' });
     assert.equal(schema.properties.files.minItems, 1);
+    assert.match(schema.properties.files.description, /^Images \(JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF\) or \.zip archives/, 'the formats preprocessing takes');
   });
 
   test('streams and files are documented in their own media types', () => {

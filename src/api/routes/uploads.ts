@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { saveUpload, UploadTooLargeError } from '../../preprocess/index.js';
+import { RASTER_FORMATS, saveUpload, UploadTooLargeError } from '../../preprocess/index.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { errorResponses } from '../responses.js';
@@ -25,7 +25,7 @@ const UploadForm = Type.Object(
     files: Type.Array(Type.String({ format: 'binary' }), {
       minItems: 1,
       maxItems: MAX_FILES_PER_UPLOAD,
-      description: 'Images or .zip archives of images; any part name is accepted, as long as it is a file part',
+      description: `Images (${Object.values(RASTER_FORMATS).join(', ')}) or .zip archives of images; any part name is accepted, as long as it is a file part`,
     }),
   },
   { title: 'UploadForm' },
