@@ -34,24 +34,20 @@ function decodeInWorker(bytes: Buffer, signal?: AbortSignal): Promise<Extract<He
   const request: HeicRequest = { bytes: new Uint8Array(bytes) };
   const worker = startWorker({ workerData: request, transferList: [request.bytes.buffer as ArrayBuffer], stdout: true, stderr: true });
   return new Promise((resolve, reject) => {
-    const stop = (err: Error) => {
+    // Whichever comes first (the reply, an error, the timeout or a cancel) ends the thread.
+    const settle = (outcome: () => void) => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       void worker.terminate();
-      reject(err);
+      outcome();
     };
-    const onAbort = () => stop(signal!.reason as Error);
-    const timer = setTimeout(() => stop(new HeicDecodeError(`HEVC decoding took over ${DECODE_TIMEOUT_MS / 1000} s`)), DECODE_TIMEOUT_MS);
+    const fail = (err: Error) => settle(() => reject(err));
+    const onAbort = () => fail(signal!.reason as Error);
+    const timer = setTimeout(() => fail(new HeicDecodeError(`HEVC decoding took over ${DECODE_TIMEOUT_MS / 1000} s`)), DECODE_TIMEOUT_MS);
     signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (reply: HeicReply) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      if (reply.ok) resolve(reply);
-      else reject(new HeicDecodeError(reply.error.trim()));
-    });
-    worker.once('error', (err) => stop(new HeicDecodeError(err.message.split('\n')[0])));
-    worker.once('exit', (code) => stop(new HeicDecodeError(`the HEVC decoder stopped (exit code ${code})`)));
+    worker.once('message', (reply: HeicReply) => settle(() => (reply.ok ? resolve(reply) : reject(new HeicDecodeError(reply.error.trim())))));
+    worker.once('error', (err) => fail(new HeicDecodeError(err.message.split('\n')[0])));
+    worker.once('exit', (code) => fail(new HeicDecodeError(`the HEVC decoder stopped (exit code ${code})`)));
   });
 }
 
