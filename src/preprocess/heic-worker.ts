@@ -17,6 +17,8 @@ interface LibHeif {
   heif_context_free(ctx: object): void;
   heif_context_read_from_memory(ctx: object, bytes: Uint8Array): HeifError;
   heif_js_context_get_primary_image_handle(ctx: object): object | HeifError;
+  heif_image_handle_get_width(handle: object): number;
+  heif_image_handle_get_height(handle: object): number;
   heif_image_handle_has_alpha_channel(handle: object): number;
   heif_image_handle_release(handle: object): void;
   heif_js_decode_image2(handle: object, colorspace: unknown, chroma: unknown): { image: object; channels: HeifPlane[] } | HeifError;
@@ -27,6 +29,8 @@ interface LibHeif {
 
 export interface HeicRequest {
   bytes: Uint8Array;
+  /** Checked on the header, before a pixel is decoded. */
+  maxPixels: number;
 }
 export type HeicReply = { ok: true; data: Uint8Array; width: number; height: number; channels: 3 | 4 } | { ok: false; error: string };
 
@@ -36,7 +40,7 @@ const isError = (x: object): x is HeifError => 'code' in x && 'message' in x;
  * Decodes the primary picture to interleaved 8-bit RGB(A), upright: libheif applies the file's
  * rotation, mirroring and crop itself, which is where an iPhone records how the photo was held.
  */
-function decode(heif: LibHeif, bytes: Uint8Array): HeicReply {
+function decode(heif: LibHeif, { bytes, maxPixels }: HeicRequest): HeicReply {
   const ctx = heif.heif_context_alloc();
   try {
     const read = heif.heif_context_read_from_memory(ctx, bytes);
@@ -44,6 +48,8 @@ function decode(heif: LibHeif, bytes: Uint8Array): HeicReply {
     const handle = heif.heif_js_context_get_primary_image_handle(ctx);
     if (isError(handle)) return { ok: false, error: handle.message };
     try {
+      const [width, height] = [heif.heif_image_handle_get_width(handle), heif.heif_image_handle_get_height(handle)];
+      if (width * height > maxPixels) return { ok: false, error: `too many pixels: ${width}x${height}` };
       const channels = heif.heif_image_handle_has_alpha_channel(handle) ? 4 : 3;
       const chroma = channels === 4 ? heif.heif_chroma.heif_chroma_interleaved_RGBA : heif.heif_chroma.heif_chroma_interleaved_RGB;
       const image = heif.heif_js_decode_image2(handle, heif.heif_colorspace.heif_colorspace_RGB, chroma);
@@ -67,5 +73,5 @@ function decode(heif: LibHeif, bytes: Uint8Array): HeicReply {
 
 // One decode per thread: the wasm heap a 12-MP photo grows is returned when the thread ends.
 const heif = createRequire(import.meta.url)('libheif-js/wasm-bundle') as LibHeif;
-const reply = decode(heif, (workerData as HeicRequest).bytes);
+const reply = decode(heif, workerData as HeicRequest);
 parentPort!.postMessage(reply, reply.ok ? [reply.data.buffer as ArrayBuffer] : []);

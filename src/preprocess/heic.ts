@@ -29,9 +29,9 @@ function startWorker(options: WorkerOptions): Worker {
 }
 
 /** Decodes in a worker thread of its own: a second of wasm must not stall the server's event loop. */
-function decodeInWorker(bytes: Buffer, signal?: AbortSignal): Promise<Extract<HeicReply, { ok: true }>> {
+function decodeInWorker(bytes: Buffer, maxPixels: number, signal?: AbortSignal): Promise<Extract<HeicReply, { ok: true }>> {
   signal?.throwIfAborted();
-  const request: HeicRequest = { bytes: new Uint8Array(bytes) };
+  const request: HeicRequest = { bytes: new Uint8Array(bytes), maxPixels };
   const worker = startWorker({ workerData: request, transferList: [request.bytes.buffer as ArrayBuffer], stdout: true, stderr: true });
   return new Promise((resolve, reject) => {
     // Whichever comes first (the reply, an error, the timeout or a cancel) ends the thread.
@@ -56,11 +56,27 @@ function decodeInWorker(bytes: Buffer, signal?: AbortSignal): Promise<Extract<He
  * image, carrying the photo's ICC profile (an iPhone's Display P3) so that conversion to sRGB
  * later keeps its colours.
  */
-export async function hevcHeifToPng(bytes: Buffer, icc: Buffer | undefined, signal?: AbortSignal): Promise<Buffer> {
-  const { data, width, height, channels } = await decodeInWorker(bytes, signal);
+export async function hevcHeifToPng(bytes: Buffer, icc: Buffer | undefined, maxPixels: number, signal?: AbortSignal): Promise<Buffer> {
+  const { data, width, height, channels } = await decodeInWorker(bytes, maxPixels, signal);
   // Level 1: the PNG lives only until the dataset is rendered from it.
   const png = await sharp(data, { raw: { width, height, channels } }).png({ compressionLevel: 1 }).toBuffer();
   return icc ? withIccProfile(png, icc) : png;
+}
+
+/**
+ * What libheif finds wrong with a HEIF file whose header libvips could not read, in libheif's words
+ * ("Unexpected end of file: …"), or null if libheif decodes it. Asked here rather than read from
+ * libvips' error, because that error text comes from a buffer that concurrent operations share,
+ * and it sometimes arrived without libheif's line.
+ */
+export async function heifProblem(bytes: Buffer, maxPixels: number, signal?: AbortSignal): Promise<string | null> {
+  try {
+    await decodeInWorker(bytes, maxPixels, signal);
+    return null;
+  } catch (err) {
+    if (!(err instanceof HeicDecodeError)) throw err;
+    return err.message.replace(/^Invalid input: /, '');
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { HeicDecodeError, hevcHeifToPng, isHevcHeif } from './heic.js';
+import { HeicDecodeError, heifProblem, hevcHeifToPng, isHevcHeif } from './heic.js';
 
 /**
  * Raster formats a trainer can use, by sharp's name, with the name people know them by. SVG, PDF
@@ -69,11 +69,10 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits, signal?: 
   try {
     // limitInputPixels: false only here: metadata reads the header and decodes no pixels.
     meta = await sharp(buf, { limitInputPixels: false }).metadata();
-  } catch (err) {
+  } catch {
     const brand = isoMediaBrand(buf);
     if (brand === null) throw new ImageRejected('not an image (unrecognised format)');
-    // libheif's own words close libvips' error: "heif: Invalid input: Unexpected end of file: … (2.100)".
-    const why = /^heif: (?:Invalid input: )?(.+?)(?: \(\d+\.\d+\))?$/m.exec((err as Error).message)?.[1] ?? 'unreadable header';
+    const why = (await heifProblem(buf, limits.maxInputPixels, signal)) ?? 'libvips cannot read its header';
     throw new ImageRejected(`corrupt or truncated ${brand.startsWith('avi') ? 'AVIF image' : 'HEIC photo'} (${why})`);
   }
   const format = meta.format ?? 'unknown';
@@ -92,7 +91,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits, signal?: 
   let decoded: Buffer | undefined;
   if (isHevcHeif(meta)) {
     try {
-      decoded = await hevcHeifToPng(buf, meta.icc, signal);
+      decoded = await hevcHeifToPng(buf, meta.icc, limits.maxInputPixels, signal);
     } catch (err) {
       if (!(err instanceof HeicDecodeError)) throw err;
       throw new ImageRejected(`corrupt or truncated HEIC photo (${err.message})`);
