@@ -72,6 +72,7 @@ describe('iPhone photos (HEIC)', () => {
       (err: Error) => err instanceof HeicDecodeError && /ftyp/.test(err.message),
     );
     const photo = await readFile(IPHONE_PHOTO);
+    await assert.rejects(hevcHeifToPng(photo, undefined, 288 * 384 - 1), /too many pixels: 288x384/, 'the thread checks the limit before decoding');
     const cancel = new AbortController();
     const decoding = hevcHeifToPng(photo, undefined, 1e8, cancel.signal);
     setTimeout(() => cancel.abort(new Error('cancelled by the user')), 5);
