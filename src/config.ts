@@ -45,6 +45,12 @@ export const CONFIG_VARS = [
   { name: 'KILN_MIN_IMAGES', kind: 'int', default: '1', doc: 'Usable images a dataset needs, else the task fails' },
   { name: 'KILN_DATASET_MAX_SIDE', kind: 'int', default: '1536', doc: 'Longest side of a dataset image after transforms' },
   { name: 'KILN_MAX_DOWNLOAD_BYTES', kind: 'int', default: '52428800', doc: 'Size cap of one downloaded or uploaded source file' },
+  {
+    name: 'KILN_UPLOAD_RETENTION_HOURS',
+    kind: 'int',
+    default: '168',
+    doc: 'Hours an upload stays usable in source_images before it is deleted, unless a task still waits to preprocess it (0 = until deleted by DELETE /api/v1/uploads/{id})',
+  },
   { name: 'KILN_TRAINER_STALL_SECONDS', kind: 'int', default: '900', doc: 'A trainer silent this long is killed and its task failed' },
   {
     name: 'KILN_RATE_LIMIT_CREATES_PER_MINUTE',
@@ -84,6 +90,8 @@ export interface Config {
   minImages: number;
   datasetMaxSide: number;
   maxDownloadBytes: number;
+  /** 0 keeps uploads until they are deleted. */
+  uploadRetentionHours: number;
   trainerStallSeconds: number;
   /** Requests per tenant per minute and API process; 0 turns a limit off. */
   rateLimit: { createsPerMinute: number; uploadsPerMinute: number };
@@ -126,6 +134,7 @@ function reader(env: NodeJS.ProcessEnv) {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = reader(env);
+  if (r.int('KILN_UPLOAD_RETENTION_HOURS') < 0) throw new ConfigError('KILN_UPLOAD_RETENTION_HOURS must be 0 (keep) or a number of hours');
   const dataDir = path.resolve(r.str('KILN_DATA_DIR'));
   return {
     port: r.int('KILN_PORT'),
@@ -157,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     minImages: r.int('KILN_MIN_IMAGES'),
     datasetMaxSide: r.int('KILN_DATASET_MAX_SIDE'),
     maxDownloadBytes: r.int('KILN_MAX_DOWNLOAD_BYTES'),
+    uploadRetentionHours: r.int('KILN_UPLOAD_RETENTION_HOURS'),
     trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
     rateLimit: { createsPerMinute: r.int('KILN_RATE_LIMIT_CREATES_PER_MINUTE'), uploadsPerMinute: r.int('KILN_RATE_LIMIT_UPLOADS_PER_MINUTE') },
     vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },

@@ -41,7 +41,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
     verifier,
     links,
     metrics: new Metrics(store),
-    generations: new GenerationsService(generationStore, taskStore),
+    generations: new GenerationsService(generationStore, taskStore, config.dataDir),
     validateCreate: createValidator(config),
     close: () => store.close(),
   };

@@ -96,3 +96,6 @@ export const eventStream = Type.Unsafe({
   description: 'Server-Sent Events until the job is over',
   content: { 'text/event-stream': { schema: ServerSentEvent } },
 });
+
+/** A success with no body (a deletion): 204, and no content in the OpenAPI document. */
+export const NoContent = Type.Null({ description: 'Deleted; no body' });

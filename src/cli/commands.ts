@@ -38,6 +38,10 @@ export const commands: Record<string, CommandEntry> = {
   status: { summary: 'Show one training task', load: () => import('./client/status.js').then((m) => m.statusCommand) },
   list: { summary: 'List training tasks', load: () => import('./client/list.js').then((m) => m.listCommand) },
   cancel: { summary: 'Cancel a training task', load: () => import('./client/cancel.js').then((m) => m.cancelCommand) },
+  delete: {
+    summary: 'Delete a finished task and its files (--with-uploads: its uploads too)',
+    load: () => import('./client/delete.js').then((m) => m.deleteCommand),
+  },
   logs: { summary: "Print a task's trainer log (-f to follow)", load: () => import('./client/logs.js').then((m) => m.logsCommand) },
   artifacts: { summary: 'List or download the artifacts of a task', load: () => import('./client/artifacts.js').then((m) => m.artifactsCommand) },
   generate: { summary: 'Generate images with trained LoRAs and download them', load: () => import('./client/generate.js').then((m) => m.generateCommand) },

@@ -1,5 +1,10 @@
 import path from 'node:path';
 
+/** Where a task's folder is: set once at creation as its training_folder, and removed with it. */
+export function taskFolder(dataDir: string, taskId: string): string {
+  return path.join(dataDir, 'tasks', taskId);
+}
+
 /**
  * The folders and files of a task under KILN_DATA_DIR/tasks/<id>/ (architecture note 5), in
  * the kohya / ai-toolkit layout: what preprocessing writes, what the trainer reads and

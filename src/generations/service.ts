@@ -7,7 +7,9 @@ import type { TaskStore } from '../store/tasks.js';
 import { TaskConflict } from '../tasks/errors.js';
 import { uuidv7 } from '../util/ids.js';
 import { isoNow } from '../util/time.js';
-import type { GenerationRequest } from './request.js';
+import { GENERATION_LIFECYCLE, type GenerationStatus } from '../domain/lifecycle.js';
+import { discardFolder } from '../retention/trash.js';
+import { generationPaths, type GenerationRequest } from './request.js';
 
 /** A request that names LoRAs it cannot use; each problem names the LoRA's index. */
 export class GenerationRefused extends Error {
@@ -29,6 +31,7 @@ export class GenerationsService {
   constructor(
     private readonly generations: GenerationStore,
     private readonly tasks: TaskStore,
+    private readonly dataDir: string,
   ) {}
 
   /**
@@ -123,6 +126,18 @@ export class GenerationsService {
     if (res.reason === 'not_found') throw new GenerationNotFound();
     if (res.row.lease_owner !== null) throw new GenerationConflict('The generation is still stopping on its worker; retry in a few seconds');
     throw new GenerationConflict(`Only FAILED or CANCELLED generations can be retried; this one is ${res.row.status}`);
+  }
+
+  /** Deletes a finished generation, its record and its images; a waiting or running one is a conflict (cancel it first). */
+  async delete(id: string, principal: Principal): Promise<void> {
+    const res = await this.generations.remove(id, { scope: scopeOf(principal) });
+    if (!res.ok && res.reason === 'not_found') throw new GenerationNotFound();
+    if (!res.ok) {
+      if (!GENERATION_LIFECYCLE.terminal.includes(res.row.status as GenerationStatus))
+        throw new GenerationConflict(`Generation is ${res.row.status}; cancel it first, then delete it`);
+      throw new GenerationConflict('The generation is still stopping on its worker; delete it again in a few seconds');
+    }
+    await discardFolder(this.dataDir, generationPaths(this.dataDir, id).root);
   }
 }
 

@@ -13,6 +13,10 @@ export function generationStage(config: Config): JobHandler<GenerationRow> {
     const row = ctx.row;
     const request = JSON.parse(row.request) as GenerationRequest;
     const paths = generationPaths(config.dataDir, row.id);
+    // The API refuses to delete a task whose LoRA a waiting generation names, but a generation
+    // created during that delete, or retried after it, can still name one that is gone.
+    const missing = request.loras.find((l) => !fs.existsSync(l.weights_path));
+    if (missing) throw new JobFailure(`the LoRA of training task ${missing.training_task_id} is gone (${missing.weights_path} does not exist): the task was deleted`);
     // A rerun (rescue, retry) starts from an empty folder, so the row never lists a stale image.
     fs.rmSync(paths.images, { recursive: true, force: true });
     fs.mkdirSync(paths.images, { recursive: true });

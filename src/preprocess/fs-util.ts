@@ -1,12 +1,27 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { copyFile, link, rename, rm, writeFile } from 'node:fs/promises';
 
 /** Write-then-rename, so a crash never leaves a half-written file under the real name. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(tmp, data);
   await rename(tmp, file);
+}
+
+/**
+ * A second name for a file's bytes: a hard link, free and instant within the data dir's
+ * filesystem, or a copy where links are refused (another filesystem, some network mounts).
+ * Either way the new name outlives the deletion of the old one.
+ */
+export async function linkOrCopy(from: string, to: string): Promise<void> {
+  await rm(to, { force: true });
+  try {
+    await link(from, to);
+  } catch (err) {
+    if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    await copyFile(from, to);
+  }
 }
 
 export function sha256(data: Buffer | string): string {

@@ -2,7 +2,7 @@ import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { DownloadError, downloadToFile, type DownloadSettings } from './download.js';
-import { mapLimit, sha256 } from './fs-util.js';
+import { linkOrCopy, mapLimit, sha256 } from './fs-util.js';
 import type { SourceIndex } from './source-index.js';
 import { localCaptionFile, parseSource, resolveLocalSource, SourceError } from './sources.js';
 import type { ZipLimits } from './types.js';
@@ -65,7 +65,11 @@ function tooLarge(bytes: number, limit: number): SourceError {
   return new SourceError(`file is ${bytes} bytes, over the ${limit}-byte limit (KILN_MAX_DOWNLOAD_BYTES)`);
 }
 
-/** Puts the bytes of one source on local disk; local files and uploads are read in place. */
+/**
+ * Puts the bytes of one source on local disk: downloads and uploads become the task's own files
+ * in sources/, so that a retry still has them once the upload has expired or been deleted;
+ * local files are read in place.
+ */
 async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: string; caption: string | null; filename: string | null }> {
   const ref = parseSource(source);
   const limit = ctx.config.maxDownloadBytes;
@@ -95,8 +99,13 @@ async function fetchSource(source: string, ctx: GatherContext): Promise<{ file: 
       return { file: dest, caption: null, filename: null };
     }
     case 'upload': {
+      const kept = await ctx.index.reusable(source);
+      if (kept) return { file: kept.file, caption: null, filename: kept.filename ?? null };
       const upload = await openUpload(ctx.config, ctx.tenantId, `upload://${ref.id}`);
-      return { file: upload.path, caption: null, filename: upload.filename };
+      const dest = path.join(ctx.sourcesDir, `upload-${key}`);
+      await linkOrCopy(upload.path, dest);
+      await ctx.index.record(source, dest, upload.sha256, upload.size, upload.filename);
+      return { file: dest, caption: null, filename: upload.filename };
     }
   }
 }

@@ -13,6 +13,7 @@ export {
   type ZipLimits,
 } from './types.js';
 export { runPreprocessing } from './run.js';
-export { validateCaptioning, validateSourceSyntax, validateTransforms } from './validate-request.js';
-export { openUpload, saveUpload, UploadNotFoundError, UploadTooLargeError, type StoredUpload } from './uploads.js';
+export { validateCaptioning, validateSourceSyntax, validateTransforms, validateUploadsExist } from './validate-request.js';
+export { deleteUpload, openUpload, saveUpload, sweepUploads, uploadExpiry, UploadNotFoundError, UploadTooLargeError, type StoredUpload } from './uploads.js';
 export { RASTER_FORMATS } from './inspect.js';
+export { UPLOAD_ID } from './sources.js';

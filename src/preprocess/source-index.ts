@@ -6,6 +6,8 @@ interface Entry {
   file: string; // relative to sources/
   sha256: string;
   bytes: number;
+  /** The name an upload was sent under. */
+  filename?: string;
 }
 
 /**
@@ -30,7 +32,7 @@ export class SourceIndex {
   }
 
   /** The absolute path of an intact earlier download of `source`, or null. */
-  async reusable(source: string): Promise<{ file: string; sha256: string; bytes: number } | null> {
+  async reusable(source: string): Promise<{ file: string; sha256: string; bytes: number; filename?: string } | null> {
     const entry = this.entries[source];
     if (!entry || entry.file.includes('/') || entry.file.includes('..')) return null;
     const file = path.join(this.dir, entry.file);
@@ -43,8 +45,8 @@ export class SourceIndex {
   }
 
   /** Records a finished download; writes are serialised so concurrent downloads don't lose entries. */
-  record(source: string, absFile: string, sha256: string, bytes: number): Promise<void> {
-    this.entries[source] = { file: path.basename(absFile), sha256, bytes };
+  record(source: string, absFile: string, sha256: string, bytes: number, filename?: string): Promise<void> {
+    this.entries[source] = { file: path.basename(absFile), sha256, bytes, ...(filename === undefined ? {} : { filename }) };
     const snapshot = JSON.stringify(this.entries, null, 2);
     this.writes = this.writes.then(() => writeFileAtomic(path.join(this.dir, 'index.json'), snapshot));
     return this.writes;

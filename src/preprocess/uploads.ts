@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ export interface StoredUpload {
   filename: string;
   size: number;
   sha256: string;
+  created_at: string;
 }
 
 /** The API maps this to 413. */
@@ -75,8 +76,8 @@ export async function saveUpload(config: Config, tenantId: string | null, filena
       },
       createWriteStream(path.join(staging, DATA_FILE)),
     );
-    const stored: StoredUpload = { id, reference: `upload://${id}`, filename: cleanFilename(filename), size, sha256: hash.digest('hex') };
-    await writeFile(path.join(staging, META_FILE), JSON.stringify({ ...stored, created_at: new Date().toISOString() }));
+    const stored: StoredUpload = { id, reference: `upload://${id}`, filename: cleanFilename(filename), size, sha256: hash.digest('hex'), created_at: new Date().toISOString() };
+    await writeFile(path.join(staging, META_FILE), JSON.stringify(stored));
     // The folder appears under its id only when complete, so a reader never sees half an upload.
     await rename(staging, path.join(root, id));
     return stored;
@@ -88,13 +89,84 @@ export async function saveUpload(config: Config, tenantId: string | null, filena
 
 /** Finds a tenant's upload; the returned path is the stored bytes. */
 export async function openUpload(config: Config, tenantId: string | null, reference: string): Promise<StoredUpload & { path: string }> {
-  const id = reference.replace(/^upload:\/\//i, '');
-  if (!UPLOAD_ID.test(id)) throw new UploadNotFoundError(reference);
-  const dir = path.join(tenantDir(config, tenantId), id);
+  const dir = uploadDir(config, tenantId, reference);
   try {
     const meta = JSON.parse(await readFile(path.join(dir, META_FILE), 'utf8')) as StoredUpload;
     return { ...meta, path: path.join(dir, DATA_FILE) };
   } catch {
     throw new UploadNotFoundError(reference);
+  }
+}
+
+function uploadDir(config: Config, tenantId: string | null, reference: string): string {
+  const id = reference.replace(/^upload:\/\//i, '');
+  if (!UPLOAD_ID.test(id)) throw new UploadNotFoundError(reference);
+  return path.join(tenantDir(config, tenantId), id);
+}
+
+/** When an upload made now stops being usable, or null when uploads are kept until deleted. */
+export function uploadExpiry(config: Config, createdAt: number): string | null {
+  return config.uploadRetentionHours > 0 ? new Date(createdAt + config.uploadRetentionHours * HOUR_MS).toISOString() : null;
+}
+
+/** Deletes a tenant's upload; a task that names it and has not read it yet fails saying it is gone. */
+export async function deleteUpload(config: Config, tenantId: string | null, reference: string): Promise<void> {
+  const dir = uploadDir(config, tenantId, reference);
+  try {
+    await stat(path.join(dir, META_FILE));
+  } catch {
+    throw new UploadNotFoundError(reference);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+const HOUR_MS = 3_600_000;
+/** An upload's staging folder this old belongs to a request that died mid-transfer. */
+const ABANDONED_PARTIAL_MS = 24 * HOUR_MS;
+
+/**
+ * Deletes the uploads older than KILN_UPLOAD_RETENTION_HOURS, except those whose ids are in
+ * `waiting` (named by a task that has not been preprocessed yet), and the staging folders of
+ * uploads that never finished. Resolves to how many uploads it deleted.
+ */
+export async function sweepUploads(config: Config, waiting: ReadonlySet<string>, now = Date.now()): Promise<number> {
+  const root = path.join(config.dataDir, 'uploads');
+  const keepFrom = config.uploadRetentionHours > 0 ? now - config.uploadRetentionHours * HOUR_MS : -Infinity;
+  let deleted = 0;
+  for (const tenant of await entries(root)) {
+    for (const name of await entries(path.join(root, tenant))) {
+      const dir = path.join(root, tenant, name);
+      if (name.startsWith('.')) {
+        if (name.endsWith('.partial') && (await stat(dir)).mtimeMs < now - ABANDONED_PARTIAL_MS) await rm(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (waiting.has(name)) continue;
+      const created = await createdAt(dir);
+      if (created !== null && created < keepFrom) {
+        await rm(dir, { recursive: true, force: true });
+        deleted++;
+      }
+    }
+  }
+  return deleted;
+}
+
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** An upload's creation time from its metadata; null for a folder that is not an upload. */
+async function createdAt(dir: string): Promise<number | null> {
+  try {
+    const meta = JSON.parse(await readFile(path.join(dir, META_FILE), 'utf8')) as { created_at?: string };
+    const t = Date.parse(meta.created_at ?? '');
+    return Number.isNaN(t) ? null : t;
+  } catch {
+    return null;
   }
 }

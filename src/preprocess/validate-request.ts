@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import { isLexicallyUnderRoots, parseSource, SourceError } from './sources.js';
+import { openUpload, UploadNotFoundError } from './uploads.js';
 import { parseTransforms } from './transform-spec.js';
 import type { Issue } from './types.js';
 
@@ -66,5 +67,28 @@ export function validateSourceSyntax(sources: string[], config: Config): Issue[]
       issues.push({ loc: at, msg: `source ${err.message}`, type: 'value_error' });
     }
   });
+  return issues;
+}
+
+/**
+ * Create-time check that each upload:// reference names an upload of this tenant that still
+ * exists, so that an expired or mistyped one is a 422 at its index rather than a task that
+ * fails in preprocessing. Call it after validateSourceSyntax found nothing.
+ */
+export async function validateUploadsExist(sources: string[], config: Config, tenantId: string | null): Promise<Issue[]> {
+  const issues: Issue[] = [];
+  for (const [index, source] of sources.entries()) {
+    if (parseSource(source).kind !== 'upload') continue;
+    try {
+      await openUpload(config, tenantId, source.trim());
+    } catch (err) {
+      if (!(err instanceof UploadNotFoundError)) throw err;
+      const kept =
+        config.uploadRetentionHours > 0
+          ? `uploads are deleted ${config.uploadRetentionHours} hours after they were made (KILN_UPLOAD_RETENTION_HOURS), or sooner by DELETE`
+          : 'it was deleted';
+      issues.push({ loc: ['body', 'source_images', index], msg: `${err.message}: ${kept}; an upload is usable only by the tenant that made it`, type: 'value_error' });
+    }
+  }
   return issues;
 }

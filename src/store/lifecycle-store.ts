@@ -22,6 +22,8 @@ export interface LeasedRow {
 /** Called inside the transaction of every status change: the webhook outbox and NOTIFY hook in here. */
 export type StatusListener<Row> = (trx: Executor, before: Row, after: Row) => Promise<void>;
 
+export type RemoveResult<Row> = { ok: true; row: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'forbidden'; row: Row };
+
 export type TransitionResult<Row> = { ok: true; row: Row; before: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'forbidden'; row: Row };
 
 export interface TransitionOptions<Row> {
@@ -139,6 +141,30 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
       if (result) return result;
     }
     throw new Error(`${this.table} ${id}: ${name} kept losing the race; giving up`);
+  }
+
+  /**
+   * Deletes a finished row that no worker holds, with its run history and webhook deliveries,
+   * as one compare-and-set: the DELETE names the status it read and an empty lease, so a retry
+   * or a claim that lands first makes it miss. `alongside` runs in the same transaction and
+   * may throw to refuse. The row's files are the caller's to remove, after this commits.
+   */
+  async remove(id: string, opts: { scope?: TenantScope; alongside?: (trx: Executor, row: Row) => Promise<void> } = {}): Promise<RemoveResult<Row>> {
+    for (let tries = 0; tries < 5; tries++) {
+      const result = await this.db.transaction().execute(async (trx) => {
+        const row = await this.get(id, opts.scope, trx);
+        if (!row) return { ok: false, reason: 'not_found' } as const;
+        if (!this.lifecycle.terminal.includes(row.status) || row.lease_owner !== null) return { ok: false, reason: 'forbidden', row } as const;
+        const gone = await this.rows(trx).deleteFrom(this.table).where('id', '=', id).where('status', '=', row.status).where('lease_owner', 'is', null).executeTakeFirst();
+        if (Number(gone.numDeletedRows) !== 1) return null;
+        await opts.alongside?.(trx, row);
+        await trx.deleteFrom('stage_runs').where('task_id', '=', id).execute();
+        await trx.deleteFrom('webhook_deliveries').where('task_id', '=', id).execute();
+        return { ok: true, row } as const;
+      });
+      if (result) return result;
+    }
+    throw new Error(`${this.table} ${id}: delete kept losing the race; giving up`);
   }
 
   /** Writes progress fields of a running job; the row as written, or undefined once the lease is gone. */

@@ -30,6 +30,22 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
   }
 
   /**
+   * Ids of the uploads that tasks not yet preprocessed name: the upload sweep keeps them, since
+   * preprocessing copies an upload into the task's own folder only when it runs.
+   */
+  async uploadsAwaitingPreprocessing(): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('training_tasks').select('source_images').where('status', 'in', ['PENDING', 'PREPROCESSING']).execute();
+    const ids = new Set<string>();
+    for (const row of rows) {
+      for (const source of JSON.parse(row.source_images) as unknown[]) {
+        const match = typeof source === 'string' ? /^upload:\/\/(.+)$/i.exec(source.trim()) : null;
+        if (match) ids.add(match[1]);
+      }
+    }
+    return ids;
+  }
+
+  /**
    * The list's SELECT. Each row comes back as one JSON array of the columns: both drivers
    * build a row object of 50 columns slowly (better-sqlite3 through V8's API, as a
    * dictionary-mode object; node-postgres field by field off the wire), and a page of them

@@ -1,4 +1,4 @@
-import path from 'node:path';
+import { taskFolder } from '../domain/task-folder.js';
 import { DEFAULTS, type TrainingTaskCreate } from '../domain/schemas/training.js';
 import type { Principal } from '../auth/principal.js';
 import type { TrainingTaskRow } from '../store/db.js';
@@ -38,7 +38,7 @@ export function newTaskRow(body: TrainingTaskCreate, ctx: CreateContext): Traini
     total_steps: steps,
     eta_seconds: null,
     trigger_word: body.trigger_word,
-    training_folder: path.join(ctx.dataDir, 'tasks', id),
+    training_folder: taskFolder(ctx.dataDir, id),
     rank: body.rank ?? DEFAULTS.rank,
     save_every: body.save_every ?? DEFAULTS.save_every,
     max_step_saves_to_keep: body.max_step_saves_to_keep ?? DEFAULTS.max_step_saves_to_keep,

@@ -1,8 +1,12 @@
 import type { ListQuery, TaskField, TrainingTaskCreate } from '../domain/schemas/training.js';
 import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
+import { TRAINING_LIFECYCLE, type TrainingStatus } from '../domain/lifecycle.js';
+import { taskFolder } from '../domain/task-folder.js';
 import type { TrainingTaskRow } from '../store/db.js';
+import { unfinishedGenerationWithLora } from '../store/generations.js';
 import type { TaskStore, TaskViewRow } from '../store/tasks.js';
+import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
@@ -84,5 +88,28 @@ export class TasksService {
     if (res.reason === 'not_found') throw new TaskNotFound(id);
     if (res.row.lease_owner !== null) throw new TaskConflict('The task is still stopping on its worker; retry in a few seconds');
     throw new TaskConflict(`Only FAILED or CANCELLED tasks can be retried; this one is ${res.row.status}`);
+  }
+
+  /**
+   * Deletes a finished task: its record, run history and webhook deliveries, then its folder
+   * (photos, dataset, checkpoints, weights, samples, logs). A task still running or stopping
+   * is refused (cancel it first), and so is one whose LoRA a waiting or running generation is
+   * about to load. A generation that claims the LoRA after this check fails with a message
+   * saying the task was deleted.
+   */
+  async delete(id: string, principal: Principal): Promise<void> {
+    const res = await this.tasks.remove(id, {
+      scope: scopeOf(principal),
+      alongside: async (trx) => {
+        const user = await unfinishedGenerationWithLora(trx, id);
+        if (user) throw new TaskConflict(`Generation ${user.id} is ${user.status} with this task's LoRA; cancel it or let it finish, then delete the task`);
+      },
+    });
+    if (!res.ok && res.reason === 'not_found') throw new TaskNotFound(id);
+    if (!res.ok) {
+      if (!TRAINING_LIFECYCLE.terminal.includes(res.row.status as TrainingStatus)) throw new TaskConflict(`Task is ${res.row.status}; cancel it first, then delete it`);
+      throw new TaskConflict('The task is still stopping on its worker; delete it again in a few seconds');
+    }
+    await discardFolder(this.config.dataDir, taskFolder(this.config.dataDir, id));
   }
 }

@@ -72,7 +72,7 @@ describe('error shapes', () => {
     for (const [method, url, allow] of [
       ['DELETE', '/api/v1/training/', 'GET, HEAD, POST'],
       ['DELETE', '/api/v1/training', 'GET, HEAD, POST'],
-      ['PUT', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', 'GET, HEAD'],
+      ['PUT', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', 'DELETE, GET, HEAD'],
       ['GET', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/cancel?x=1', 'POST'],
       ['POST', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/artifacts/output/lora.safetensors', 'GET, HEAD'],
       // The router would hand this one to GET /generations/:generation_id with an empty id.

@@ -28,6 +28,7 @@ const STATUSES: Record<string, number[]> = {
   'post /api/v1/training/': [201, 401, 403, 413, 415, 422, 429, 503],
   'get /api/v1/training/': [200, 401, 422, 503],
   [`get ${TASK}`]: [200, 401, 404, 422, 503],
+  [`delete ${TASK}`]: [204, 401, 404, 409, 422, 503],
   [`post ${TASK}/cancel`]: [200, 401, 404, 409, 413, 415, 422, 503],
   [`post ${TASK}/retry`]: [200, 401, 404, 409, 413, 415, 422, 503],
   [`patch ${TASK}/priority`]: [200, 401, 403, 404, 413, 415, 422, 503],
@@ -38,8 +39,10 @@ const STATUSES: Record<string, number[]> = {
   [`get ${TASK}/artifacts`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/artifacts/{*}`]: [200, 206, 401, 403, 404, 416, 422, 503],
   'post /api/v1/uploads/': [201, 400, 401, 413, 415, 429],
+  'delete /api/v1/uploads/{upload_id}': [204, 401, 404, 422],
   'post /api/v1/generations/': [202, 401, 413, 415, 422, 429, 503],
   [`get ${GENERATION}`]: [200, 401, 404, 422, 503],
+  [`delete ${GENERATION}`]: [204, 401, 404, 409, 422, 503],
   [`get ${GENERATION}/images/{name}`]: [200, 401, 404, 422, 503],
   [`post ${GENERATION}/cancel`]: [200, 401, 404, 409, 413, 415, 422, 503],
   [`post ${GENERATION}/retry`]: [200, 401, 404, 409, 413, 415, 422, 503],
@@ -75,6 +78,7 @@ describe('the OpenAPI document', () => {
         assert.notEqual(responses[status].description, 'Default Response', `${key} ${status} says why`);
       }
       for (const status of [429, 503].filter((s) => statuses.includes(s))) assert.ok(responses[status].headers?.['retry-after'], `${key} ${status} has Retry-After`);
+      if (statuses.includes(204)) assert.equal(responses[204].content, undefined, `${key} 204 has no body`);
     }
   });
 

@@ -75,6 +75,20 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.equal((await kiln('cancel', taskId)).code, 0);
   });
 
+  test('delete --with-uploads removes the cancelled task and the uploads it was made from', async () => {
+    const uploads = (JSON.parse((await server.runtime.taskStore.get(taskId))!.source_images) as string[]).map((s) => s.replace('upload://', ''));
+    const uploadDir = (id: string) => path.join(server.runtime.config.dataDir, 'uploads', 'cli', id);
+    assert.ok(uploads.every((id) => fs.existsSync(uploadDir(id))));
+    const res = await kiln('delete', taskId, '--with-uploads');
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, `${taskId} deleted\n3 of its 3 uploads deleted\n`);
+    assert.equal(await server.runtime.taskStore.get(taskId), undefined);
+    assert.ok(uploads.every((id) => !fs.existsSync(uploadDir(id))));
+    const again = await kiln('delete', taskId);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /not found \(HTTP 404\)/);
+  });
+
   test('a 422 is printed one issue per line, with a non-zero exit', async () => {
     const res = await kiln('train', folder, '--trigger', 'X', '--steps', '0', '--lr', '2');
     assert.equal(res.code, 1);

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { testConfig } from '../../src/config.js';
-import { saveUpload } from '../../src/preprocess/index.js';
+import { deleteUpload, saveUpload } from '../../src/preprocess/index.js';
 import type { Manifest } from '../../src/preprocess/manifest.js';
 import { jpeg, runJob, startServer, tempDir } from './helpers.js';
 
@@ -81,6 +81,26 @@ describe('a task with several kinds of source', () => {
       `- IMG_0042.png (${bad.reference}): not an image (unrecognised format)`,
       `- mug copy.jpg (${again.reference}): exact duplicate of mug.jpg (${good.reference})`,
     ]);
+  });
+
+  it('a task keeps its own copy of each upload: a rerun after the upload was deleted still has it, under the name it was sent under', async () => {
+    const dataDir = await tempDir();
+    const config = testConfig(dataDir);
+    const upload = await saveUpload(config, 'acme', 'IMG_0007.jpg', Readable.from([await jpeg(500, 400, 57)]));
+    const first = await runJob([upload.reference], { dataDir, job: { tenantId: 'acme' } });
+    assert.equal(first.error, undefined);
+    const copy = (await readdir(path.join(first.taskDir, 'sources'))).find((f) => f.startsWith('upload-'));
+    assert.ok(copy, 'the upload is in the task’s sources/');
+    assert.equal((await stat(path.join(first.taskDir, 'sources', copy))).size, upload.size);
+
+    await deleteUpload(config, 'acme', upload.reference);
+    const rerun = await runJob([upload.reference], { dataDir, job: { tenantId: 'acme' } });
+    assert.equal(rerun.error, undefined);
+    const manifest = JSON.parse(await readFile(path.join(rerun.taskDir, 'dataset', 'manifest.json'), 'utf8')) as Manifest;
+    assert.deepEqual(
+      manifest.entries.map((e) => [e.filename, e.status]),
+      [['IMG_0007.jpg', 'accepted']],
+    );
   });
 
   it("another tenant's upload is not found", async () => {

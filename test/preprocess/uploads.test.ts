@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { testConfig } from '../../src/config.js';
-import { openUpload, saveUpload, UploadNotFoundError, UploadTooLargeError } from '../../src/preprocess/index.js';
+import { deleteUpload, openUpload, saveUpload, sweepUploads, uploadExpiry, UploadNotFoundError, UploadTooLargeError } from '../../src/preprocess/index.js';
 import { tempDir } from './helpers.js';
 
 describe('uploads', () => {
@@ -39,5 +39,45 @@ describe('uploads', () => {
       return true;
     });
     assert.deepEqual(await readdir(path.join(config.dataDir, 'uploads', '_')), []);
+  });
+
+  it('a sweep deletes uploads past KILN_UPLOAD_RETENTION_HOURS, except those a task still waits for, and abandoned partial uploads', async () => {
+    const config = testConfig(await tempDir(), { uploadRetentionHours: 2 });
+    const save = (tenant: string | null) => saveUpload(config, tenant, 'a.jpg', Readable.from([Buffer.from('x')]));
+    const [old, waited, fresh, tenantless] = [await save('acme'), await save('acme'), await save('globex'), await save(null)];
+    const created = Date.parse(old.created_at);
+    assert.equal(uploadExpiry(config, created), new Date(created + 2 * 3_600_000).toISOString());
+    // A staging folder of a request that died mid-transfer, a day and more ago.
+    const partial = path.join(config.dataDir, 'uploads', 'acme', '.AAAAAAAAAAAA.partial');
+    await mkdir(partial);
+    const dayAgo = new Date(Date.now() - 25 * 3_600_000);
+    await utimes(partial, dayAgo, dayAgo);
+
+    assert.equal(await sweepUploads(config, new Set(), created + 3_600_000), 0, 'nothing is due an hour in');
+    assert.deepEqual((await readdir(path.join(config.dataDir, 'uploads', 'acme'))).sort(), [old.id, waited.id].sort(), 'the partial upload went');
+
+    const deleted = await sweepUploads(config, new Set([waited.id]), created + 3 * 3_600_000);
+    assert.equal(deleted, 3);
+    await assert.rejects(openUpload(config, 'acme', old.reference), UploadNotFoundError);
+    await assert.rejects(openUpload(config, 'globex', fresh.reference), UploadNotFoundError);
+    await assert.rejects(openUpload(config, null, tenantless.reference), UploadNotFoundError);
+    assert.equal((await openUpload(config, 'acme', waited.reference)).id, waited.id, 'a task still waits for this one');
+  });
+
+  it('with KILN_UPLOAD_RETENTION_HOURS=0 uploads never expire', async () => {
+    const config = testConfig(await tempDir(), { uploadRetentionHours: 0 });
+    const saved = await saveUpload(config, 'acme', 'a.jpg', Readable.from([Buffer.from('x')]));
+    assert.equal(uploadExpiry(config, Date.parse(saved.created_at)), null);
+    assert.equal(await sweepUploads(config, new Set(), Date.now() + 10 * 365 * 24 * 3_600_000), 0);
+    assert.equal((await openUpload(config, 'acme', saved.reference)).id, saved.id);
+  });
+
+  it("deleting an upload: the tenant's own only, once", async () => {
+    const config = testConfig(await tempDir());
+    const saved = await saveUpload(config, 'acme', 'a.jpg', Readable.from([Buffer.from('x')]));
+    await assert.rejects(deleteUpload(config, 'globex', saved.id), UploadNotFoundError);
+    await deleteUpload(config, 'acme', saved.reference);
+    await assert.rejects(openUpload(config, 'acme', saved.reference), UploadNotFoundError);
+    await assert.rejects(deleteUpload(config, 'acme', saved.id), UploadNotFoundError);
   });
 });

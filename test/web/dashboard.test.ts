@@ -415,4 +415,28 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     for (const id of [doneId, cancelledId, extraId]) assert.ok(FINISHED.includes((await taskOf(server, id)).status));
     assert.deepEqual(tab.problems, [], 'no console errors, page errors or failed requests');
   });
+
+  test('a finished task deleted from its page: asked once more, then gone from the list and the API', async () => {
+    await visit(tab, server.baseUrl, `/tasks/${cancelledId}`, 'task');
+    assert.equal(await isDisabled(page, 'button#delete'), false, 'a CANCELLED task can be deleted');
+    await page.click('button#delete');
+    await page.waitForSelector('button#delete-confirm', { timeout: 5_000 });
+    await page.click('button#delete-keep');
+    await page.waitForSelector('button#delete', { timeout: 5_000 });
+    assert.equal((await taskOf(server, cancelledId)).status, 'CANCELLED', 'Keep keeps it');
+
+    await page.click('button#delete');
+    await page.waitForSelector('button#delete-confirm', { timeout: 5_000 });
+    await page.click('button#delete-confirm');
+    await waitForPage(tab, 'list');
+    await waitIn(
+      tab,
+      'the list without the deleted task',
+      10_000,
+      (id: string) => !!document.querySelector('#task-list tr[data-task-id]') && !document.querySelector(`#task-list tr[data-task-id="${id}"]`),
+      cancelledId,
+    );
+    assert.equal((await api(server).json('GET', `/api/v1/training/${cancelledId}`)).status, 404);
+    assert.deepEqual(tab.problems, [], 'no console errors, page errors or failed requests');
+  });
 });

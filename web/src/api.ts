@@ -48,6 +48,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw await failure(res);
+  // A deletion's 204 has no body.
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
 

@@ -6,7 +6,7 @@ import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
 import { Generation, GenerationCreate } from '../../domain/schemas/generations.js';
 import { HttpError, RequestValidationError } from '../errors.js';
-import { errorResponses, eventStream, fileResponse } from '../responses.js';
+import { errorResponses, eventStream, fileResponse, NoContent } from '../responses.js';
 import { checkWebhookUrl } from '../validate-create.js';
 import type { ApiDeps } from '../deps.js';
 import { streamJob } from '../sse.js';
@@ -118,6 +118,23 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       },
     },
     async (request) => toGeneration(await guard(() => deps.generations.retry(request.params.generation_id, request.principal)), baseUrl(request)),
+  );
+
+  app.delete(
+    '/:generation_id',
+    {
+      schema: {
+        summary: 'Delete Generation',
+        description: 'Deletes a COMPLETED, FAILED or CANCELLED generation and its images; a pending or running one is a 409 (cancel it first).',
+        tags: ['Generations'],
+        params: Id,
+        response: { 204: NoContent, ...errorResponses({ byId: true, transition: true }) },
+      },
+    },
+    async (request, reply) => {
+      await guard(() => deps.generations.delete(request.params.generation_id, request.principal));
+      return reply.code(204).send(null);
+    },
   );
 
   app.get(

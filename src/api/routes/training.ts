@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ListQuery, TaskIdParams, TrainingTask, TrainingTaskCreate, TrainingTaskList } from '../../domain/schemas/training.js';
 import { parseFields, pickTrainingTask, toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
-import { errorResponses } from '../responses.js';
+import { errorResponses, NoContent } from '../responses.js';
 import { rateLimited } from '../rate-limit.js';
 
 /** The seed's four endpoints, same paths, shapes and status codes. */
@@ -92,5 +92,24 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
       },
     },
     async (request) => toTrainingTask(await tasks.cancel(request.params.task_id, request.principal)),
+  );
+
+  app.delete(
+    '/:task_id',
+    {
+      schema: {
+        operationId: 'delete_training_task',
+        summary: 'Delete Training Task',
+        description:
+          'Deletes a COMPLETED, FAILED or CANCELLED task with everything it holds: its photos and dataset, checkpoints, weights, samples, logs and webhook history. A task still running is a 409 (cancel it first), and so is one whose LoRA a pending or running generation uses. The uploads it was made from are kept until they expire (KILN_UPLOAD_RETENTION_HOURS) or are deleted with DELETE /api/v1/uploads/{id}.',
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 204: NoContent, ...errorResponses({ byId: true, transition: true }) },
+      },
+    },
+    async (request, reply) => {
+      await tasks.delete(request.params.task_id, request.principal);
+      return reply.code(204).send(null);
+    },
   );
 };

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { RASTER_FORMATS, saveUpload, UploadTooLargeError } from '../../preprocess/index.js';
+import { deleteUpload, RASTER_FORMATS, saveUpload, uploadExpiry, UploadNotFoundError, UploadTooLargeError, UPLOAD_ID } from '../../preprocess/index.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
-import { errorResponses } from '../responses.js';
+import { errorResponses, NoContent } from '../responses.js';
 import { rateLimited } from '../rate-limit.js';
 
 const Upload = Type.Object(
@@ -13,6 +13,11 @@ const Upload = Type.Object(
     filename: Type.String(),
     size: Type.Integer(),
     sha256: Type.String(),
+    created_at: Type.String({ format: 'date-time' }),
+    expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description:
+        'After this the upload is deleted unless a task still waits to preprocess it (KILN_UPLOAD_RETENTION_HOURS); null when uploads are kept until deleted. A task keeps its own copy of each upload it has preprocessed.',
+    }),
   },
   { title: 'Upload' },
 );
@@ -59,7 +64,8 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
       try {
         for await (const part of request.files({ limits: { fileSize: deps.config.maxDownloadBytes + 1, files: MAX_FILES_PER_UPLOAD } })) {
           filename = part.filename || 'upload';
-          uploads.push(await saveUpload(deps.config, request.principal.tenantId, filename, part.file));
+          const stored = await saveUpload(deps.config, request.principal.tenantId, filename, part.file);
+          uploads.push({ ...stored, expires_at: uploadExpiry(deps.config, Date.parse(stored.created_at)) });
           if (part.file.truncated) throw new UploadTooLargeError(deps.config.maxDownloadBytes);
         }
       } catch (err) {
@@ -77,6 +83,29 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
       }
       if (uploads.length === 0) throw new HttpError(400, 'The request held no file part');
       return reply.code(201).send({ uploads });
+    },
+  );
+
+  app.delete(
+    '/:upload_id',
+    {
+      schema: {
+        summary: 'Delete Upload',
+        description:
+          'Deletes an upload now rather than when it expires. Tasks that already preprocessed it keep their own copy; a task still waiting to preprocess it will leave it out as not found.',
+        tags: ['Uploads'],
+        params: Type.Object({ upload_id: Type.String({ pattern: UPLOAD_ID.source, description: 'The id of upload://<id>' }) }),
+        response: { 204: NoContent, ...errorResponses({ byId: true, database: false }) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await deleteUpload(deps.config, request.principal.tenantId, request.params.upload_id);
+      } catch (err) {
+        if (err instanceof UploadNotFoundError) throw new HttpError(404, 'Upload not found');
+        throw err;
+      }
+      return reply.code(204).send(null);
     },
   );
 };

@@ -6,6 +6,7 @@ import { Progress, StatusBadge } from '../components/status';
 import { Artifacts, LogTail, Manifest, Samples, Webhooks, type Artifact, type SampleInfo } from '../components/task-sections';
 import { duration, PRIORITIES, TERMINAL, when } from '../format';
 import { markReady } from '../ready';
+import { navigate } from '../router';
 
 type Live = Pick<TrainingTask, 'status' | 'current_step' | 'total_steps' | 'progress' | 'eta_seconds' | 'error_message'>;
 
@@ -66,6 +67,20 @@ export function TaskPage({ id }: { id: string }) {
     return () => abort.abort();
   }, [id, loadArtifacts, round]);
 
+  // Delete asks once more in place, since it cannot be undone.
+  const [confirming, setConfirming] = useState(false);
+  const remove = async () => {
+    setBusy(true);
+    try {
+      await api<void>('DELETE', `/api/v1/training/${id}`);
+      navigate('/');
+    } catch (err) {
+      setError((err as Error).message);
+      setConfirming(false);
+      setBusy(false);
+    }
+  };
+
   const act = async (what: 'cancel' | 'retry') => {
     setBusy(true);
     try {
@@ -104,6 +119,27 @@ export function TaskPage({ id }: { id: string }) {
           <button type="button" id="retry" disabled={busy || !(live.status === 'FAILED' || live.status === 'CANCELLED')} onClick={() => void act('retry')}>
             Retry
           </button>
+          {confirming ? (
+            <>
+              <button type="button" id="delete-confirm" class="danger" disabled={busy} onClick={() => void remove()}>
+                Delete task and all its files
+              </button>
+              <button type="button" id="delete-keep" disabled={busy} onClick={() => setConfirming(false)}>
+                Keep
+              </button>
+            </>
+          ) : (
+            <button
+              type="button"
+              id="delete"
+              class="quiet-danger"
+              disabled={busy || !terminal}
+              title={terminal ? undefined : 'Cancel the task first'}
+              onClick={() => setConfirming(true)}
+            >
+              Delete
+            </button>
+          )}
         </div>
       </div>
       {error && (

@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { sweepUploads } from '../preprocess/index.js';
+import type { TaskStore } from '../store/tasks.js';
+import { emptyTrash } from './trash.js';
+
+const SWEEP_EVERY_MS = 3_600_000;
+
+/**
+ * What an API process keeps tidy in the data dir: at start it finishes deletions a stopped
+ * process left in .trash, and then hourly it deletes expired uploads. Several API processes
+ * sharing one data dir may all do this; removals of the same folder do not conflict.
+ */
+export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): void } {
+  const sweep = async () => {
+    try {
+      const deleted = await sweepUploads(config, await tasks.uploadsAwaitingPreprocessing());
+      if (deleted) log.info({ deleted, retentionHours: config.uploadRetentionHours }, 'deleted expired uploads');
+    } catch (err) {
+      log.error({ err }, 'sweeping expired uploads failed; trying again in an hour');
+    }
+  };
+  void emptyTrash(config.dataDir)
+    .then((cleared) => cleared && log.info({ cleared }, 'finished deletions left in the data dir’s .trash'))
+    .catch((err: unknown) => log.error({ err }, 'emptying the data dir’s .trash failed'))
+    .then(sweep);
+  const timer = setInterval(() => void sweep(), SWEEP_EVERY_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
