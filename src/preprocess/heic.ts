@@ -2,6 +2,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { HeicReply, HeicRequest } from './heic-worker.js';
+import { PixelBudget } from './pixel-budget.js';
 
 /**
  * HEIF whose pictures are HEVC-coded: what an iPhone saves by default. The libvips inside sharp is
@@ -15,6 +16,13 @@ export class HeicDecodeError extends Error {}
 /** A 12-MP photo decodes in about a second; a file that takes far longer is hostile or broken. */
 const DECODE_TIMEOUT_MS = 60_000;
 
+/**
+ * Pixels decoded at once, across every task of this process. A decode peaks near 10 bytes a
+ * pixel (four 12-MP photos at once raised the process by about 500 MB), so 48 MP keeps HEIC
+ * decoding near half a gigabyte however many preprocessing stages and images run together.
+ */
+export const HEIC_DECODING = new PixelBudget(48_000_000);
+
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const WORKER = new URL(`./heic-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url);
 
@@ -26,6 +34,16 @@ function startWorker(options: WorkerOptions): Worker {
   if (!FROM_SOURCES) return new Worker(WORKER, options);
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   return new Worker(`import(${tsx}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(WORKER.href)}))`, { ...options, eval: true });
+}
+
+/** Runs `work` once the budget admits `pixels` (unknown: as many as the budget holds), then gives them back. */
+async function withinBudget<T>(pixels: number | null, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  const release = await HEIC_DECODING.take(pixels ?? HEIC_DECODING.limit, signal);
+  try {
+    return await work();
+  } finally {
+    release();
+  }
 }
 
 /** Decodes in a worker thread of its own: a second of wasm must not stall the server's event loop. */
@@ -56,11 +74,15 @@ function decodeInWorker(bytes: Buffer, maxPixels: number, signal?: AbortSignal):
  * image, carrying the photo's ICC profile (an iPhone's Display P3) so that conversion to sRGB
  * later keeps its colours.
  */
-export async function hevcHeifToPng(bytes: Buffer, icc: Buffer | undefined, maxPixels: number, signal?: AbortSignal): Promise<Buffer> {
-  const { data, width, height, channels } = await decodeInWorker(bytes, maxPixels, signal);
-  // Level 1: the PNG lives only until the dataset is rendered from it.
-  const png = await sharp(data, { raw: { width, height, channels } }).png({ compressionLevel: 1 }).toBuffer();
-  return icc ? withIccProfile(png, icc) : png;
+export async function hevcHeifToPng(bytes: Buffer, meta: Partial<Pick<sharp.Metadata, 'icc' | 'width' | 'height'>>, maxPixels: number, signal?: AbortSignal): Promise<Buffer> {
+  const pixels = meta.width && meta.height ? meta.width * meta.height : null;
+  // The budget covers the PNG encoding too: the decoded pixels are held until it is done.
+  return withinBudget(pixels, signal, async () => {
+    const { data, width, height, channels } = await decodeInWorker(bytes, maxPixels, signal);
+    // Level 1: the PNG lives only until the dataset is rendered from it.
+    const png = await sharp(data, { raw: { width, height, channels } }).png({ compressionLevel: 1 }).toBuffer();
+    return meta.icc ? withIccProfile(png, meta.icc) : png;
+  });
 }
 
 /**
@@ -71,7 +93,7 @@ export async function hevcHeifToPng(bytes: Buffer, icc: Buffer | undefined, maxP
  */
 export async function heifProblem(bytes: Buffer, maxPixels: number, signal?: AbortSignal): Promise<string | null> {
   try {
-    await decodeInWorker(bytes, maxPixels, signal);
+    await withinBudget(null, signal, () => decodeInWorker(bytes, maxPixels, signal));
     return null;
   } catch (err) {
     if (!(err instanceof HeicDecodeError)) throw err;

@@ -91,7 +91,7 @@ export async function inspectImage(buf: Buffer, limits: InspectLimits, signal?: 
   let decoded: Buffer | undefined;
   if (isHevcHeif(meta)) {
     try {
-      decoded = await hevcHeifToPng(buf, meta.icc, limits.maxInputPixels, signal);
+      decoded = await hevcHeifToPng(buf, meta, limits.maxInputPixels, signal);
     } catch (err) {
       if (!(err instanceof HeicDecodeError)) throw err;
       throw new ImageRejected(`corrupt or truncated HEIC photo (${err.message})`);

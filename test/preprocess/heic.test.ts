@@ -3,7 +3,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { HeicDecodeError, hevcHeifToPng, withIccProfile } from '../../src/preprocess/heic.js';
+import { HEIC_DECODING, HeicDecodeError, hevcHeifToPng, withIccProfile } from '../../src/preprocess/heic.js';
 import type { Manifest } from '../../src/preprocess/manifest.js';
 import { runJob, tempDir } from './helpers.js';
 
@@ -67,17 +67,24 @@ describe('iPhone photos (HEIC)', () => {
   });
 
   it('the decoder thread says what libheif found wrong, and stops when the task is cancelled', async () => {
-    await assert.rejects(
-      hevcHeifToPng(Buffer.from('not a HEIF file at all. '.repeat(8)), undefined, 1e8),
-      (err: Error) => err instanceof HeicDecodeError && /ftyp/.test(err.message),
-    );
+    await assert.rejects(hevcHeifToPng(Buffer.from('not a HEIF file at all. '.repeat(8)), {}, 1e8), (err: Error) => err instanceof HeicDecodeError && /ftyp/.test(err.message));
     const photo = await readFile(IPHONE_PHOTO);
-    await assert.rejects(hevcHeifToPng(photo, undefined, 288 * 384 - 1), /too many pixels: 288x384/, 'the thread checks the limit before decoding');
+    await assert.rejects(hevcHeifToPng(photo, {}, 288 * 384 - 1), /too many pixels: 288x384/, 'the thread checks the limit before decoding');
     const cancel = new AbortController();
-    const decoding = hevcHeifToPng(photo, undefined, 1e8, cancel.signal);
+    const decoding = hevcHeifToPng(photo, {}, 1e8, cancel.signal);
     setTimeout(() => cancel.abort(new Error('cancelled by the user')), 5);
     await assert.rejects(decoding, /cancelled by the user/);
-    assert.ok((await hevcHeifToPng(photo, undefined, 1e8)).length > 0, 'a later decode still works');
+    assert.ok((await hevcHeifToPng(photo, {}, 1e8)).length > 0, 'a later decode still works');
+    assert.equal(HEIC_DECODING.used, 0, 'failed and cancelled decodes gave their pixels back');
+  });
+
+  it('decodes hold their pixels in the process-wide budget while they run', async () => {
+    const photo = await readFile(IPHONE_PHOTO);
+    const meta = await sharp(photo).metadata();
+    const decoding = hevcHeifToPng(photo, meta, 1e8);
+    assert.equal(HEIC_DECODING.used, 288 * 384);
+    await decoding;
+    assert.equal(HEIC_DECODING.used, 0);
   });
 
   it('a PNG given an ICC profile carries it, and sharp converts through it', async () => {
