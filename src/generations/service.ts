@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import { scopeOf } from '../auth/principal.js';
 import type { GenerationRow } from '../store/db.js';
 import type { GenerationStore } from '../store/generations.js';
+import type { IdempotencyKey } from '../store/idempotency.js';
 import type { TaskStore } from '../store/tasks.js';
 import { TaskConflict } from '../tasks/errors.js';
 import { uuidv7 } from '../util/ids.js';
@@ -38,7 +39,7 @@ export class GenerationsService {
    * Checks each LoRA: the caller's own task, COMPLETED, a LoRA (not a full fine-tune), and of
    * the base model the generation runs on. The base defaults to the first LoRA's.
    */
-  async create(body: GenerationCreate, principal: Principal, defaultBase: string): Promise<GenerationRow> {
+  async create(body: GenerationCreate, principal: Principal, defaultBase: string, key?: IdempotencyKey): Promise<{ row: GenerationRow; replayed: boolean }> {
     const problems: GenerationRefused['problems'] = [];
     const loras: GenerationRequest['loras'] = [];
     let base = body.base_model_path;
@@ -77,23 +78,31 @@ export class GenerationsService {
       seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
       num_images: body.num_images ?? 1,
     };
-    return this.generations.insert({
-      id: uuidv7(),
-      created_at: now,
-      updated_at: now,
-      tenant_id: principal.tenantId,
-      status: 'PENDING',
-      request: JSON.stringify(request),
-      base_model_path: base ?? defaultBase,
-      images: '[]',
-      error_message: null,
-      started_at: null,
-      completed_at: null,
-      attempt: 0,
-      lease_owner: null,
-      lease_expires_at: null,
-      webhook_url: body.webhook_url ?? null,
-    });
+    return this.generations.insertOnce(
+      {
+        id: uuidv7(),
+        created_at: now,
+        updated_at: now,
+        tenant_id: principal.tenantId,
+        status: 'PENDING',
+        request: JSON.stringify(request),
+        base_model_path: base ?? defaultBase,
+        images: '[]',
+        error_message: null,
+        started_at: null,
+        completed_at: null,
+        attempt: 0,
+        lease_owner: null,
+        lease_expires_at: null,
+        webhook_url: body.webhook_url ?? null,
+      },
+      key,
+    );
+  }
+
+  /** The generation an earlier create with this key made, checked before a repeat is validated again. */
+  replayed(key: IdempotencyKey): Promise<GenerationRow | undefined> {
+    return this.generations.replayed(key);
   }
 
   async get(id: string, principal: Principal): Promise<GenerationRow> {

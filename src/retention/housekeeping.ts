@@ -2,13 +2,15 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { sweepUploads } from '../preprocess/index.js';
 import type { TaskStore } from '../store/tasks.js';
+import { expireKeys, IDEMPOTENCY_KEY_HOURS } from '../store/idempotency.js';
+import { isoNow } from '../util/time.js';
 import { emptyTrash } from './trash.js';
 
 const SWEEP_EVERY_MS = 3_600_000;
 
 /**
  * What an API process keeps tidy in the data dir: at start it finishes deletions a stopped
- * process left in .trash, and then hourly it deletes expired uploads. Several API processes
+ * process left in .trash, and then hourly it deletes expired uploads and idempotency keys. Several API processes
  * sharing one data dir may all do this; removals of the same folder do not conflict.
  */
 export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): void } {
@@ -16,8 +18,9 @@ export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger)
     try {
       const deleted = await sweepUploads(config, await tasks.uploadsAwaitingPreprocessing());
       if (deleted) log.info({ deleted, retentionHours: config.uploadRetentionHours }, 'deleted expired uploads');
+      await expireKeys(tasks.db, isoNow(Date.now() - IDEMPOTENCY_KEY_HOURS * 3_600_000));
     } catch (err) {
-      log.error({ err }, 'sweeping expired uploads failed; trying again in an hour');
+      log.error({ err }, 'sweeping expired uploads and idempotency keys failed; trying again in an hour');
     }
   };
   void emptyTrash(config.dataDir)

@@ -114,7 +114,19 @@ export interface GenerationRow {
   webhook_url: string | null;
 }
 
+/** Which task or generation a create with an Idempotency-Key made, and a digest of its request. */
+export interface IdempotencyKeyRow {
+  /** JSON of the tenant id, so the tenant-less space ("null") differs from every tenant. */
+  tenant: string;
+  operation: string;
+  key: string;
+  request_sha256: string;
+  resource_id: string;
+  created_at: string;
+}
+
 export interface KilnDatabase {
+  idempotency_keys: IdempotencyKeyRow;
   training_tasks: TrainingTaskRow;
   generations: GenerationRow;
   stage_runs: StageRunRow;

@@ -3,6 +3,7 @@ import type { TenantScope } from '../auth/principal.js';
 import { nextStatus, runningStatuses, waitingStatuses, type Lifecycle } from '../domain/lifecycle.js';
 import { isoNow } from '../util/time.js';
 import type { KilnDatabase, Store } from './db.js';
+import { claimKey, findClaim, forgetKeysOf, IdempotencyKeyReused, type IdempotencyKey, type PriorClaim } from './idempotency.js';
 
 export type Executor = Kysely<KilnDatabase> | Transaction<KilnDatabase>;
 
@@ -85,11 +86,40 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
   }
 
   async insert(row: Row): Promise<Row> {
-    await this.db.transaction().execute(async (trx) => {
+    return (await this.insertOnce(row)).row;
+  }
+
+  /**
+   * Inserts a new row, or with an Idempotency-Key that an earlier request already used, returns
+   * the row that request made (`replayed`) and inserts nothing. The key is claimed in the
+   * insert's transaction, so two concurrent requests with one key make one row.
+   */
+  async insertOnce(row: Row, key?: IdempotencyKey): Promise<{ row: Row; replayed: boolean }> {
+    const prior = await this.db.transaction().execute(async (trx) => {
+      if (key) {
+        const claimed = await claimKey(trx, key, row.id);
+        if (claimed) return claimed;
+      }
       await this.rows(trx).insertInto(this.table).values(row).execute();
       await this.notify(trx, { ...row, status: '' }, row);
+      return undefined;
     });
+    if (prior) return { row: await this.replay(key!, prior), replayed: true };
     this.announce(row);
+    return { row, replayed: false };
+  }
+
+  /** The row an earlier request with this key made, or undefined if none did; a different request with the key is refused. */
+  async replayed(key: IdempotencyKey): Promise<Row | undefined> {
+    const prior = await findClaim(this.db, key);
+    return prior && this.replay(key, prior);
+  }
+
+  private async replay(key: IdempotencyKey, prior: PriorClaim): Promise<Row> {
+    if (prior.request_sha256 !== key.requestSha256) throw new IdempotencyKeyReused(key.key);
+    const row = await this.get(prior.resource_id);
+    // Keys are deleted with their rows, in the same transaction.
+    if (!row) throw new Error(`${this.table} ${prior.resource_id}, made with an Idempotency-Key, is missing`);
     return row;
   }
 
@@ -144,7 +174,7 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
   }
 
   /**
-   * Deletes a finished row that no worker holds, with its run history and webhook deliveries,
+   * Deletes a finished row that no worker holds, with its run history, webhook deliveries and idempotency keys,
    * as one compare-and-set: the DELETE names the status it read and an empty lease, so a retry
    * or a claim that lands first makes it miss. `alongside` runs in the same transaction and
    * may throw to refuse. The row's files are the caller's to remove, after this commits.
@@ -158,6 +188,7 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
         const gone = await this.rows(trx).deleteFrom(this.table).where('id', '=', id).where('status', '=', row.status).where('lease_owner', 'is', null).executeTakeFirst();
         if (Number(gone.numDeletedRows) !== 1) return null;
         await opts.alongside?.(trx, row);
+        await forgetKeysOf(trx, id);
         await trx.deleteFrom('stage_runs').where('task_id', '=', id).execute();
         await trx.deleteFrom('webhook_deliveries').where('task_id', '=', id).execute();
         return { ok: true, row } as const;

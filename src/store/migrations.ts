@@ -154,6 +154,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('training_tasks_list').on('training_tasks').columns(['created_at desc', 'id desc']).execute();
       },
     },
+    // A create sent again with the same Idempotency-Key gets the task or generation the first
+    // one made. Keyed by tenant, so one tenant's keys never meet another's.
+    '0006_idempotency_keys': {
+      async up(db) {
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('request_sha256', 'text', (c) => c.notNull())
+          .addColumn('resource_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pk', ['tenant', 'operation', 'key'])
+          .execute();
+        await db.schema.createIndex('idempotency_keys_resource').on('idempotency_keys').column('resource_id').execute();
+        await db.schema.createIndex('idempotency_keys_created').on('idempotency_keys').column('created_at').execute();
+      },
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { TRAINING_LIFECYCLE, type TrainingStatus } from '../domain/lifecycle.js'
 import { taskFolder } from '../domain/task-folder.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import { unfinishedGenerationWithLora } from '../store/generations.js';
+import type { IdempotencyKey } from '../store/idempotency.js';
 import type { TaskStore, TaskViewRow } from '../store/tasks.js';
 import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
@@ -18,12 +19,18 @@ export class TasksService {
     private readonly config: Config,
   ) {}
 
-  async create(body: TrainingTaskCreate, principal: Principal): Promise<TrainingTaskRow> {
+  /** With an Idempotency-Key an earlier create used, the task that create made (`replayed`). */
+  async create(body: TrainingTaskCreate, principal: Principal, key?: IdempotencyKey): Promise<{ row: TrainingTaskRow; replayed: boolean }> {
     if (body.priority !== undefined && body.priority !== 1 && !principal.admin) {
       throw new NotPermitted('Setting priority needs the training:admin scope');
     }
     const row = newTaskRow(body, { principal, dataDir: this.config.dataDir, defaultBaseModel: this.config.defaultBaseModel });
-    return this.tasks.insert(row);
+    return this.tasks.insertOnce(row, key);
+  }
+
+  /** The task an earlier create with this key made, checked before a repeat is validated again. */
+  replayed(key: IdempotencyKey): Promise<TrainingTaskRow | undefined> {
+    return this.tasks.replayed(key);
   }
 
   async get(id: string, principal: Principal): Promise<TrainingTaskRow> {

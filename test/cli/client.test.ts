@@ -37,6 +37,8 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.equal(task.trigger_word, 'CLITOK');
     assert.equal(task.steps, 50);
     assert.deepEqual(JSON.parse(task.sample_prompts), ['a [trigger]', 'b [trigger]']);
+    const keys = await server.runtime.store.db.selectFrom('idempotency_keys').select('operation').where('resource_id', '=', taskId).execute();
+    assert.deepEqual(keys, [{ operation: 'create_training_task' }], 'the create carried an Idempotency-Key, so a retry of it cannot make a second task');
   });
 
   test('status prints a summary, --json the raw task', async () => {

@@ -6,6 +6,7 @@ import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
 import { Generation, GenerationCreate } from '../../domain/schemas/generations.js';
 import { HttpError, RequestValidationError } from '../errors.js';
+import { createOnce, IdempotencyHeaders } from '../idempotency.js';
 import { errorResponses, eventStream, fileResponse, NoContent } from '../responses.js';
 import { checkWebhookUrl } from '../validate-create.js';
 import type { ApiDeps } from '../deps.js';
@@ -36,17 +37,21 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         description: 'Queues a generation with zero or more LoRAs of COMPLETED tasks; poll GET /generations/{id} for its images.',
         tags: ['Generations'],
         body: Type.Ref(GenerationCreate),
+        headers: IdempotencyHeaders,
         response: { 202: Type.Ref(Generation), ...errorResponses({ body: 'json', rateLimited: true }) },
       },
       config: rateLimited(deps.config, 'creates'),
     },
     async (request, reply) => {
-      if (request.body.webhook_url) {
-        const issues = await checkWebhookUrl(request.body.webhook_url, deps.config);
-        if (issues.length) throw new RequestValidationError(issues);
-      }
       try {
-        const row = await deps.generations.create(request.body, request.principal, deps.config.defaultBaseModel);
+        const row = await createOnce(request, reply, 'create_generation', {
+          replayed: (key) => deps.generations.replayed(key),
+          validate: async () => {
+            const issues = request.body.webhook_url ? await checkWebhookUrl(request.body.webhook_url, deps.config) : [];
+            if (issues.length) throw new RequestValidationError(issues);
+          },
+          create: (key) => deps.generations.create(request.body, request.principal, deps.config.defaultBaseModel, key),
+        });
         return reply.code(202).send(toGeneration(row, baseUrl(request)));
       } catch (err) {
         if (err instanceof GenerationRefused) {

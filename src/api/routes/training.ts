@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ListQuery, TaskIdParams, TrainingTask, TrainingTaskCreate, TrainingTaskList } from '../../domain/schemas/training.js';
 import { parseFields, pickTrainingTask, toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
+import { createOnce, IdempotencyHeaders } from '../idempotency.js';
 import { errorResponses, NoContent } from '../responses.js';
 import { rateLimited } from '../rate-limit.js';
 
@@ -19,6 +20,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
         description: 'Create and start a new training task.',
         tags: ['Training'],
         body: Type.Ref(TrainingTaskCreate),
+        headers: IdempotencyHeaders,
         response: { 201: Type.Ref(TrainingTask), ...errorResponses({ body: 'json', admin: true, rateLimited: true }) },
       },
       config: rateLimited(deps.config, 'creates'),
@@ -32,8 +34,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
       },
     },
     async (request, reply) => {
-      await validateCreate(request.body, request.principal);
-      const row = await tasks.create(request.body, request.principal);
+      const row = await createOnce(request, reply, 'create_training_task', {
+        replayed: (key) => tasks.replayed(key),
+        validate: () => validateCreate(request.body, request.principal),
+        create: (key) => tasks.create(request.body, request.principal, key),
+      });
       return reply.code(201).send(toTrainingTask(row));
     },
   );

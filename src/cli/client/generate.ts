@@ -59,7 +59,7 @@ export const generateCommand: Command = {
         }).filter(([, v]) => v !== undefined),
       );
       const client = KilnClient.fromOptions(values);
-      let generation = await client.json<Generation>('POST', '/api/v1/generations/', body);
+      let generation = await client.createOnce<Generation>('/api/v1/generations/', body);
       console.error(`generation ${generation.id} queued`);
       while (!FINISHED.has(generation.status)) {
         await new Promise((r) => setTimeout(r, POLL_MS));

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -6,6 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8000';
+
+/** Waits between the attempts of a create: a dropped connection or a database restart passes in seconds. */
+const CREATE_RETRY_DELAYS_MS = [1000, 3000];
 
 /** Options every client command takes; env vars let a shell session set them once. */
 export const CONNECTION_OPTIONS = {
@@ -26,6 +29,16 @@ export class ApiError extends Error {
     readonly body: unknown,
   ) {
     super(describeError(status, body));
+  }
+}
+
+/** The server could not be reached, or the connection broke; `code` is the socket's. */
+export class Unreachable extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
   }
 }
 
@@ -92,6 +105,27 @@ export class KilnClient {
   }
 
   /**
+   * A create (POST) made safe to retry: it carries an Idempotency-Key, and a request that may
+   * have reached the server (the connection dropped, a timeout, a 503 while its database
+   * restarts) is sent again with the same key, so at most one task is created whichever
+   * attempt got through.
+   */
+  async createOnce<T>(apiPath: string, body: unknown, retryDelaysMs = CREATE_RETRY_DELAYS_MS): Promise<T> {
+    const key = randomUUID();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.request(apiPath, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+        return (await res.json()) as T;
+      } catch (err) {
+        // A refused connection never reached the server: say so at once rather than retry.
+        const retryable = err instanceof ApiError ? err.status === 503 : !(err instanceof Unreachable && err.code === 'ECONNREFUSED');
+        if (!retryable || attempt >= retryDelaysMs.length) throw err;
+        await new Promise((r) => setTimeout(r, retryDelaysMs[attempt]));
+      }
+    }
+  }
+
+  /**
    * Streams a download to `dest` through a .part file, hashing on the way; a wrong
    * sha256 leaves nothing behind, so a half-written file is never mistaken for the real one.
    */
@@ -123,8 +157,8 @@ export class KilnClient {
 
   private unreachable(err: unknown): Error {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code === 'ECONNREFUSED') return new Error(`cannot reach Kiln at ${this.baseUrl}: is \`make run\` running?`);
-    if (cause) return new Error(`cannot reach Kiln at ${this.baseUrl}: ${cause.code ?? cause.message}`);
+    if (cause?.code === 'ECONNREFUSED') return new Unreachable(`cannot reach Kiln at ${this.baseUrl}: is \`make run\` running?`, cause.code);
+    if (cause) return new Unreachable(`cannot reach Kiln at ${this.baseUrl}: ${cause.code ?? cause.message}`, cause.code);
     return err as Error;
   }
 }

@@ -84,7 +84,7 @@ export const trainCommand: Command = {
 
       if (sources.files.length) console.error(`uploading ${sources.files.length} file(s) to ${client.baseUrl}`);
       const references = await uploadFiles(client, sources.files);
-      const task = await client.json<TrainingTask>('POST', '/api/v1/training/', createBody(values, [...references, ...sources.urls]));
+      const task = await client.createOnce<TrainingTask>('/api/v1/training/', createBody(values, [...references, ...sources.urls]));
       console.log(task.id);
       if (!values.wait) return 0;
 
