@@ -22,7 +22,10 @@ export async function discardFolder(dataDir: string, folder: string): Promise<vo
   try {
     await rename(target, parked);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    // tasks/ mounted from another filesystem than the data dir: remove it where it is.
+    if (code === 'EXDEV') return rm(target, { recursive: true, force: true });
     throw err;
   }
   await rm(parked, { recursive: true, force: true });
