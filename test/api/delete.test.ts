@@ -63,6 +63,14 @@ for (const dialect of DIALECTS) {
         .execute();
       return folder;
     };
+    /** A COMPLETED task and a PENDING generation with its LoRA. */
+    const loraInUse = async () => {
+      const task = await create();
+      await setRow(task.id, { status: 'COMPLETED', local_model_path: path.join(await furnish(task.id), 'output/lora.safetensors') });
+      const payload = { prompt: 'a photo of [trigger]', loras: [{ training_task_id: task.id }] };
+      const generation = (await h.app.inject({ method: 'POST', url: '/api/v1/generations/', headers, payload })).json<Generation>();
+      return { task, generation };
+    };
     const leftovers = async (id: string) => ({
       runs: (await h.runtime.store.db.selectFrom('stage_runs').select('id').where('task_id', '=', id).execute()).length,
       deliveries: (await h.runtime.store.db.selectFrom('webhook_deliveries').select('id').where('task_id', '=', id).execute()).length,
@@ -122,15 +130,7 @@ for (const dialect of DIALECTS) {
     });
 
     test('a LoRA that a waiting generation will load cannot be deleted until that generation ends', async () => {
-      const task = await create();
-      await setRow(task.id, { status: 'COMPLETED', local_model_path: path.join(await furnish(task.id), 'output/lora.safetensors') });
-      const created = await h.app.inject({
-        method: 'POST',
-        url: '/api/v1/generations/',
-        headers,
-        payload: { prompt: 'a photo of [trigger]', loras: [{ training_task_id: task.id }] },
-      });
-      const generation = created.json<Generation>();
+      const { task, generation } = await loraInUse();
       const refused = await del(`/api/v1/training/${task.id}`);
       assert.equal(refused.statusCode, 409);
       assert.equal(refused.json<{ detail: string }>().detail, `Generation ${generation.id} is PENDING with this task's LoRA; cancel it or let it finish, then delete the task`);
@@ -142,15 +142,8 @@ for (const dialect of DIALECTS) {
     });
 
     test('a generation retried after its LoRA was deleted fails saying so, without starting the generator', async () => {
-      const task = await create();
-      await setRow(task.id, { status: 'COMPLETED', local_model_path: path.join(await furnish(task.id), 'output/lora.safetensors') });
-      const created = await h.app.inject({
-        method: 'POST',
-        url: '/api/v1/generations/',
-        headers,
-        payload: { prompt: 'a photo of [trigger]', loras: [{ training_task_id: task.id }] },
-      });
-      const id = created.json<Generation>().id;
+      const { task, generation } = await loraInUse();
+      const id = generation.id;
       await h.app.inject({ method: 'POST', url: `/api/v1/generations/${id}/cancel`, headers });
       assert.equal((await del(`/api/v1/training/${task.id}`)).statusCode, 204);
       assert.equal((await h.app.inject({ method: 'POST', url: `/api/v1/generations/${id}/retry`, headers })).statusCode, 200);
