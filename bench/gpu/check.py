@@ -59,15 +59,12 @@ SECTIONS = ("tiny_train", "pipeline_train", "time_to_lora", "generate", "step_be
 # (about 35 s); tiny_train and speed together took 222 s on an H200.
 CAPS = dict(tiny_train=90, pipeline_train=240, time_to_lora=420, generate=85, step_bench=100, speed=300, converge=420)
 COMPILE_SECONDS = 150
-# On a CPU the caps only bound a hang: `make test` runs this beside other tests on 2 cores, where a
-# section takes up to 4 times as long as alone (tiny_train: 25 s alone, over 90 s in CI). Compiling
-# on a CPU is gcc building each kernel: with a cold inductor cache, tiny_train --compile took 303 s
-# alone on an idle 2-core machine (68 kernels) and 148 s warm, so speed (two compiled plans) and
-# converge (one) have room for cold compiles, and --compile adds TINY_COMPILE_SECONDS.
-TINY_CAPS = dict(
-    tiny_train=180, pipeline_train=120, time_to_lora=150, generate=90, step_bench=90, speed=600, converge=420
-)
-TINY_COMPILE_SECONDS = 480
+# On a CPU a cap only bounds a hang, and one figure per section cannot be tuned: `make test` runs
+# this beside two other lanes on 2 cores, and the same tiny check took 197 s on one such machine
+# and over 860 s on another (CI, 2026-12-04), where tiny_train broke a 180 s cap with nothing
+# wrong. So every section gets one bound, room for a cold inductor compile on the slow machine
+# (gcc builds each kernel: tiny_train --compile took 303 s there alone, 148 s with a warm cache).
+TINY_CAP = 1200
 TRAINING_SECTIONS = ("tiny_train", "pipeline_train", "time_to_lora", "speed", "converge")
 PROMPT = "a photo of [trigger] bands"
 DRAW_PROMPT = "a red circle on a white background"  # a scene the pretrained tiny model knows
@@ -530,10 +527,10 @@ def parse(argv):
     ap.add_argument("--section-child", choices=SECTIONS, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    args.caps = dict(TINY_CAPS if args.tiny else CAPS)
-    if args.compile:  # compiling costs time up front (minutes on a busy CPU); --cap still has the last word
+    args.caps = dict.fromkeys(SECTIONS, TINY_CAP) if args.tiny else dict(CAPS)
+    if args.compile and not args.tiny:  # compiling costs time up front; --cap still has the last word
         for name in TRAINING_SECTIONS:
-            args.caps[name] += TINY_COMPILE_SECONDS if args.tiny else COMPILE_SECONDS
+            args.caps[name] += COMPILE_SECONDS
     for c in args.cap:
         name, _, secs = c.partition("=")
         if name not in SECTIONS or not secs.isdigit():
