@@ -8,7 +8,6 @@ import type { TaskStore } from '../store/tasks.js';
 import { TaskConflict } from '../tasks/errors.js';
 import { uuidv7 } from '../util/ids.js';
 import { isoNow } from '../util/time.js';
-import { GENERATION_LIFECYCLE, type GenerationStatus } from '../domain/lifecycle.js';
 import { discardFolder } from '../retention/trash.js';
 import { generationPaths, type GenerationRequest } from './request.js';
 
@@ -141,11 +140,8 @@ export class GenerationsService {
   async delete(id: string, principal: Principal): Promise<void> {
     const res = await this.generations.remove(id, { scope: scopeOf(principal) });
     if (!res.ok && res.reason === 'not_found') throw new GenerationNotFound();
-    if (!res.ok) {
-      if (!GENERATION_LIFECYCLE.terminal.includes(res.row.status as GenerationStatus))
-        throw new GenerationConflict(`Generation is ${res.row.status}; cancel it first, then delete it`);
-      throw new GenerationConflict('The generation is still stopping on its worker; delete it again in a few seconds');
-    }
+    if (!res.ok && res.reason === 'unfinished') throw new GenerationConflict(`Generation is ${res.row.status}; cancel it first, then delete it`);
+    if (!res.ok) throw new GenerationConflict('The generation is still stopping on its worker; delete it again in a few seconds');
     await discardFolder(this.dataDir, generationPaths(this.dataDir, id).root);
   }
 }

@@ -60,6 +60,16 @@ export function parseSource(entry: string): SourceRef {
   }
 }
 
+/** The upload id an entry names, or undefined for any other entry, valid or not. */
+export function uploadIdOf(entry: string): string | undefined {
+  try {
+    const ref = parseSource(entry);
+    return ref.kind === 'upload' ? ref.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function within(root: string, candidate: string): boolean {
   const rel = path.relative(root, candidate);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));

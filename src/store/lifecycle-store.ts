@@ -23,7 +23,8 @@ export interface LeasedRow {
 /** Called inside the transaction of every status change: the webhook outbox and NOTIFY hook in here. */
 export type StatusListener<Row> = (trx: Executor, before: Row, after: Row) => Promise<void>;
 
-export type RemoveResult<Row> = { ok: true; row: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'forbidden'; row: Row };
+/** A delete refused: the row is not finished, or it is but its worker has not let go of it yet. */
+export type RemoveResult<Row> = { ok: true; row: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'unfinished' | 'stopping'; row: Row };
 
 export type TransitionResult<Row> = { ok: true; row: Row; before: Row } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'forbidden'; row: Row };
 
@@ -184,7 +185,8 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
       const result = await this.db.transaction().execute(async (trx) => {
         const row = await this.get(id, opts.scope, trx);
         if (!row) return { ok: false, reason: 'not_found' } as const;
-        if (!this.lifecycle.terminal.includes(row.status) || row.lease_owner !== null) return { ok: false, reason: 'forbidden', row } as const;
+        if (!this.lifecycle.terminal.includes(row.status)) return { ok: false, reason: 'unfinished', row } as const;
+        if (row.lease_owner !== null) return { ok: false, reason: 'stopping', row } as const;
         const gone = await this.rows(trx).deleteFrom(this.table).where('id', '=', id).where('status', '=', row.status).where('lease_owner', 'is', null).executeTakeFirst();
         if (Number(gone.numDeletedRows) !== 1) return null;
         await opts.alongside?.(trx, row);

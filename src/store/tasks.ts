@@ -4,6 +4,7 @@ import type { TenantScope } from '../auth/principal.js';
 import { TRAINING_LIFECYCLE, type TransitionName } from '../domain/lifecycle.js';
 import type { Store, TrainingTaskRow } from './db.js';
 import { LifecycleStore } from './lifecycle-store.js';
+import { uploadIdOf } from '../preprocess/sources.js';
 
 export type { Executor, StatusListener, TransitionOptions, TransitionResult } from './lifecycle-store.js';
 
@@ -38,8 +39,8 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
     const ids = new Set<string>();
     for (const row of rows) {
       for (const source of JSON.parse(row.source_images) as unknown[]) {
-        const match = typeof source === 'string' ? /^upload:\/\/(.+)$/i.exec(source.trim()) : null;
-        if (match) ids.add(match[1]);
+        const id = typeof source === 'string' ? uploadIdOf(source) : undefined;
+        if (id) ids.add(id);
       }
     }
     return ids;

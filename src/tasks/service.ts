@@ -1,7 +1,6 @@
 import type { ListQuery, TaskField, TrainingTaskCreate } from '../domain/schemas/training.js';
 import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
-import { TRAINING_LIFECYCLE, type TrainingStatus } from '../domain/lifecycle.js';
 import { taskFolder } from '../domain/task-folder.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import { unfinishedGenerationWithLora } from '../store/generations.js';
@@ -113,10 +112,8 @@ export class TasksService {
       },
     });
     if (!res.ok && res.reason === 'not_found') throw new TaskNotFound(id);
-    if (!res.ok) {
-      if (!TRAINING_LIFECYCLE.terminal.includes(res.row.status as TrainingStatus)) throw new TaskConflict(`Task is ${res.row.status}; cancel it first, then delete it`);
-      throw new TaskConflict('The task is still stopping on its worker; delete it again in a few seconds');
-    }
+    if (!res.ok && res.reason === 'unfinished') throw new TaskConflict(`Task is ${res.row.status}; cancel it first, then delete it`);
+    if (!res.ok) throw new TaskConflict('The task is still stopping on its worker; delete it again in a few seconds');
     await discardFolder(this.config.dataDir, taskFolder(this.config.dataDir, id));
   }
 }

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { testConfig } from '../../src/config.js';
 import { deleteUpload, openUpload, saveUpload, sweepUploads, uploadExpiry, UploadNotFoundError, UploadTooLargeError } from '../../src/preprocess/index.js';
+import { uploadIdOf } from '../../src/preprocess/sources.js';
 import { tempDir } from './helpers.js';
 
 describe('uploads', () => {
@@ -28,6 +29,13 @@ describe('uploads', () => {
     await assert.rejects(openUpload(config, null, saved.reference), UploadNotFoundError);
     await assert.rejects(openUpload(config, 'acme', 'upload://AAAAAAAAAAAAAAAAAAAAAA'), UploadNotFoundError);
     await assert.rejects(openUpload(config, 'acme', 'upload://../acme'), UploadNotFoundError);
+  });
+
+  it('a source entry names an upload only when it is a well-formed upload:// reference', () => {
+    assert.equal(uploadIdOf(' UPLOAD://abcdEFGH_1234 '), 'abcdEFGH_1234');
+    for (const other of ['upload://../acme', 'upload://short', 'https://example.com/upload://abcdEFGH_1234', '/srv/photos/a.jpg', '']) {
+      assert.equal(uploadIdOf(other), undefined, other);
+    }
   });
 
   it('refuses an upload over the size cap with a 413 error and leaves nothing behind', async () => {

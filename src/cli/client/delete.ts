@@ -1,5 +1,6 @@
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
+import { uploadIdOf } from '../../preprocess/sources.js';
 import { ApiError, CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 
 const usage = `Usage: kiln delete <task-id> [--with-uploads]
@@ -21,7 +22,7 @@ export const deleteCommand: Command = {
       const task = values['with-uploads'] ? await client.json<TrainingTask>('GET', `/api/v1/training/${id}`) : null;
       await client.request(`/api/v1/training/${id}`, { method: 'DELETE' });
       console.log(`${id} deleted`);
-      const uploads = (task?.source_images ?? []).flatMap((s) => /^upload:\/\/(.+)$/i.exec(s.trim())?.[1] ?? []);
+      const uploads = (task?.source_images ?? []).flatMap((s) => uploadIdOf(s) ?? []);
       let gone = 0;
       for (const upload of uploads) {
         try {
