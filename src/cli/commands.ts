@@ -45,4 +45,5 @@ export const commands: Record<string, CommandEntry> = {
   logs: { summary: "Print a task's trainer log (-f to follow)", load: () => import('./client/logs.js').then((m) => m.logsCommand) },
   artifacts: { summary: 'List or download the artifacts of a task', load: () => import('./client/artifacts.js').then((m) => m.artifactsCommand) },
   generate: { summary: 'Generate images with trained LoRAs and download them', load: () => import('./client/generate.js').then((m) => m.generateCommand) },
+  generations: { summary: 'List generations (--lora: those with one task’s LoRA)', load: () => import('./client/generations.js').then((m) => m.generationsCommand) },
 };

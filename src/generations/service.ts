@@ -1,4 +1,4 @@
-import type { GenerationCreate, Generation } from '../domain/schemas/generations.js';
+import type { GenerationCreate, Generation, GenerationListQuery } from '../domain/schemas/generations.js';
 import type { Principal } from '../auth/principal.js';
 import { scopeOf } from '../auth/principal.js';
 import type { GenerationRow } from '../store/db.js';
@@ -102,6 +102,11 @@ export class GenerationsService {
   /** The generation an earlier create with this key made, checked before a repeat is validated again. */
   replayed(key: IdempotencyKey): Promise<GenerationRow | undefined> {
     return this.generations.replayed(key);
+  }
+
+  /** The caller's generations, newest first; an admin's are every tenant's. */
+  list(principal: Principal, query: GenerationListQuery): Promise<GenerationRow[]> {
+    return this.generations.list(scopeOf(principal), query);
   }
 
   async get(id: string, principal: Principal): Promise<GenerationRow> {

@@ -1,4 +1,7 @@
+import type { TenantScope } from '../auth/principal.js';
 import { GENERATION_LIFECYCLE, type GenerationTransition } from '../domain/lifecycle.js';
+import type { GenerationListQuery } from '../domain/schemas/generations.js';
+import { LIST_PAGE } from '../domain/schemas/training.js';
 import type { GenerationRow, Store } from './db.js';
 import { LifecycleStore, type Executor } from './lifecycle-store.js';
 
@@ -7,17 +10,36 @@ export class GenerationStore extends LifecycleStore<GenerationRow, GenerationTra
   constructor(store: Store) {
     super(store, 'generations', GENERATION_LIFECYCLE, 'tenant_id');
   }
+
+  /** A page of generations, newest first, in the order of the list indexes (migration 0007). */
+  list(scope: TenantScope, query: GenerationListQuery): Promise<GenerationRow[]> {
+    let q = this.db.selectFrom('generations').selectAll();
+    if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
+    if (query.status) q = q.where('status', '=', query.status);
+    if (query.training_task_id) q = q.where('request', 'like', namesLora(query.training_task_id));
+    return q
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit ?? LIST_PAGE.limit)
+      .offset(query.skip ?? LIST_PAGE.skip)
+      .execute();
+  }
 }
 
 /**
- * A PENDING or RUNNING generation that names this training task's LoRA, if any. The request
- * is stored as the JSON the service wrote, so the id appears exactly as matched here.
+ * A LIKE pattern for a stored request that uses this training task's LoRA. The request is the
+ * JSON the service wrote, so the id appears exactly so; an id is a UUID, free of LIKE's % and _.
  */
+function namesLora(taskId: string): string {
+  return `%"training_task_id":${JSON.stringify(taskId)}%`;
+}
+
+/** A PENDING or RUNNING generation that uses this training task's LoRA, if any. */
 export function unfinishedGenerationWithLora(db: Executor, taskId: string): Promise<Pick<GenerationRow, 'id' | 'status'> | undefined> {
   return db
     .selectFrom('generations')
     .select(['id', 'status'])
     .where('status', 'not in', GENERATION_LIFECYCLE.terminal)
-    .where('request', 'like', `%"training_task_id":${JSON.stringify(taskId)}%`)
+    .where('request', 'like', namesLora(taskId))
     .executeTakeFirst();
 }

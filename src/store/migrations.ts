@@ -172,6 +172,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('idempotency_keys_created').on('idempotency_keys').column('created_at').execute();
       },
     },
+    // Generations are listed as tasks are: newest first, by tenant or across them (admins).
+    '0007_generation_list_indexes': {
+      async up(db) {
+        await db.schema.createIndex('generations_tenant_list').on('generations').columns(['tenant_id', 'created_at desc', 'id desc']).execute();
+        await db.schema.createIndex('generations_list').on('generations').columns(['created_at desc', 'id desc']).execute();
+      },
+    },
   };
 }
 

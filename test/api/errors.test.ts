@@ -75,8 +75,8 @@ describe('error shapes', () => {
       ['PUT', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', 'DELETE, GET, HEAD'],
       ['GET', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/cancel?x=1', 'POST'],
       ['POST', '/api/v1/training/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11/artifacts/output/lora.safetensors', 'GET, HEAD'],
-      // The router would hand this one to GET /generations/:generation_id with an empty id.
-      ['GET', '/api/v1/generations/', 'POST'],
+      // The router would hand this one to DELETE /generations/:generation_id with an empty id.
+      ['DELETE', '/api/v1/generations/', 'GET, HEAD, POST'],
       // A method that takes a body, sent without one: routing answers before any parsing would.
       ['QUERY', '/api/v1/training/', 'GET, HEAD, POST'],
     ] as const) {

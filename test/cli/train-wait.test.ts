@@ -90,5 +90,12 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     const [image] = gen.stdout.trim().split('\n');
     assert.equal(path.dirname(image), images);
     assert.equal(fs.readFileSync(image).subarray(1, 4).toString(), 'PNG');
+
+    const generations = await kiln('generations', '--lora', id);
+    assert.equal(generations.code, 0, generations.stderr);
+    const [header, row, ...more] = generations.stdout.trim().split('\n');
+    assert.match(header, /^ID\s+STATUS\s+IMAGES\s+LORAS\s+CREATED\s+PROMPT$/);
+    assert.match(row, /^[0-9a-f-]{36}\s+COMPLETED\s+1\s+1\s+\S+\s+a \S+$/, 'the generation just made, with its one image and one LoRA');
+    assert.deepEqual(more, []);
   });
 });

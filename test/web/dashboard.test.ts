@@ -359,6 +359,25 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     const finalGeneration = (await api(server).json<Generation>('GET', `/api/v1/generations/${generation.id}`)).body;
     assert.equal(finalGeneration.status, 'COMPLETED');
     assert.equal(finalGeneration.prompt, 'a photo of KLNDROP');
+    // The list below is read again once the generation ends: it leads with this one, its image loaded.
+    await waitIn(
+      tab,
+      'the generation first under Recent generations, COMPLETED, its image loaded',
+      15_000,
+      (id: string) => {
+        const first = document.querySelector('#recent-generations li');
+        const img = first?.querySelector<HTMLImageElement>('img.thumb');
+        return (
+          first?.getAttribute('data-generation-id') === id &&
+          first.querySelector('.badge')?.textContent === 'COMPLETED' &&
+          !!img &&
+          img.src.startsWith('blob:') &&
+          img.complete &&
+          img.naturalWidth > 0
+        );
+      },
+      generation.id,
+    );
     await screenshot(page, 'generate');
   });
 

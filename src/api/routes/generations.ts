@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
-import { Generation, GenerationCreate } from '../../domain/schemas/generations.js';
+import { Generation, GenerationCreate, GenerationList, GenerationListQuery } from '../../domain/schemas/generations.js';
 import { HttpError, RequestValidationError } from '../errors.js';
 import { createOnce, IdempotencyHeaders } from '../idempotency.js';
 import { errorResponses, eventStream, fileResponse, NoContent } from '../responses.js';
@@ -62,6 +62,21 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         throw err;
       }
     },
+  );
+
+  app.get(
+    '/',
+    {
+      schema: {
+        operationId: 'list_generations',
+        summary: 'List Generations',
+        description: 'The caller’s generations, newest first (an admin’s: every tenant’s), paged as the training list is.',
+        tags: ['Generations'],
+        querystring: GenerationListQuery,
+        response: { 200: GenerationList, ...errorResponses({ query: true }) },
+      },
+    },
+    async (request) => (await deps.generations.list(request.principal, request.query)).map((row) => toGeneration(row, baseUrl(request))),
   );
 
   app.get(

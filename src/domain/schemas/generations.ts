@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { GENERATION_STATUSES } from '../lifecycle.js';
+import { LIST_PAGE } from './training.js';
 import { Nullable, StringEnum } from './types.js';
 
 export const GenerationCreate = Type.Object(
@@ -51,3 +52,14 @@ export const Generation = Type.Object(
   { $id: 'Generation', title: 'Generation' },
 );
 export type Generation = Static<typeof Generation>;
+
+export const GenerationList = Type.Array(Type.Ref(Generation), { title: 'Response List Generations' });
+
+/** A page of the caller's generations, newest first: the training list's paging, and what a generation is filtered by. */
+export const GenerationListQuery = Type.Object({
+  skip: Type.Optional(Type.Integer({ minimum: 0, maximum: LIST_PAGE.maxSkip, default: LIST_PAGE.skip })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_PAGE.maxLimit, default: LIST_PAGE.limit })),
+  status: Type.Optional(StringEnum(GENERATION_STATUSES)),
+  training_task_id: Type.Optional(Type.String({ format: 'uuid', description: 'Only generations that use this training task’s LoRA' })),
+});
+export type GenerationListQuery = Static<typeof GenerationListQuery>;

@@ -3,6 +3,7 @@ import type { Generation } from '../../../src/domain/schemas/generations';
 import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, ApiError, blobUrl, get } from '../api';
 import { FieldError } from '../components/field-error';
+import { RecentGenerations } from '../components/recent-generations';
 import { StatusBadge } from '../components/status';
 import { TERMINAL } from '../format';
 import { markReady } from '../ready';
@@ -17,6 +18,7 @@ export function Generate() {
   const [images, setImages] = useState<{ url: string; name: string }[]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string | null>(null);
+  const [ended, setEnded] = useState(0);
 
   useEffect(() => {
     markReady('generate', false);
@@ -33,6 +35,7 @@ export function Generate() {
       void get<Generation>(`/api/v1/generations/${generation.id}`)
         .then(async (g) => {
           if (g.status === 'COMPLETED') setImages(await Promise.all(g.images.map(async (u) => ({ url: await blobUrl(u), name: u.split('/').pop()! }))));
+          if (TERMINAL.includes(g.status)) setEnded((n) => n + 1);
           setGeneration(g);
         })
         .catch((err: Error) => setProblem(err.message));
@@ -155,6 +158,7 @@ export function Generate() {
           </figure>
         ))}
       </div>
+      <RecentGenerations version={ended} />
     </main>
   );
 }
