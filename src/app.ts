@@ -15,6 +15,7 @@ import { liveRoutes } from './api/routes/live.js';
 import { uploadRoutes } from './api/routes/uploads.js';
 import { installRateLimits } from './api/rate-limit.js';
 import { generationRoutes } from './api/routes/generations.js';
+import { usageRoutes } from './api/routes/usage.js';
 import { Generation, GenerationCreate } from './domain/schemas/generations.js';
 import multipart from '@fastify/multipart';
 import { SHARED_SCHEMAS } from './domain/schemas/errors.js';
@@ -103,6 +104,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       await api.register(artifactRoutes, { ...deps, prefix: '/training' });
       await api.register(uploadRoutes, { ...deps, prefix: '/uploads' });
       await api.register(generationRoutes, { ...deps, prefix: '/generations' });
+      await api.register(usageRoutes, { ...deps, prefix: '/usage' });
     },
     { prefix: '/api/v1' },
   );

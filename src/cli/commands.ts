@@ -46,4 +46,5 @@ export const commands: Record<string, CommandEntry> = {
   artifacts: { summary: 'List or download the artifacts of a task', load: () => import('./client/artifacts.js').then((m) => m.artifactsCommand) },
   generate: { summary: 'Generate images with trained LoRAs and download them', load: () => import('./client/generate.js').then((m) => m.generateCommand) },
   generations: { summary: 'List generations (--lora: those with one task’s LoRA)', load: () => import('./client/generations.js').then((m) => m.generationsCommand) },
+  usage: { summary: 'Slot time by tenant, job and slot kind (this month by default)', load: () => import('./client/usage.js').then((m) => m.usageCommand) },
 };

@@ -160,7 +160,15 @@ export class Worker {
     const { store } = this.opts;
     const log = this.log.child({ job: row.id, kind: kind.name, attempt: row.attempt });
     const started = Date.now();
-    const runId = await openRun(store, { jobId: row.id, kind: kind.name, attempt: row.attempt, workerId: this.id, startedAt: started }).catch((err: unknown) => {
+    const runId = await openRun(store, {
+      jobId: row.id,
+      kind: kind.name,
+      attempt: row.attempt,
+      workerId: this.id,
+      startedAt: started,
+      tenantId: kind.rows.tenantOf(row),
+      slot: slot.kind,
+    }).catch((err: unknown) => {
       // The history row is bookkeeping: the job runs without it rather than not at all.
       if (!this.outage.failed(err, 'stage run')) log.error({ err }, 'opening the run failed');
       return null;

@@ -77,6 +77,10 @@ export interface StageRunRow {
   started_at: string;
   ended_at: string | null;
   outcome: string | null;
+  /** The job's tenant, kept with the run so that usage outlives a deleted job (decision 0013). */
+  tenant_id: string | null;
+  /** What the run held: 'gpu', 'cpu' or 'preprocess'; null for runs recorded before migration 0008. */
+  slot: string | null;
 }
 
 export interface WebhookDeliveryRow {

@@ -67,6 +67,11 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
     return this.store.db;
   }
 
+  /** The tenant a row belongs to. */
+  tenantOf(row: Row): string | null {
+    return (row as unknown as Record<string, string | null>)[this.tenantColumn];
+  }
+
   /** The table as Kysely sees a table chosen at run time; its columns are those of `Row`. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely cannot type a table chosen at run time
   protected rows(db: Executor = this.db): Kysely<any> {
@@ -175,7 +180,7 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
   }
 
   /**
-   * Deletes a finished row that no worker holds, with its run history, webhook deliveries and idempotency keys,
+   * Deletes a finished row that no worker holds, with its webhook deliveries and idempotency keys,
    * as one compare-and-set: the DELETE names the status it read and an empty lease, so a retry
    * or a claim that lands first makes it miss. `alongside` runs in the same transaction and
    * may throw to refuse. The row's files are the caller's to remove, after this commits.
@@ -191,7 +196,6 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
         if (Number(gone.numDeletedRows) !== 1) return null;
         await opts.alongside?.(trx, row);
         await forgetKeysOf(trx, id);
-        await trx.deleteFrom('stage_runs').where('task_id', '=', id).execute();
         await trx.deleteFrom('webhook_deliveries').where('task_id', '=', id).execute();
         return { ok: true, row } as const;
       });

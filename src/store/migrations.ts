@@ -179,6 +179,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('generations_list').on('generations').columns(['created_at desc', 'id desc']).execute();
       },
     },
+    // Usage is summed from the runs (decision 0013): each carries its job's tenant and the kind of
+    // slot it held, so that it can be counted without its job, which may have been deleted since.
+    '0008_usage': {
+      async up(db) {
+        await db.schema.alterTable('stage_runs').addColumn('tenant_id', 'text').execute();
+        await db.schema.alterTable('stage_runs').addColumn('slot', 'text').execute();
+        await sql`update stage_runs set tenant_id = (select t.origin_tenant_id from training_tasks t where t.id = stage_runs.task_id) where stage <> 'generate'`.execute(db);
+        await sql`update stage_runs set tenant_id = (select g.tenant_id from generations g where g.id = stage_runs.task_id) where stage = 'generate'`.execute(db);
+        await db.schema.createIndex('stage_runs_started').on('stage_runs').column('started_at').execute();
+      },
+    },
   };
 }
 

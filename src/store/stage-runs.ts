@@ -7,10 +7,13 @@ import { isoNow } from '../util/time.js';
  * is opened when a worker starts a job and closed when the job returns, or by the rescuer
  * when the worker died without closing it.
  */
-export async function openRun(store: Store, run: { jobId: string; kind: string; attempt: number; workerId: string; startedAt: number }): Promise<number> {
+export async function openRun(
+  store: Store,
+  run: { jobId: string; kind: string; attempt: number; workerId: string; startedAt: number; tenantId: string | null; slot: string },
+): Promise<number> {
   const row = await store.db
     .insertInto('stage_runs')
-    .values({ task_id: run.jobId, stage: run.kind, attempt: run.attempt, worker_id: run.workerId, started_at: isoNow(run.startedAt) })
+    .values({ task_id: run.jobId, stage: run.kind, attempt: run.attempt, worker_id: run.workerId, started_at: isoNow(run.startedAt), tenant_id: run.tenantId, slot: run.slot })
     .returning('id')
     .executeTakeFirstOrThrow();
   return Number(row.id);

@@ -46,7 +46,7 @@ for (const dialect of DIALECTS) {
         fs.mkdirSync(path.dirname(path.join(folder, file)), { recursive: true });
         fs.writeFileSync(path.join(folder, file), body);
       }
-      await openRun(h.runtime.store, { jobId: id, kind: 'train', attempt: 0, workerId: 'w1', startedAt: Date.now() });
+      await openRun(h.runtime.store, { jobId: id, kind: 'train', attempt: 0, workerId: 'w1', startedAt: Date.now(), tenantId: 'acme', slot: 'cpu' });
       await h.runtime.store.db
         .insertInto('webhook_deliveries')
         .values({
@@ -76,7 +76,7 @@ for (const dialect of DIALECTS) {
       deliveries: (await h.runtime.store.db.selectFrom('webhook_deliveries').select('id').where('task_id', '=', id).execute()).length,
     });
 
-    test('a finished task goes with its folder, run history and webhook deliveries; its signed links stop working', async () => {
+    test('a finished task goes with its folder and webhook deliveries; its runs stay, for usage; its signed links stop working', async () => {
       const task = await create();
       const folder = await furnish(task.id);
       await setRow(task.id, { status: 'COMPLETED', local_model_path: path.join(folder, 'output/lora.safetensors') });
@@ -90,7 +90,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await h.app.inject({ method: 'GET', url: `/api/v1/training/${task.id}`, headers })).statusCode, 404);
       assert.equal(fs.existsSync(folder), false);
       assert.deepEqual(fs.readdirSync(path.join(h.config.dataDir, '.trash')), []);
-      assert.deepEqual(await leftovers(task.id), { runs: 0, deliveries: 0 });
+      assert.deepEqual(await leftovers(task.id), { runs: 1, deliveries: 0 }, 'the run stays: it is what usage is counted from (decision 0013)');
       assert.equal((await h.app.inject({ method: 'GET', url: link })).statusCode, 404);
       assert.equal((await del(`/api/v1/training/${task.id}`)).statusCode, 404);
     });

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { testConfig } from '../../src/config.js';
+import type { Usage } from '../../src/domain/schemas/usage.js';
 import type { Manifest } from '../../src/preprocess/manifest.js';
 import { startServer, type Server } from '../../src/server.js';
 import { tmpDir } from '../helpers/harness.js';
@@ -97,5 +98,21 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     assert.match(header, /^ID\s+STATUS\s+IMAGES\s+LORAS\s+CREATED\s+PROMPT$/);
     assert.match(row, /^[0-9a-f-]{36}\s+COMPLETED\s+1\s+1\s+\S+\s+a \S+$/, 'the generation just made, with its one image and one LoRA');
     assert.deepEqual(more, []);
+
+    // The worker recorded each run with its tenant and slot: preprocessing, training and the generation.
+    const used = await kiln('usage', '--json');
+    assert.equal(used.code, 0, used.stderr);
+    const lines = (JSON.parse(used.stdout) as Usage).usage;
+    assert.deepEqual(
+      lines.map((l) => [l.job, l.slot, l.runs]),
+      [
+        ['generate', 'cpu', 1],
+        ['preprocess', 'preprocess', 1],
+        ['train', 'cpu', 1],
+      ],
+    );
+    assert.ok(lines.every((l) => l.seconds > 0));
+    const shown = await kiln('usage');
+    assert.match(shown.stdout, /^TENANT\s+JOB\s+SLOT\s+RUNS\s+HOURS$/m);
   });
 });

@@ -191,7 +191,7 @@ for (const dialect of DIALECTS) {
         runSeen.push((await trx.selectFrom('stage_runs').select('outcome').where('task_id', '=', t.id).executeTakeFirstOrThrow()).outcome);
       });
       const doomed = (await claim(h, 'preprocess', 'doomed'))!;
-      await openRun(h.runtime.store, { jobId: t.id, kind: 'preprocess', attempt: doomed.attempt, workerId: 'doomed', startedAt: Date.now() });
+      await openRun(h.runtime.store, { jobId: t.id, kind: 'preprocess', attempt: doomed.attempt, workerId: 'doomed', startedAt: Date.now(), tenantId: 'acme', slot: 'preprocess' });
       await expire();
       let report = await rescue(h, 2);
       assert.deepEqual(runSeen, ['lease_expired']);
@@ -225,7 +225,15 @@ for (const dialect of DIALECTS) {
     test('a task cancelled while its worker died: the rescuer clears the lease and closes the dead run', async () => {
       const t = await insertTask(h.runtime.taskStore);
       const claimed = (await claim(h, 'preprocess', 'dead-worker'))!;
-      const runId = await openRun(h.runtime.store, { jobId: t.id, kind: 'preprocess', attempt: claimed.attempt, workerId: 'dead-worker', startedAt: Date.now() });
+      const runId = await openRun(h.runtime.store, {
+        jobId: t.id,
+        kind: 'preprocess',
+        attempt: claimed.attempt,
+        workerId: 'dead-worker',
+        startedAt: Date.now(),
+        tenantId: 'acme',
+        slot: 'preprocess',
+      });
       await h.runtime.tasks.cancel(t.id, { subject: 't', tenantId: 'acme', admin: false });
       await h.runtime.store.db
         .updateTable('training_tasks')

@@ -104,11 +104,12 @@ for (const dialect of DIALECTS) {
       assert.ok(done.completed_at);
       const runs = await h.runtime.store.db.selectFrom('stage_runs').selectAll().where('task_id', '=', t.id).orderBy('id').execute();
       assert.deepEqual(
-        runs.map((r) => [r.stage, r.outcome]),
+        runs.map((r) => [r.stage, r.outcome, r.tenant_id, r.slot]),
         [
-          ['preprocess', 'completed'],
-          ['train', 'completed'],
+          ['preprocess', 'completed', 'acme', 'preprocess'],
+          ['train', 'completed', 'acme', 'cpu'],
         ],
+        'each run carries its tenant and the kind of slot it held, which usage sums',
       );
       const events = await h.runtime.store.db.selectFrom('webhook_deliveries').select('event_type').where('task_id', '=', t.id).orderBy('created_at').orderBy('id').execute();
       assert.deepEqual(
