@@ -42,3 +42,8 @@ export async function closeAbandonedRuns(db: Executor, jobId: string, workerId: 
     .where('ended_at', 'is', null)
     .execute();
 }
+
+/** Every run of one job, oldest first. */
+export function runsOf(db: Executor, jobId: string) {
+  return db.selectFrom('stage_runs').select(['stage', 'attempt', 'slot', 'worker_id', 'started_at', 'ended_at', 'outcome']).where('task_id', '=', jobId).orderBy('id').execute();
+}

@@ -97,7 +97,7 @@ export class TasksService {
   }
 
   /**
-   * Deletes a finished task: its record, run history and webhook deliveries, then its folder
+   * Deletes a finished task: its record and webhook deliveries (its runs stay, for usage), then its folder
    * (photos, dataset, checkpoints, weights, samples, logs). A task still running or stopping
    * is refused (cancel it first), and so is one whose LoRA a waiting or running generation is
    * about to load. A generation that claims the LoRA after this check fails with a message

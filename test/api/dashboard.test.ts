@@ -25,7 +25,7 @@ describe('the dashboard routes', () => {
   after(() => app.close());
 
   test('every page is the same shell, with no data, no caching and a strict content policy', async () => {
-    for (const url of ['/', '/tasks/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', '/new', '/generate']) {
+    for (const url of ['/', '/tasks/0b7f6a3e-51d8-4a7a-9d5e-2a1a9e4cfa11', '/new', '/generate', '/usage']) {
       const res = await app.inject({ method: 'GET', url });
       assert.equal(res.statusCode, 200, url);
       assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');

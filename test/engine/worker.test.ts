@@ -111,6 +111,19 @@ for (const dialect of DIALECTS) {
         ],
         'each run carries its tenant and the kind of slot it held, which usage sums',
       );
+      const listed = await h.app.inject({ method: 'GET', url: `/api/v1/training/${t.id}/runs`, headers: await h.auth('acme') });
+      assert.equal(listed.statusCode, 200, listed.body);
+      assert.deepEqual(
+        listed
+          .json<{ stage: string; attempt: number; slot: string; worker_id: string; outcome: string; seconds: number }[]>()
+          .map((r) => [r.stage, r.attempt, r.slot, r.worker_id, r.outcome, r.seconds >= 0]),
+        [
+          ['preprocess', 1, 'preprocess', `w-complete-${dialect}`, 'completed', true],
+          ['train', 1, 'cpu', `w-complete-${dialect}`, 'completed', true],
+        ],
+        'GET …/runs shows the same runs',
+      );
+      assert.equal((await h.app.inject({ method: 'GET', url: `/api/v1/training/${t.id}/runs`, headers: await h.auth('globex') })).statusCode, 404);
       const events = await h.runtime.store.db.selectFrom('webhook_deliveries').select('event_type').where('task_id', '=', t.id).orderBy('created_at').orderBy('id').execute();
       assert.deepEqual(
         events.map((e) => e.event_type),

@@ -41,6 +41,7 @@ describe('the dashboard is accessible (axe-core, WCAG 2 A and AA)', { timeout: 6
         [`/tasks/${taskId}`, 'task'],
         ['/new', 'new'],
         ['/generate', 'generate'],
+        ['/usage', 'usage'],
       ];
       const found: string[] = [];
       for (const [urlPath, name] of pages) {

@@ -65,7 +65,7 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     assert.equal(await page.evaluate(() => location.hash), '', 'the fragment is gone from the address bar');
     assert.equal(page.url(), `${server.baseUrl}/`);
     assert.equal(await page.evaluate(() => sessionStorage.getItem('kiln.token')), server.token);
-    for (const href of ['/', '/new', '/generate']) assert.ok(await page.$(`nav a[href="${href}"]`), `nav a[href="${href}"]`);
+    for (const href of ['/', '/new', '/generate', '/usage']) assert.ok(await page.$(`nav a[href="${href}"]`), `nav a[href="${href}"]`);
     // No tasks yet: the list may say so instead of drawing an empty table#task-list.
     assert.ok(await page.$('main'), `main: ${await describePage(tab)}`);
     assert.equal((await page.$$('tr[data-task-id]')).length, 0, 'no tasks yet');
@@ -289,6 +289,13 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     const errorShown = await page.$eval('#error-message', (el) => (el as HTMLElement).offsetParent !== null && !!el.textContent?.trim()).catch(() => false);
     assert.equal(errorShown, false, 'no error message on a COMPLETED task');
     assert.ok(((await textOf(page, 'pre#log-tail')) ?? '').length > 0, 'the log tail shows the trainer log');
+    // Read again when the status changed: both stages' runs, ended.
+    await waitIn(tab, '#runs: preprocess and train, completed', 10_000, () => {
+      const rows = [...document.querySelectorAll('#runs tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+      return (
+        rows.length === 2 && rows[0][0] === 'preprocess' && rows[1][0] === 'train' && rows.every((r) => r[2] === (r[0] === 'train' ? 'cpu' : 'preprocess') && r[6] === 'completed')
+      );
+    });
 
     await screenshot(page, 'task');
   });
@@ -379,6 +386,21 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
       generation.id,
     );
     await screenshot(page, 'generate');
+  });
+
+  test('/usage: this month’s slot time, the training and the generation above among it', async () => {
+    await page.click('nav a[href="/usage"]');
+    await waitForPage(tab, 'usage');
+    assert.equal(await page.$eval('input#usage-month', (el) => (el as HTMLInputElement).value), new Date().toISOString().slice(0, 7));
+    const rows = await page.$$eval('table#usage tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const runsOf = (job: string) => Number(rows.find((r) => r[1] === job && r[2] === 'cpu')?.[3] ?? 0);
+    assert.ok(runsOf('train') >= 1 && runsOf('generate') >= 1, JSON.stringify(rows));
+    assert.ok(
+      rows.some((r) => r[1] === 'preprocess' && r[2] === 'preprocess'),
+      JSON.stringify(rows),
+    );
+    assert.match((await textOf(page, '#gpu-hours')) ?? '', /^0\.00 GPU hours in \d{4}-\d{2}$/, 'nothing ran on a GPU');
+    await screenshot(page, 'usage');
   });
 
   test('the list shows every task with its status, follows changes by itself, and filters', async () => {

@@ -7,6 +7,7 @@ import { TaskList } from './pages/task-list';
 import { TaskPage } from './pages/task-page';
 import { NewTask } from './pages/new-task';
 import { Generate } from './pages/generate';
+import { Usage } from './pages/usage';
 import './styles.css';
 
 adoptTokenFromFragment();
@@ -66,6 +67,9 @@ function App() {
           <a href="/generate" aria-current={route.page === 'generate' ? 'page' : undefined}>
             Generate
           </a>
+          <a href="/usage" aria-current={route.page === 'usage' ? 'page' : undefined}>
+            Usage
+          </a>
           <a href="/docs" class="push">
             API docs
           </a>
@@ -82,6 +86,7 @@ function App() {
       {route.page === 'task' && <TaskPage key={route.id} id={route.id} />}
       {route.page === 'new' && <NewTask />}
       {route.page === 'generate' && <Generate />}
+      {route.page === 'usage' && <Usage />}
     </>
   );
 }

@@ -1,13 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /** The dashboard's pages; anything else under / is the list. */
-export type Route = { page: 'list' } | { page: 'task'; id: string } | { page: 'new' } | { page: 'generate' };
+export type Route = { page: 'list' } | { page: 'task'; id: string } | { page: 'new' } | { page: 'generate' } | { page: 'usage' };
 
 export function routeOf(pathname: string): Route {
   const task = /^\/tasks\/([0-9a-f-]{36})\/?$/.exec(pathname);
   if (task) return { page: 'task', id: task[1] };
   if (pathname === '/new') return { page: 'new' };
   if (pathname === '/generate') return { page: 'generate' };
+  if (pathname === '/usage') return { page: 'usage' };
   return { page: 'list' };
 }
 

@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../../config.js';
 export const DASHBOARD_DIR = path.join(REPO_ROOT, 'dist', 'web');
 
 /** The dashboard's pages: each is the same shell, which routes in the browser. */
-const PAGES = ['/', '/tasks/:task_id', '/new', '/generate'];
+const PAGES = ['/', '/tasks/:task_id', '/new', '/generate', '/usage'];
 
 /**
  * The shell holds no data (everything comes from the API with the page's token), so it and its

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { PriorityBody, TaskIdParams, TrainingTask } from '../../domain/schemas/training.js';
+import { runsOf } from '../../store/stage-runs.js';
 import { toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
 import { errorResponses } from '../responses.js';
@@ -19,6 +20,23 @@ const WebhookDelivery = Type.Object(
     delivered_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   },
   { title: 'WebhookDelivery' },
+);
+
+const StageRun = Type.Object(
+  {
+    stage: Type.String({ description: 'preprocess or train' }),
+    attempt: Type.Integer(),
+    slot: Type.Union([Type.String({ description: 'gpu, cpu or preprocess' }), Type.Null()]),
+    worker_id: Type.String(),
+    started_at: Type.String({ format: 'date-time' }),
+    ended_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    seconds: Type.Union([Type.Number(), Type.Null()], { description: 'null while the run goes on' }),
+    outcome: Type.Union([
+      Type.String({ description: 'completed, failed, cancelled, released (the worker shut down), lease_lost, lease_expired (rescued), superseded or unwritten' }),
+      Type.Null(),
+    ]),
+  },
+  { title: 'StageRun' },
 );
 
 /** Kiln's additions to the seed's training endpoints: queue control and webhook history. */
@@ -67,6 +85,27 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
     async (request) => {
       const task = await tasks.get(request.params.task_id, request.principal);
       return deps.store.db.selectFrom('webhook_deliveries').selectAll().where('task_id', '=', task.id).orderBy('created_at').orderBy('id').execute();
+    },
+  );
+
+  app.get(
+    '/:task_id/runs',
+    {
+      schema: {
+        summary: 'List Stage Runs',
+        description:
+          'Every run of the task’s stages, oldest first: which worker ran which attempt on what kind of slot, for how long, and how it ended. A rescued run ends `lease_expired`.',
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 200: Type.Array(StageRun), ...errorResponses({ byId: true }) },
+      },
+    },
+    async (request) => {
+      const task = await tasks.get(request.params.task_id, request.principal);
+      return (await runsOf(deps.store.db, task.id)).map((run) => ({
+        ...run,
+        seconds: run.ended_at === null ? null : (Date.parse(run.ended_at) - Date.parse(run.started_at)) / 1000,
+      }));
     },
   );
 };

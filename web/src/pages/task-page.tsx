@@ -3,6 +3,7 @@ import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, followEvents, get, type StreamEvent } from '../api';
 import { LossChart, type LossPoint } from '../components/loss-chart';
 import { Progress, StatusBadge } from '../components/status';
+import { Runs } from '../components/runs';
 import { Artifacts, LogTail, Manifest, Samples, Webhooks, type Artifact, type SampleInfo } from '../components/task-sections';
 import { duration, PRIORITIES, TERMINAL, when } from '../format';
 import { markReady } from '../ready';
@@ -193,6 +194,8 @@ export function TaskPage({ id }: { id: string }) {
       <Manifest artifacts={artifacts} />
       <h2>Log</h2>
       <LogTail id={id} running={!terminal} />
+      <h2>Runs</h2>
+      <Runs id={id} status={live.status} />
       <h2>Webhooks</h2>
       <Webhooks id={id} status={live.status} />
     </main>
