@@ -52,12 +52,17 @@ function applyOne(pipe: Sharp, img: RawImage, t: Exclude<Transform, { type: 'fli
     case 'resize':
       if (t.maxSide !== undefined) return pipe.resize({ width: t.maxSide, height: t.maxSide, fit: 'inside', withoutEnlargement: true });
       return pipe.resize({ width: t.width, height: t.height, fit: t.fit ?? 'cover', background: WHITE });
-    case 'center_crop': {
-      if (t.width !== undefined && t.height !== undefined) return pipe.resize({ width: t.width, height: t.height, fit: 'cover', position: 'centre' });
-      // The largest centred region with the wanted aspect ratio (square by default).
+    case 'center_crop':
+    case 'subject_crop': {
+      // subject_crop keeps the region libvips' attention strategy picks (edges, saturated colour,
+      // skin tones): the sneaker or the face of an off-centre photo, not the middle of the frame.
+      const position = t.type === 'subject_crop' ? sharp.strategy.attention : 'centre';
+      if (t.width !== undefined && t.height !== undefined) return pipe.resize({ width: t.width, height: t.height, fit: 'cover', position });
+      // The largest region with the wanted aspect ratio (square by default): a cover at scale 1.
       const ratio = t.aspectRatio ?? 1;
       const width = img.width / img.height > ratio ? Math.max(1, Math.round(img.height * ratio)) : img.width;
       const height = img.width / img.height > ratio ? img.height : Math.max(1, Math.round(img.width / ratio));
+      if (t.type === 'subject_crop') return pipe.resize({ width, height, fit: 'cover', position });
       return pipe.extract({ left: Math.floor((img.width - width) / 2), top: Math.floor((img.height - height) / 2), width, height });
     }
     case 'pad_to_square': {

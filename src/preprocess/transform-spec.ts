@@ -4,7 +4,7 @@ import type { Issue } from './types.js';
 export type Fit = 'cover' | 'contain' | 'fill' | 'inside' | 'outside';
 export type Transform =
   | { type: 'resize'; maxSide?: number; width?: number; height?: number; fit?: Fit }
-  | { type: 'center_crop'; width?: number; height?: number; aspectRatio?: number }
+  | { type: 'center_crop' | 'subject_crop'; width?: number; height?: number; aspectRatio?: number }
   | { type: 'pad_to_square'; color: string }
   | { type: 'grayscale' }
   | { type: 'flip_horizontal' };
@@ -15,6 +15,7 @@ const MAX_SIDE = 8192;
 const FIELDS: Record<Transform['type'], string[]> = {
   resize: ['max_side', 'width', 'height', 'fit'],
   center_crop: ['size', 'width', 'height', 'aspect_ratio'],
+  subject_crop: ['size', 'width', 'height', 'aspect_ratio'],
   pad_to_square: ['color'],
   grayscale: [],
   flip_horizontal: [],
@@ -83,7 +84,8 @@ function parseOne(raw: unknown, loc: (string | number)[], issues: Issue[]): Tran
       result = { type: 'resize', maxSide, width, height, fit: fit as Fit | undefined };
       break;
     }
-    case 'center_crop': {
+    case 'center_crop':
+    case 'subject_crop': {
       const size = int('size');
       const width = int('width');
       const height = int('height');
@@ -94,7 +96,7 @@ function parseOne(raw: unknown, loc: (string | number)[], issues: Issue[]): Tran
       if ((width === undefined) !== (height === undefined)) fail(width === undefined ? 'width' : 'height', 'width and height go together', 'missing');
       const forms = [size !== undefined, width !== undefined || height !== undefined, spec.aspect_ratio !== undefined].filter(Boolean).length;
       if (forms > 1) fail('size', 'Give one of size, width/height or aspect_ratio');
-      result = { type: 'center_crop', width: size ?? width, height: size ?? height, aspectRatio };
+      result = { type: kind, width: size ?? width, height: size ?? height, aspectRatio };
       break;
     }
     case 'pad_to_square': {

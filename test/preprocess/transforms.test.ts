@@ -90,6 +90,46 @@ describe('transforms', () => {
     assert.deepEqual([meta.width, meta.height], [150, 100]);
   });
 
+  it('subject_crop keeps an off-centre subject that center_crop cuts away', async () => {
+    const root = await tempDir();
+    // A wide photo: plain grey with a textured red-and-blue "product" against its right edge.
+    const product = await sharp({ create: { width: 90, height: 120, channels: 3, background: '#ff0000' } })
+      .composite([
+        {
+          input: await sharp({ create: { width: 30, height: 120, channels: 3, background: '#0000ff' } })
+            .png()
+            .toBuffer(),
+          left: 30,
+          top: 0,
+        },
+      ])
+      .png()
+      .toBuffer();
+    const photo = await sharp({ create: { width: 900, height: 400, channels: 3, background: '#d0d0d0' } })
+      .composite([{ input: product, left: 780, top: 140 }])
+      .png()
+      .toBuffer();
+    await writeFile(path.join(root, 'shelf.png'), photo);
+    const crop = async (type: string, extra: object) => {
+      const out = await runJob([path.join(root, 'shelf.png')], { config: { sourceRoots: [root] }, job: { transforms: [{ type, ...extra }] } });
+      assert.ifError(out.error);
+      const file = path.join(out.result!.datasetDir, '0001.png');
+      const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+      let red = 0;
+      for (let i = 0; i < data.length; i += info.channels) if (isRed([data[i], data[i + 1], data[i + 2]])) red++;
+      return { size: [info.width, info.height], red };
+    };
+    const centred = await crop('center_crop', { aspect_ratio: '1:1' });
+    const subject = await crop('subject_crop', { aspect_ratio: '1:1' });
+    assert.deepEqual(centred.size, [400, 400]);
+    assert.deepEqual(subject.size, [400, 400], 'the same square, placed elsewhere');
+    assert.equal(centred.red, 0, 'the middle of the frame holds none of the product');
+    assert.equal(subject.red, 60 * 120, 'the whole of its red is in the crop');
+    const resized = await crop('subject_crop', { size: 200 });
+    assert.deepEqual(resized.size, [200, 200]);
+    assert.ok(resized.red > (0.9 * (60 * 120)) / 4, `scaled to half, the product stays: ${resized.red} red pixels`);
+  });
+
   it('validation errors name the index and the field', () => {
     assert.deepEqual(validateTransforms(null), []);
     assert.deepEqual(validateTransforms([{ type: 'resize', max_side: 1024 }, { type: 'flip_horizontal' }]), []);
@@ -103,6 +143,7 @@ describe('transforms', () => {
       { type: 'center_crop', aspect_ratio: 'wide' },
       'resize',
       { type: 'resize', fit: 'stretch', width: 20 },
+      { type: 'subject_crop', size: 64, aspect_ratio: '1:1' },
     ]);
     const at = (i: number) => issues.filter((x) => x.loc[2] === i).map((x) => [x.loc.join('.'), x.type]);
     assert.deepEqual(at(0), []);
@@ -115,6 +156,7 @@ describe('transforms', () => {
     assert.deepEqual(at(6), [['body.preprocessing_transforms.6.aspect_ratio', 'value_error']]);
     assert.deepEqual(at(7), [['body.preprocessing_transforms.7', 'dict_type']]);
     assert.deepEqual(at(8), [['body.preprocessing_transforms.8.fit', 'literal_error']]);
+    assert.deepEqual(at(9), [['body.preprocessing_transforms.9.size', 'value_error']]);
     assert.deepEqual(validateTransforms({ type: 'resize' }), [{ loc: ['body', 'preprocessing_transforms'], msg: 'Input should be a valid list', type: 'list_type' }]);
   });
 
