@@ -13,9 +13,12 @@ export function taskFolder(dataDir: string, taskId: string): string {
 export function taskPaths(taskDir: string) {
   const dataset = path.join(taskDir, 'dataset');
   const logs = path.join(taskDir, 'logs');
+  const sources = path.join(taskDir, 'sources');
   return {
     root: taskDir,
-    sources: path.join(taskDir, 'sources'),
+    sources,
+    /** The task's own link to the LoRA it continues from (init_lora_task_id). */
+    initLora: path.join(sources, 'init_lora.safetensors'),
     dataset,
     manifest: path.join(dataset, 'manifest.json'),
     checkpoints: path.join(taskDir, 'checkpoints'),

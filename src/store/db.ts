@@ -66,6 +66,8 @@ export interface TrainingTaskRow {
   lease_owner: string | null;
   lease_expires_at: string | null;
   queued_at: string;
+  /** The COMPLETED LoRA task this one continues from (migration 0009). */
+  init_lora_task_id: string | null;
 }
 
 export interface StageRunRow {

@@ -190,6 +190,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('stage_runs_started').on('stage_runs').column('started_at').execute();
       },
     },
+    // A task may continue from another's LoRA; deleting that one is refused while this one waits.
+    '0009_init_lora': {
+      async up(db) {
+        await db.schema.alterTable('training_tasks').addColumn('init_lora_task_id', 'text').execute();
+        await db.schema.createIndex('training_tasks_init_lora').on('training_tasks').column('init_lora_task_id').execute();
+      },
+    },
   };
 }
 

@@ -3,7 +3,7 @@ import { LIST_PAGE, TASK_FIELDS, type ListQuery, type TaskField } from '../domai
 import type { TenantScope } from '../auth/principal.js';
 import { TRAINING_LIFECYCLE, type TransitionName } from '../domain/lifecycle.js';
 import type { Store, TrainingTaskRow } from './db.js';
-import { LifecycleStore } from './lifecycle-store.js';
+import { LifecycleStore, type Executor } from './lifecycle-store.js';
 import { uploadIdOf } from '../preprocess/sources.js';
 
 export type { Executor, StatusListener, TransitionOptions, TransitionResult } from './lifecycle-store.js';
@@ -85,4 +85,9 @@ function rowOf(columns: readonly TaskField[], values: unknown[]): Partial<TaskVi
   const row: Record<string, unknown> = {};
   for (let i = 0; i < columns.length; i++) row[columns[i]] = values[i];
   return row;
+}
+
+/** A task not yet finished that continues from this task's LoRA, if any: it has yet to copy it. */
+export function unfinishedTaskContinuing(db: Executor, taskId: string): Promise<Pick<TrainingTaskRow, 'id' | 'status'> | undefined> {
+  return db.selectFrom('training_tasks').select(['id', 'status']).where('init_lora_task_id', '=', taskId).where('status', 'not in', TRAINING_LIFECYCLE.terminal).executeTakeFirst();
 }

@@ -74,6 +74,7 @@ export function newTaskRow(body: TrainingTaskCreate, ctx: CreateContext): Traini
     priority: body.priority ?? DEFAULTS.priority,
     priority_changed_at: null,
     attempt: 0,
+    init_lora_task_id: body.init_lora_task_id ?? null,
     lease_owner: null,
     lease_expires_at: null,
     queued_at: now,

@@ -1,11 +1,11 @@
-import type { ListQuery, TaskField, TrainingTaskCreate } from '../domain/schemas/training.js';
+import { DEFAULTS, type ListQuery, type TaskField, type TrainingTaskCreate } from '../domain/schemas/training.js';
 import { scopeOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import { taskFolder } from '../domain/task-folder.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import { unfinishedGenerationWithLora } from '../store/generations.js';
 import type { IdempotencyKey } from '../store/idempotency.js';
-import type { TaskStore, TaskViewRow } from '../store/tasks.js';
+import { unfinishedTaskContinuing, type TaskStore, type TaskViewRow } from '../store/tasks.js';
 import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
@@ -25,6 +25,25 @@ export class TasksService {
     }
     const row = newTaskRow(body, { principal, dataDir: this.config.dataDir, defaultBaseModel: this.config.defaultBaseModel });
     return this.tasks.insertOnce(row, key);
+  }
+
+  /**
+   * Why this body cannot continue the LoRA its init_lora_task_id names, or null: it must be the
+   * caller's own COMPLETED LoRA task, of the same base model and rank, continued by a LoRA task.
+   */
+  async initLoraProblem(body: TrainingTaskCreate, principal: Principal): Promise<string | null> {
+    const id = body.init_lora_task_id;
+    if (!id) return null;
+    const source = await this.tasks.get(id, scopeOf(principal));
+    if (!source) return `training task ${id} not found`;
+    if (source.status !== 'COMPLETED' || !source.local_model_path) return `training task ${id} is ${source.status}; only a COMPLETED task's LoRA can be continued`;
+    if (source.training_type !== 'LORA') return `training task ${id} is a FULL fine-tune, not a LoRA`;
+    if ((body.training_type ?? DEFAULTS.training_type) !== 'LORA') return 'a FULL fine-tune trains the model’s own weights; only a LORA task continues a LoRA';
+    const base = body.base_model_path ?? this.config.defaultBaseModel;
+    if (base !== source.base_model_path) return `training task ${id} was trained on ${source.base_model_path}, not ${base}`;
+    const rank = body.rank ?? DEFAULTS.rank;
+    if (rank !== source.rank) return `training task ${id} has rank ${source.rank}, not ${rank}: set rank to ${source.rank} to continue it`;
+    return null;
   }
 
   /** The task an earlier create with this key made, checked before a repeat is validated again. */
@@ -109,6 +128,8 @@ export class TasksService {
       alongside: async (trx) => {
         const user = await unfinishedGenerationWithLora(trx, id);
         if (user) throw new TaskConflict(`Generation ${user.id} is ${user.status} with this task's LoRA; cancel it or let it finish, then delete the task`);
+        const next = await unfinishedTaskContinuing(trx, id);
+        if (next) throw new TaskConflict(`Task ${next.id} is ${next.status} and continues from this task's LoRA; cancel it or let it finish, then delete this one`);
       },
     });
     if (!res.ok && res.reason === 'not_found') throw new TaskNotFound(id);

@@ -71,6 +71,7 @@ export function toTrainingTask(row: TaskViewRow): TrainingTask {
     priority: row.priority as TrainingTask['priority'],
     priority_changed_at: row.priority_changed_at,
     attempt: row.attempt,
+    init_lora_task_id: row.init_lora_task_id,
   };
 }
 

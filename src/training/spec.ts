@@ -10,8 +10,8 @@ function resolutionFor(baseModel: string): number[] {
   return baseModel === TINY_MODEL ? [64] : [512, 768, 1024];
 }
 
-/** The trainer's JSON spec (kiln_trainer/spec.py TrainSpec) for one task on one slot. */
-export function trainerSpec(task: TrainingTaskRow, slot: Slot) {
+/** The trainer's JSON spec (kiln_trainer/spec.py TrainSpec) for one task on one slot; `initLora`: the LoRA it continues from. */
+export function trainerSpec(task: TrainingTaskRow, slot: Slot, initLora?: string) {
   const paths = taskPaths(task.training_folder);
   return {
     version: TRAINER_SPEC_VERSION,
@@ -39,5 +39,6 @@ export function trainerSpec(task: TrainingTaskRow, slot: Slot) {
     // measured ones (docs/benchmarks.md). FULL keeps every block until its plan is measured too.
     gradient_checkpointing: task.training_type === 'LORA' ? 'auto' : true,
     resume: true,
+    ...(initLora ? { init_lora: initLora } : {}),
   };
 }

@@ -11,6 +11,7 @@ import type { ProgressAnnouncer } from '../webhooks/outbox.js';
 import { EtaEstimator, GapMeter, monotonic, trainingProgress } from '../domain/progress.js';
 import { trainerSpec } from './spec.js';
 import { EventLog } from '../python/event-log.js';
+import { linkOrCopy } from '../preprocess/fs-util.js';
 
 /** The row keeps the last 64 KiB of the log; the whole log stays on disk. */
 export const LOG_TAIL_BYTES = 64 * 1024;
@@ -43,7 +44,7 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
     const task = ctx.row;
     const paths = taskPaths(task.training_folder);
     fs.mkdirSync(paths.logs, { recursive: true });
-    const spec = trainerSpec(task, ctx.slot);
+    const spec = trainerSpec(task, ctx.slot, task.init_lora_task_id ? await initLoraFile(deps.tasks, task) : undefined);
     const events = new EventLog(paths.events);
     const tail = new LogTail();
     const eta = new EtaEstimator({ totalSteps: task.steps, sampleEvery: task.sample_every, saveEvery: task.save_every, samplesPerRound: spec.sample_prompts.length });
@@ -129,6 +130,22 @@ export function trainingStage(deps: TrainingStageDeps): JobHandler<TrainingTaskR
     }
     return { set: { local_model_path: weightsPath, current_step: result.outcome.steps, eta_seconds: null, logs: tail.value() } };
   };
+}
+
+/**
+ * The LoRA a task continues from, linked into its own folder the first time it trains, so a
+ * retry still has it after the other task is deleted (deleting it is refused until then).
+ */
+async function initLoraFile(tasks: TaskStore, task: TrainingTaskRow): Promise<string> {
+  const own = taskPaths(task.training_folder).initLora;
+  if (fs.existsSync(own)) return own;
+  const source = await tasks.get(task.init_lora_task_id!);
+  if (!source?.local_model_path || !fs.existsSync(source.local_model_path)) {
+    throw new JobFailure(`The LoRA of training task ${task.init_lora_task_id} that this task continues from is gone: that task was deleted`);
+  }
+  await fs.promises.mkdir(path.dirname(own), { recursive: true });
+  await linkOrCopy(source.local_model_path, own);
+  return own;
 }
 
 /** "dataset: 12 images, 12 at 512 px, 9 at 768 px, 4 at 1024 px; …": how many photos each size really trains on. */

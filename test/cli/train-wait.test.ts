@@ -114,5 +114,19 @@ describe('kiln train --wait with the embedded worker', { timeout: 180_000 }, () 
     assert.ok(lines.every((l) => l.seconds > 0));
     const shown = await kiln('usage');
     assert.match(shown.stdout, /^TENANT\s+JOB\s+SLOT\s+RUNS\s+HOURS$/m);
+
+    // A second task continues from this one's LoRA: the trainer starts from its weights.
+    const second = await kiln('train', folder, '--trigger', 'CLITOK', '--steps', '3', '--base', 'builtin:tiny-flux', '--continue', id, '--wait', '--out', tmpDir('kiln-cli-more-'));
+    assert.equal(second.code, 0, second.stderr);
+    const [next] = second.stdout.trim().split('\n');
+    const continued = (await server.runtime.taskStore.get(next))!;
+    assert.equal(continued.init_lora_task_id, id);
+    const log = fs.readFileSync(path.join(continued.training_folder, 'logs', 'trainer.log'), 'utf8');
+    assert.match(log, /continuing from the LoRA .*sources\/init_lora\.safetensors/);
+    const own = path.join(continued.training_folder, 'sources', 'init_lora.safetensors');
+    assert.equal(sha256(own), sha256(loraPath), 'its own link to the LoRA it continued from');
+    const refused = await kiln('train', folder, '--trigger', 'CLITOK', '--base', 'builtin:tiny-flux', '--rank', '4', '--continue', id);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /body\.init_lora_task_id: training task \S+ has rank 16, not 4: set rank to 16 to continue it/);
   });
 });

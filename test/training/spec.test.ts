@@ -21,5 +21,7 @@ describe('the trainer spec of a task', () => {
     const spec = trainerSpec(row('LORA'), { kind: 'cpu', index: 0 });
     assert.equal(spec.device, 'cpu');
     assert.deepEqual(spec.resolution, [64]);
+    assert.equal('init_lora' in spec, false, 'a task that continues nothing starts from a fresh LoRA');
+    assert.equal(trainerSpec(row('LORA'), { kind: 'cpu', index: 0 }, '/data/tasks/x/sources/init_lora.safetensors').init_lora, '/data/tasks/x/sources/init_lora.safetensors');
   });
 });

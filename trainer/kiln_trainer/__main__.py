@@ -191,7 +191,7 @@ def plan(args):
 
 
 def report(e, command):
-    from . import data, fp8, memory, models, numerics
+    from . import data, fp8, lora, memory, models, numerics
 
     traceback.print_exc()
     if isinstance(e, data.DatasetError):
@@ -200,6 +200,8 @@ def report(e, command):
         error("numerics", str(e), "train")
     elif isinstance(e, fp8.Unsupported):
         error("spec", f"quantize: {e}", "spec.quantize")
+    elif isinstance(e, lora.InitLoraError):
+        error("spec", f"init_lora: {e}", "spec.init_lora")
     elif isinstance(e, memory.DoesNotFit):
         error("memory", str(e), "spec")
     elif isinstance(e, models.ModelError):

@@ -36,6 +36,41 @@ def add_lora(transformer, rank, seed):
     return numerics.trainable_to_fp32(params)  # LoRA weights train in fp32 even on a bf16 base
 
 
+class InitLoraError(Exception):
+    """The LoRA to continue from cannot start this run: another model's, another rank, or broken."""
+
+
+def load_init(transformer, path):
+    """Starts the LoRA from one save_lora wrote for this model: same layers, same rank. A
+    continued run's weights then move on from where that run's ended."""
+    from safetensors.torch import load_file
+
+    try:
+        saved = load_file(path)
+    except Exception as e:  # safetensors' own error types differ between its versions
+        raise InitLoraError(f"{path} is not a readable .safetensors file: {e}") from None
+    params = {
+        "transformer." + n.replace(".default.", "."): p for n, p in transformer.named_parameters() if "lora_" in n
+    }
+    missing, unknown = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
+    if missing or unknown:
+        example = (missing or unknown)[0]
+        raise InitLoraError(
+            f"{path} does not fit this model's LoRA layers: {len(missing)} of the {len(params)} weights it "
+            f"needs are missing and {len(unknown)} are unknown (e.g. {example})"
+        )
+    for key, p in params.items():
+        if saved[key].shape != p.shape:
+            theirs, ours = saved[key].shape[0 if ".lora_A." in key else 1], p.shape[0 if ".lora_A." in key else 1]
+            raise InitLoraError(f"{path} has rank {theirs}; this run trains rank {ours}: use the same rank")
+    bad = [k for k, w in saved.items() if not torch.isfinite(w).all()]
+    if bad:
+        raise InitLoraError(f"{path} holds non-finite weights ({bad[0]}): it cannot be continued")
+    with torch.no_grad():
+        for key, p in params.items():
+            p.copy_(saved[key])
+
+
 def lora_state_dict(transformer, rank, alpha=None):
     from peft.utils import get_peft_model_state_dict
 

@@ -53,6 +53,7 @@ class TrainSpec:
     cache_latents: bool = True
     cache_text_embeddings: bool = True
     resume: bool = True
+    init_lora: str = None  # a LoRA save_lora wrote, to continue from (a checkpoint to resume wins)
     guidance_scale: float = 1.0
     sample_guidance_scale: float = 3.5
     sample_width: int = None
@@ -194,6 +195,10 @@ TRAIN_RULES = {
     "cache_latents": _bool,
     "cache_text_embeddings": _bool,
     "resume": _bool,
+    "init_lora": (
+        lambda v: v is None or (isinstance(v, str) and os.path.isfile(v)),
+        "must be an existing .safetensors file",
+    ),
     "guidance_scale": (lambda v: _is_num(v) and v >= 0, "must be a number >= 0"),
     "sample_guidance_scale": (lambda v: _is_num(v) and v >= 0, "must be a number >= 0"),
     "sample_width": _opt_size,
@@ -254,6 +259,8 @@ def load(path, kind):
         spec = _check(TrainSpec, raw, TRAIN_RULES)
         if spec.training_type == "FULL" and spec.quantize in ("nf4", "int8", "fp8"):
             raise SpecError([("quantize", f"{spec.quantize} stores a frozen base; FULL trains every weight: use LORA")])
+        if spec.init_lora and spec.training_type != "LORA":
+            raise SpecError([("init_lora", "continues a LoRA; FULL trains the model's own weights")])
         if spec.flat_lora and spec.training_type != "LORA":
             raise SpecError([("flat_lora", "flattens LoRA weights; FULL trains the model's own")])
         spec.sample_width = spec.sample_width or spec.resolution[0]

@@ -331,6 +331,10 @@ def run(spec, stop):
         quantized = quantize.quantized_layers(quantize.quantize_blocks(transformer, plan["quantize"], device, dtype))
     if spec.training_type == "LORA":
         params = lora.add_lora(transformer, spec.rank, spec.seed)
+        if spec.init_lora:
+            lora.load_init(transformer, spec.init_lora)
+            log.info("continuing from the LoRA %s", spec.init_lora)
+            emit("log", message=f"continuing from the LoRA {spec.init_lora}")
     else:
         transformer.requires_grad_(True)
         params = list(transformer.parameters())

@@ -36,6 +36,7 @@ BAD = [
     ("dtype", {"dtype": "fp8"}),
     ("device", {"device": "tpu"}),
     ("resume", {"resume": "yes"}),
+    ("init_lora", {"init_lora": "/nonexistent/lora.safetensors"}),
     ("seed", {"seed": -1}),
     ("sample_width", {"sample_width": 30}),
 ]

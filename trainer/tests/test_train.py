@@ -94,6 +94,30 @@ def test_resume_is_exact(trained_lora, tmp_path):
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
 
 
+def test_a_run_continues_from_an_exported_lora(trained_lora, tmp_path):
+    full, a = trained_lora
+    weights = a.of("completed")[0]["weights_path"]
+    # lr so small that one step leaves every weight where the exported LoRA put it
+    spec = dict(full, work_dir=str(tmp_path / "continued"), steps=1, learning_rate=1e-9, optimizer="adamw")
+    spec.update(init_lora=weights, sample_prompts=[], gradient_accumulation=1)
+    rc, b = run_cli("train", spec, tmp_path, name="continued.json")
+    assert rc == 0, b.stderr[-3000:]
+    assert any(e["message"] == f"continuing from the LoRA {weights}" for e in b.of("log"))
+    wa, wb = load_file(weights), load_file(b.of("completed")[0]["weights_path"])
+    assert set(wa) == set(wb)
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+    # its first loss is the trained LoRA's, well under what the base model starts from
+    assert b.of("step")[0]["loss"] < 0.5 * a.of("step")[0]["loss"]  # 0.16 against 3.26 when written
+
+    rc, c = run_cli("train", dict(spec, work_dir=str(tmp_path / "rank8"), rank=8), tmp_path, name="rank8.json")
+    assert rc != 0
+    (err,) = c.of("error")
+    assert err["where"] == "spec.init_lora" and f"{weights} has rank 16; this run trains rank 8" in err["message"]
+    rc, d = run_cli("train", dict(spec, work_dir=str(tmp_path / "full"), training_type="FULL"), tmp_path, name="f.json")
+    assert rc == 2 and d.of("error")[0]["where"] == "spec.init_lora"
+
+
 def test_sigterm_cancels_cleanly(tmp_path):
     spec = train_spec(tmp_path, steps=100000)
     p = Proc("train", write_json(tmp_path / "spec.json", spec))

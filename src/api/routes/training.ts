@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ListQuery, TaskIdParams, TrainingTask, TrainingTaskCreate, TrainingTaskList } from '../../domain/schemas/training.js';
 import { parseFields, pickTrainingTask, toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
+import { RequestValidationError, type ValidationIssue } from '../errors.js';
 import { createOnce, IdempotencyHeaders } from '../idempotency.js';
 import { errorResponses, NoContent } from '../responses.js';
 import { rateLimited } from '../rate-limit.js';
@@ -36,7 +37,16 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
     async (request, reply) => {
       const row = await createOnce(request, reply, 'create_training_task', {
         replayed: (key) => tasks.replayed(key),
-        validate: () => validateCreate(request.body, request.principal),
+        validate: async () => {
+          const issues: ValidationIssue[] = [];
+          await validateCreate(request.body, request.principal).catch((err: unknown) => {
+            if (!(err instanceof RequestValidationError)) throw err;
+            issues.push(...err.issues);
+          });
+          const initLora = await tasks.initLoraProblem(request.body, request.principal);
+          if (initLora) issues.push({ loc: ['body', 'init_lora_task_id'], msg: initLora, type: 'value_error' });
+          if (issues.length) throw new RequestValidationError(issues);
+        },
         create: (key) => tasks.create(request.body, request.principal, key),
       });
       return reply.code(201).send(toTrainingTask(row));

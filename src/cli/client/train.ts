@@ -27,6 +27,7 @@ an image or a .zip goes as it is; http(s) URLs go to the server as they are.
   --save-every N        checkpoint every N steps (default 2000)
   --caption STRATEGY    trigger_only, template or provided (provided reads .txt files in a .zip)
   --caption-prompt TEXT the template or captioning prompt
+  --continue TASK_ID    start from that COMPLETED task's LoRA (same base model and rank)
   --wait                follow the task, then download its weights (exit 1 failed, ${EXIT_CANCELLED} cancelled)
   --out DIR             where --wait saves the weights (default ./kiln-output/<task-id>/)
 ${CONNECTION_USAGE}`;
@@ -49,6 +50,7 @@ function createBody(values: Record<string, unknown>, sourceImages: string[]): Re
     save_every: numberOption(values, 'save-every'),
     preprocessing_captioning_strategy: values.caption,
     preprocessing_captioning_prompt: values['caption-prompt'],
+    init_lora_task_id: values.continue,
   };
   return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
 }
@@ -68,6 +70,7 @@ export const trainCommand: Command = {
     'save-every': { type: 'string' },
     caption: { type: 'string' },
     'caption-prompt': { type: 'string' },
+    continue: { type: 'string' },
     wait: { type: 'boolean', default: false },
     out: { type: 'string' },
     ...CONNECTION_OPTIONS,

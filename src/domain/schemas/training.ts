@@ -107,6 +107,12 @@ export const TrainingTaskCreate = Type.Object(
     sample_every: Type.Optional(Type.Integer({ minimum: 1, description: 'Kiln: sample every N steps', default: DEFAULTS.sample_every })),
     sample_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, description: 'Kiln: denoising steps per sample', default: 25 })),
     priority: Type.Optional(Type.Ref(TaskPriority, { description: 'Kiln: needs the training:admin scope', default: 1 })),
+    init_lora_task_id: Type.Optional(
+      Nullable(Uuid, {
+        title: 'Init Lora Task Id',
+        description: "Kiln: continue from this COMPLETED LoRA task's weights (same base model and rank); this task's steps go on from where that one ended",
+      }),
+    ),
   },
   { $id: 'TrainingTaskCreate', title: 'TrainingTaskCreate', description: 'Schema for creating new training tasks' },
 );
@@ -169,6 +175,7 @@ export const TrainingTask = Type.Object(
     priority: Type.Ref(TaskPriority, { description: 'Task priority affecting queue position', default: 1 }),
     priority_changed_at: Nullable(DateTime, { description: 'Timestamp of last priority change' }),
     attempt: Type.Integer({ description: 'Kiln: attempt number of the current stage (0 before the first claim)', default: 0 }),
+    init_lora_task_id: Nullable(Uuid, { description: 'Kiln: the task whose LoRA this one continues from' }),
   },
   { $id: 'TrainingTask', title: 'TrainingTask' },
 );
