@@ -391,7 +391,7 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
   test('/usage: this month’s slot time, the training and the generation above among it', async () => {
     await page.click('nav a[href="/usage"]');
     await waitForPage(tab, 'usage');
-    assert.equal(await page.$eval('input#usage-month', (el) => (el as HTMLInputElement).value), new Date().toISOString().slice(0, 7));
+    assert.equal(await page.$eval('input#usage-month', (el) => el.value), new Date().toISOString().slice(0, 7));
     const rows = await page.$$eval('table#usage tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     const runsOf = (job: string) => Number(rows.find((r) => r[1] === job && r[2] === 'cpu')?.[3] ?? 0);
     assert.ok(runsOf('train') >= 1 && runsOf('generate') >= 1, JSON.stringify(rows));
