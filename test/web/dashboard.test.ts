@@ -298,6 +298,17 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     });
 
     await screenshot(page, 'task');
+
+    // "Train more" opens the new-task form filled in to continue this LoRA.
+    const done = await taskOf(server, doneId);
+    await page.click('a#train-more');
+    await waitForPage(tab, 'new');
+    const value = (id: string) => page.$eval(`input#${id}`, (el) => el.value);
+    assert.equal(await value('init_lora_task_id'), doneId);
+    assert.equal(await value('base_model_path'), done.base_model_path);
+    assert.equal(await value('rank'), String(done.rank));
+    assert.equal(await value('trigger_word'), done.trigger_word);
+    assert.equal(await page.$eval('details#advanced', (el) => el.open), true, 'Advanced is open: the id and the base model are there');
   });
 
   test('a task cancelled from its page: #cancel turns it CANCELLED and #retry becomes possible', async () => {

@@ -54,6 +54,7 @@ const ADVANCED: [string, string, Kind][] = [
   ['preprocessing_captioning_prompt', 'Captioning prompt', 'text'],
   ['priority', 'Priority', 'select'],
   ['webhook_url', 'Webhook URL', 'text'],
+  ['init_lora_task_id', 'Continue from the LoRA of task (its id)', 'text'],
 ];
 
 interface Chosen {
@@ -68,6 +69,8 @@ export function NewTask() {
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [dragging, setDragging] = useState(false);
+  // A task page's "Train more" link names the fields to start from (/new?init_lora_task_id=…&rank=…).
+  const [prefill] = useState(() => Object.fromEntries(new URLSearchParams(location.search)));
 
   useEffect(() => {
     markReady('new', false);
@@ -111,7 +114,9 @@ export function NewTask() {
   };
 
   if (!schema) return <main class="muted">Loading the form…</main>;
-  const field = ([name, label, kind]: [string, string, Kind]) => <Field key={name} name={name} label={label} kind={kind} property={schema[name]} error={errors[name]} />;
+  const field = ([name, label, kind]: [string, string, Kind]) => (
+    <Field key={name} name={name} label={label} kind={kind} property={schema[name]} error={errors[name]} initial={prefill[name]} />
+  );
   return (
     <main class="narrow">
       <h1>New training task</h1>
@@ -154,7 +159,7 @@ export function NewTask() {
           </ul>
         )}
         {MAIN.map(field)}
-        <details id="advanced">
+        <details id="advanced" open={ADVANCED.some(([name]) => name in prefill)}>
           <summary>Advanced (the defaults are the API's)</summary>
           {ADVANCED.map(field)}
         </details>
@@ -171,7 +176,7 @@ export function NewTask() {
   );
 }
 
-function Field({ name, label, kind, property, error }: { name: string; label: string; kind: Kind; property: Property | undefined; error?: string }) {
+function Field({ name, label, kind, property, error, initial }: { name: string; label: string; kind: Kind; property: Property | undefined; error?: string; initial?: string }) {
   const p = property ?? {};
   const def = p.default;
   const hint = p.description ?? '';
@@ -193,8 +198,9 @@ function Field({ name, label, kind, property, error }: { name: string; label: st
     );
   } else if (kind === 'lines') control = <textarea {...common} rows={3} placeholder={Array.isArray(def) ? def.join('\n') : ''} />;
   else if (kind === 'checkbox') control = <input {...common} type="checkbox" checked={def === true} />;
-  else if (kind === 'number') control = <input {...common} type="number" step="any" min={p.minimum} max={p.maximum} placeholder={typeof def === 'number' ? String(def) : ''} />;
-  else control = <input {...common} type="text" required={name === 'trigger_word'} placeholder={typeof def === 'string' ? def : ''} />;
+  else if (kind === 'number')
+    control = <input {...common} type="number" step="any" min={p.minimum} max={p.maximum} placeholder={typeof def === 'number' ? String(def) : ''} defaultValue={initial} />;
+  else control = <input {...common} type="text" required={name === 'trigger_word'} placeholder={typeof def === 'string' ? def : ''} defaultValue={initial} />;
   return (
     <div class={`field ${kind}`}>
       <label for={name}>{label}</label>

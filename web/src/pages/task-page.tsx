@@ -114,6 +114,16 @@ export function TaskPage({ id }: { id: string }) {
           {task.trigger_word} <span class="muted small">{task.training_type}</span>
         </h1>
         <div class="actions">
+          {live.status === 'COMPLETED' && task.training_type === 'LORA' && (
+            // The new-task form, filled in to continue this LoRA: its id, base model, rank and trigger word.
+            <a
+              id="train-more"
+              class="button"
+              href={`/new?${new URLSearchParams({ init_lora_task_id: task.id, base_model_path: task.base_model_path, rank: String(task.rank), trigger_word: task.trigger_word })}`}
+            >
+              Train more
+            </a>
+          )}
           <button type="button" id="cancel" disabled={busy || terminal} onClick={() => void act('cancel')}>
             Cancel
           </button>
