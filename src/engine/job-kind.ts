@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { JOB_KINDS } from '../domain/schemas/usage.js';
 import type { LeasedRow, LifecycleStore } from '../store/lifecycle-store.js';
 
 /** Where a job runs: one GPU (its index goes to CUDA_VISIBLE_DEVICES), a CPU training slot, or a preprocessing slot. */
@@ -36,7 +37,7 @@ export type JobHandler<Row> = (ctx: JobContext<Row>) => Promise<JobResult<Row>>;
  * that does the work. The queue facts are in engine/kinds.ts; handlers are given at wiring time.
  */
 export interface JobKind<Row extends LeasedRow = LeasedRow> {
-  name: 'preprocess' | 'train' | 'generate';
+  name: (typeof JOB_KINDS)[number];
   pool: Pool;
   rows: LifecycleStore<Row, string>;
   claim: {

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Nullable, StringEnum } from './types.js';
 
+/** The engine's job kinds: JobKind.name is one of these, and usage reports each. */
 export const JOB_KINDS = ['preprocess', 'train', 'generate'] as const;
 export const SLOT_KINDS = ['gpu', 'cpu', 'preprocess', 'unknown'] as const;
 
