@@ -6,6 +6,7 @@ import type { GenerationStore } from '../store/generations.js';
 import type { IdempotencyKey } from '../store/idempotency.js';
 import type { TaskStore } from '../store/tasks.js';
 import { TaskConflict } from '../tasks/errors.js';
+import { loraRefusal } from '../tasks/lora-source.js';
 import { uuidv7 } from '../util/ids.js';
 import { isoNow } from '../util/time.js';
 import { discardFolder } from '../retention/trash.js';
@@ -49,21 +50,15 @@ export class GenerationsService {
         problems.push({ index, field: 'training_task_id', msg: `training task ${lora.training_task_id} not found` });
         continue;
       }
-      if (task.status !== 'COMPLETED' || !task.local_model_path) {
-        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} is ${task.status}; only a COMPLETED task's LoRA can be used` });
-        continue;
-      }
-      if (task.training_type !== 'LORA') {
-        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} is a FULL fine-tune, not a LoRA; use its weights as base_model_path` });
+      // The first usable LoRA sets the base model (and the trigger word) when the request names none.
+      const refusal = loraRefusal(task, base ?? task.base_model_path, 'used');
+      if (refusal) {
+        problems.push({ index, field: 'training_task_id', msg: refusal });
         continue;
       }
       base ??= task.base_model_path;
       trigger ??= task.trigger_word;
-      if (task.base_model_path !== base) {
-        problems.push({ index, field: 'training_task_id', msg: `training task ${task.id} was trained on ${task.base_model_path}, not ${base}` });
-        continue;
-      }
-      loras.push({ training_task_id: task.id, scale: lora.scale ?? 1, weights_path: task.local_model_path });
+      loras.push({ training_task_id: task.id, scale: lora.scale ?? 1, weights_path: task.local_model_path! });
     }
     if (problems.length) throw new GenerationRefused(problems);
     const now = isoNow();

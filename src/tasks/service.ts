@@ -9,6 +9,7 @@ import { unfinishedTaskContinuing, type TaskStore, type TaskViewRow } from '../s
 import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
+import { loraRefusal } from './lora-source.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
 
 /** What the API asks of tasks, in domain terms. */
@@ -36,11 +37,9 @@ export class TasksService {
     if (!id) return null;
     const source = await this.tasks.get(id, scopeOf(principal));
     if (!source) return `training task ${id} not found`;
-    if (source.status !== 'COMPLETED' || !source.local_model_path) return `training task ${id} is ${source.status}; only a COMPLETED task's LoRA can be continued`;
-    if (source.training_type !== 'LORA') return `training task ${id} is a FULL fine-tune, not a LoRA`;
+    const refusal = loraRefusal(source, body.base_model_path ?? this.config.defaultBaseModel, 'continued');
+    if (refusal) return refusal;
     if ((body.training_type ?? DEFAULTS.training_type) !== 'LORA') return 'a FULL fine-tune trains the model’s own weights; only a LORA task continues a LoRA';
-    const base = body.base_model_path ?? this.config.defaultBaseModel;
-    if (base !== source.base_model_path) return `training task ${id} was trained on ${source.base_model_path}, not ${base}`;
     const rank = body.rank ?? DEFAULTS.rank;
     if (rank !== source.rank) return `training task ${id} has rank ${source.rank}, not ${rank}: set rank to ${source.rank} to continue it`;
     return null;

@@ -1,7 +1,7 @@
 import type { Generation } from '../../domain/schemas/generations.js';
 import type { Command } from '../commands.js';
-import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient } from './http.js';
-import { table } from './list.js';
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient } from './http.js';
+import { pageQuery, table } from './list.js';
 
 const usage = `Usage: kiln generations [--status S] [--lora TASK_ID] [--limit N] [--skip N] [--json]
 
@@ -24,12 +24,7 @@ export const generationsCommand: Command = {
   },
   run: (values) =>
     runClient('generations', usage, async () => {
-      const query = new URLSearchParams();
-      for (const name of ['limit', 'skip']) {
-        const n = numberOption(values, name);
-        if (n !== undefined) query.set(name, String(n));
-      }
-      if (typeof values.status === 'string' && values.status) query.set('status', values.status.toUpperCase());
+      const query = pageQuery(values);
       if (typeof values.lora === 'string' && values.lora) query.set('training_task_id', values.lora);
       const generations = await KilnClient.fromOptions(values).json<Generation[]>('GET', `/api/v1/generations/?${query}`);
       if (values.json) {

@@ -10,6 +10,17 @@ const usage = `Usage: kiln list [--status S] [--limit N] [--skip N] [--json]
   --json         print the tasks as the API returns them
 ${CONNECTION_USAGE}`;
 
+/** --limit, --skip and --status as a list endpoint's query. */
+export function pageQuery(values: Record<string, unknown>): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const name of ['limit', 'skip']) {
+    const n = numberOption(values, name);
+    if (n !== undefined) query.set(name, String(n));
+  }
+  if (typeof values.status === 'string' && values.status) query.set('status', values.status.toUpperCase());
+  return query;
+}
+
 /** Plain columns, padded to their widest cell: readable, and still cut-able by awk. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
@@ -34,12 +45,7 @@ export const listCommand: Command = {
   },
   run: (values) =>
     runClient('list', usage, async () => {
-      const query = new URLSearchParams();
-      for (const name of ['limit', 'skip']) {
-        const n = numberOption(values, name);
-        if (n !== undefined) query.set(name, String(n));
-      }
-      if (typeof values.status === 'string' && values.status) query.set('status', values.status.toUpperCase());
+      const query = pageQuery(values);
       const tasks = await KilnClient.fromOptions(values).json<TrainingTask[]>('GET', `/api/v1/training/?${query}`);
       if (values.json) {
         console.log(JSON.stringify(tasks, null, 2));
