@@ -1,10 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { QueuePlace } from '../domain/schemas/queue.js';
 import { readEventsFrom } from '../python/event-log.js';
 import { databaseUnavailable } from '../store/outage.js';
 
 /** How often a stream looks at the row and the events file. */
 const SSE_POLL_MS = 250;
 const SSE_OUTAGE_RETRY_MS = 2000;
+/** How often a stream asks where a waiting job stands: a count per stream, so less often than the row. */
+const QUEUE_POLL_MS = 2000;
 
 export interface JobStream<Row> {
   /** The row as it stands now; undefined once it is gone. */
@@ -16,6 +19,8 @@ export interface JobStream<Row> {
   snapshot(row: Row): string;
   /** Finished, and no worker holds it any more (so its last events are written). */
   over(row: Row): boolean;
+  /** Where the job stands in the queue; sent as `queue` while it waits, and once more when it stops waiting. */
+  queue?: (row: Row) => Promise<QueuePlace>;
 }
 
 /**
@@ -31,6 +36,8 @@ export async function streamJob<Row>(request: FastifyRequest, reply: FastifyRepl
   const send = (event: string, data: unknown, id?: number) => res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   let offset = 0;
   let lastStatus = '';
+  let lastPlace: QueuePlace | undefined;
+  let placeAt = 0;
   let closed = false;
   request.raw.on('close', () => (closed = true));
   while (!closed) {
@@ -43,9 +50,18 @@ export async function streamJob<Row>(request: FastifyRequest, reply: FastifyRepl
     }
     if (!row) break;
     const snapshot = job.snapshot(row);
-    if (snapshot !== lastStatus) {
+    const statusChanged = snapshot !== lastStatus;
+    if (statusChanged) {
       lastStatus = snapshot;
       send('status', job.status(row));
+    }
+    // Asked again on each status change, and every QUEUE_POLL_MS while the job waits.
+    const stillWaiting = lastPlace?.waiting_for != null;
+    if (job.queue && (statusChanged || (stillWaiting && Date.now() - placeAt >= QUEUE_POLL_MS))) {
+      placeAt = Date.now();
+      const place = await queueThroughOutage(job.queue, row);
+      if (place && JSON.stringify(place) !== JSON.stringify(lastPlace) && (place.waiting_for !== null || stillWaiting)) send('queue', place);
+      if (place) lastPlace = place;
     }
     const batch = readEventsFrom(job.eventsFile, offset);
     offset = batch.offset;
@@ -58,6 +74,16 @@ export async function streamJob<Row>(request: FastifyRequest, reply: FastifyRepl
     await new Promise((r) => setTimeout(r, SSE_POLL_MS));
   }
   res.end();
+}
+
+/** The job's place, or undefined while the database is unavailable (the next poll asks again). */
+async function queueThroughOutage<Row>(queue: (row: Row) => Promise<QueuePlace>, row: Row): Promise<QueuePlace | undefined> {
+  try {
+    return await queue(row);
+  } catch (err) {
+    if (databaseUnavailable(err)) return undefined;
+    throw err;
+  }
 }
 
 /** The row, undefined once it is gone, or null while the database is unavailable. */

@@ -11,23 +11,50 @@ export interface ClaimRequest {
   maxRunningPerTenant: number;
 }
 
+/** The facts of a kind that decide which of its rows a claim takes first. */
+export type QueueFacts<Row extends LeasedRow> = Pick<JobKind<Row>, 'rows' | 'claim'>;
+
 /**
- * The runnable row a claim takes: the kind's waiting status, oldest first, after the highest
- * priority for kinds that have one. The tenant cap counts rows holding a lease rather than
- * rows in a running status, because a cancelled job keeps its slot until its process has exited.
+ * Leaves out the rows of a tenant that holds `cap` leased jobs of the table already. It counts
+ * rows holding a lease rather than rows in a running status, because a cancelled job keeps its
+ * slot until its process has exited.
  */
+function underTenantCap<Row extends LeasedRow>(kind: QueueFacts<Row>, cap: number) {
+  const tenant = kind.claim.tenantColumn && sql.ref(kind.claim.tenantColumn);
+  if (!tenant || cap <= 0) return sql``;
+  const table = sql.table(kind.rows.table);
+  return sql`AND (c.${tenant} IS NULL OR (SELECT count(*) FROM ${table} r WHERE r.${tenant} = c.${tenant} AND r.lease_owner IS NOT NULL) < ${cap})`;
+}
+
+/** The runnable row a claim takes: the kind's waiting status, oldest first, after the highest priority for kinds that have one. */
 function candidate<Row extends LeasedRow>(kind: JobKind<Row>, from: string, cap: number, lockClause: RawBuilder<unknown>) {
   const table = sql.table(kind.rows.table);
   const order = kind.claim.order === 'priority' ? sql`c.priority DESC, c.created_at ASC, c.id ASC` : sql`c.created_at ASC, c.id ASC`;
-  const tenant = kind.claim.tenantColumn && sql.ref(kind.claim.tenantColumn);
-  const tenantCap =
-    tenant && cap > 0 ? sql`AND (c.${tenant} IS NULL OR (SELECT count(*) FROM ${table} r WHERE r.${tenant} = c.${tenant} AND r.lease_owner IS NOT NULL) < ${cap})` : sql``;
   return sql`
     SELECT c.id FROM ${table} c
-    WHERE c.status = ${from} ${tenantCap}
+    WHERE c.status = ${from} ${underTenantCap(kind, cap)}
     ORDER BY ${order}
     LIMIT 1
     ${lockClause}`;
+}
+
+/**
+ * How many rows the claims take before `row`, which waits in the kind's claim status: the rows
+ * in that status that the claim's order (candidate above) puts first, less those of tenants at
+ * their cap, which a claim passes over as well. A priority change or a tenant's job ending can
+ * move the row later; this is the queue as it stands now.
+ */
+export async function claimsAhead<Row extends LeasedRow & { created_at: string }>(kind: QueueFacts<Row>, row: Row, cap: number): Promise<number> {
+  const { from } = onlyEdge(kind.rows.lifecycle, kind.claim.transition);
+  const table = sql.table(kind.rows.table);
+  const older = sql`(c.created_at < ${row.created_at} OR (c.created_at = ${row.created_at} AND c.id < ${row.id}))`;
+  const priority = (row as { priority?: number }).priority ?? 0;
+  const before = kind.claim.order === 'priority' ? sql`(c.priority > ${priority} OR (c.priority = ${priority} AND ${older}))` : older;
+  const { rows } = await sql<{ ahead: number | string }>`
+    SELECT count(*) AS ahead FROM ${table} c
+    WHERE c.status = ${from} AND ${before} ${underTenantCap(kind, cap)}`.execute(kind.rows.db);
+  // Postgres counts in bigint, which node-postgres hands over as a string.
+  return Number(rows[0].ahead);
 }
 
 /**
@@ -77,4 +104,14 @@ export async function claimNext<Row extends LeasedRow>(kind: JobKind<Row>, req: 
     if (row) await rows.notify(trx, { ...row, status: from }, row);
     return row;
   });
+}
+
+/** Jobs of the kind's table that a tenant holds a lease on: what the tenant cap counts. */
+export async function leasedByTenant<Row extends LeasedRow>(kind: QueueFacts<Row>, tenantId: string): Promise<number> {
+  const column = kind.claim.tenantColumn;
+  if (!column) return 0;
+  const { rows } = await sql<{ held: number | string }>`
+    SELECT count(*) AS held FROM ${sql.table(kind.rows.table)}
+    WHERE ${sql.ref(column)} = ${tenantId} AND lease_owner IS NOT NULL`.execute(kind.rows.db);
+  return Number(rows[0].held);
 }

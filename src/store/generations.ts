@@ -24,6 +24,16 @@ export class GenerationStore extends LifecycleStore<GenerationRow, GenerationTra
       .offset(query.skip ?? LIST_PAGE.skip)
       .execute();
   }
+
+  /** Generations waiting for a slot, all of which start before any waiting training stage. */
+  async countWaiting(): Promise<number> {
+    const { n } = await this.db
+      .selectFrom('generations')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('status', 'in', this.waiting)
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
 }
 
 /**

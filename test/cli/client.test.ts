@@ -46,6 +46,7 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /status\s+PENDING/);
     assert.match(res.stdout, /step\s+0\/50/);
+    assert.match(res.stdout, /queue\s+0 jobs ahead for preprocess/, 'the only task waiting');
     const json = await kiln('status', taskId, '--json');
     assert.equal((JSON.parse(json.stdout) as { id: string }).id, taskId);
   });

@@ -28,8 +28,13 @@ describe('progress rendering', () => {
   });
 
   test('the line holds status, bar, step/total, loss and ETA', () => {
-    const line = progressLine({ status: 'TRAINING', step: 5, total: 10, progress: 50, etaSeconds: 61, loss: 0.12345 }, true);
+    const line = progressLine({ status: 'TRAINING', step: 5, total: 10, progress: 50, etaSeconds: 61, loss: 0.12345, ahead: null }, true);
     assert.equal(line, `TRAINING      [${'#'.repeat(12)}${'-'.repeat(12)}] 5/10  loss 0.1235  ETA 01:01`);
+  });
+
+  test('a waiting task shows how many jobs are ahead of it', () => {
+    const line = progressLine({ status: 'QUEUED', step: 0, total: 10, progress: 10, etaSeconds: null, loss: null, ahead: 3 }, false);
+    assert.equal(line, 'QUEUED, 3 ahead 0/10  ETA --:--');
   });
 
   test('a TTY gets one line redrawn in place, ended on finish', () => {
@@ -43,11 +48,14 @@ describe('progress rendering', () => {
     assert.equal(out.text().split('\n').length, 2);
   });
 
-  test('a pipe gets a line per status change, not per step', () => {
+  test('a pipe gets a line per change of status or queue place, not per step', () => {
     const out = capture(false);
     const renderer = new ProgressRenderer(out.stream);
     renderer.update({ status: 'QUEUED', total: 10 });
-    for (let step = 1; step <= 5; step++) renderer.update({ status: 'TRAINING', step });
+    renderer.update({ ahead: 2 });
+    renderer.update({ ahead: 2 });
+    renderer.update({ ahead: 0 });
+    for (let step = 1; step <= 5; step++) renderer.update({ status: 'TRAINING', step, ahead: null });
     renderer.update({ status: 'COMPLETED', step: 10 });
     assert.deepEqual(
       out
@@ -55,8 +63,9 @@ describe('progress rendering', () => {
         .trim()
         .split('\n')
         .map((l) => l.split(/\s+/)[0]),
-      ['QUEUED', 'TRAINING', 'COMPLETED'],
+      ['QUEUED', 'QUEUED,', 'QUEUED,', 'TRAINING', 'COMPLETED'],
     );
+    assert.match(out.text(), /^QUEUED, 2 ahead .*\n^QUEUED, 0 ahead /m);
     assert.ok(!out.text().includes('\r'));
   });
 });
@@ -100,6 +109,32 @@ describe('following a task', () => {
       assert.equal(polls, 1);
       assert.match(out.text(), /^TRAINING\s+1\/4/m);
       assert.match(out.text(), /^COMPLETED\s+4\/4/m);
+    } finally {
+      api.close();
+    }
+  });
+
+  test('the queue place shows while the task waits and goes when it starts', async () => {
+    const api = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': req.url!.endsWith('/events') ? 'text/event-stream' : 'application/json' });
+      if (!req.url!.endsWith('/events')) return res.end(JSON.stringify({ id: 'x', status: 'COMPLETED', current_step: 4, total_steps: 4, progress: 100, eta_seconds: 0 }));
+      const status = (s: string, step: number) => `event: status\ndata: ${JSON.stringify({ status: s, current_step: step, total_steps: 4, progress: 0, eta_seconds: null })}\n\n`;
+      const queue = (position: number | null) => `event: queue\ndata: ${JSON.stringify({ status: 'QUEUED', waiting_for: position === null ? null : 'train', position })}\n\n`;
+      res.end(status('QUEUED', 0) + queue(1) + queue(0) + status('TRAINING', 0) + queue(null) + status('COMPLETED', 4) + 'event: end\ndata: {}\n\n');
+    });
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = new KilnClient(`http://127.0.0.1:${(api.address() as AddressInfo).port}`, 't');
+      const out = capture(false);
+      await watchTask(client, 'x', new ProgressRenderer(out.stream));
+      assert.deepEqual(
+        out
+          .text()
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' 0/4')[0].split(' 4/4')[0].trim()),
+        ['QUEUED', 'QUEUED, 1 ahead', 'QUEUED, 0 ahead', 'TRAINING', 'COMPLETED'],
+      );
     } finally {
       api.close();
     }

@@ -326,9 +326,24 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     assert.equal(created.status, 201, JSON.stringify(created.body));
     cancelledId = created.body.id;
 
+    // While it holds the one CPU slot, another task waits in the queue, and its page says where.
+    await until(async () => (await taskOf(server, cancelledId)).current_step > 0, 'training steps of the long task', 180_000, 250);
+    const waiting = await client.json<TrainingTask>('POST', '/api/v1/training/', {
+      trigger_word: 'KLNWAIT',
+      base_model_path: 'builtin:tiny-flux',
+      steps: 10,
+      source_images: await client.upload(await makePhotos(1, 7)),
+    });
+    assert.equal(waiting.status, 201, JSON.stringify(waiting.body));
+    await until(async () => (await taskOf(server, waiting.body.id)).status === 'QUEUED', 'the second task to wait for training', 60_000, 200);
+    await visit(tab, server.baseUrl, `/tasks/${waiting.body.id}`, 'task');
+    await waitIn(tab, '#queue-place: next to start', 10_000, () => document.querySelector('#queue-place')?.textContent === 'next to start');
+    assert.equal((await client.json('POST', `/api/v1/training/${waiting.body.id}/cancel`)).status, 200);
+    await waitIn(tab, '#queue-place empty once cancelled', 10_000, () => document.querySelector('#queue-place')?.textContent === '');
+    assert.equal((await client.json('DELETE', `/api/v1/training/${waiting.body.id}`)).status, 204);
+
     await visit(tab, server.baseUrl, `/tasks/${cancelledId}`, 'task');
     // Cancelled mid-run: steps are being done (the trainer process is up) and the page shows TRAINING.
-    await until(async () => (await taskOf(server, cancelledId)).current_step > 0, 'training steps of the long task', 180_000, 250);
     await waitIn(tab, '#task-status TRAINING', 15_000, () => document.querySelector('#task-status')?.textContent?.trim() === 'TRAINING');
     assert.equal(await isDisabled(page, 'button#cancel'), false, 'a TRAINING task can be cancelled');
     assert.equal(await isDisabled(page, 'button#retry'), true, 'a TRAINING task cannot be retried');

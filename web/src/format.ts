@@ -1,9 +1,18 @@
+import type { QueuePlace } from '../../src/domain/schemas/queue';
+
 export function duration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) return '–';
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+/** Where a waiting task stands, in words; empty once it runs. */
+export function queueText(place: QueuePlace | null): string {
+  if (!place || place.position === null) return '';
+  const ahead = place.position === 0 ? 'next to start' : `${place.position} ${place.position === 1 ? 'job' : 'jobs'} ahead in the queue`;
+  return place.held_by_tenant_cap ? `${ahead}, once one of your ${place.tenant_running} running stages ends` : ahead;
 }
 
 export function bytes(n: number): string {

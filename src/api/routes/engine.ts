@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { PriorityBody, TaskIdParams, TrainingTask } from '../../domain/schemas/training.js';
+import { QueuePlace } from '../../domain/schemas/queue.js';
+import { taskQueuePlace } from '../../engine/queue-place.js';
 import { runsOf } from '../../store/stage-runs.js';
 import { toTrainingTask } from '../../tasks/view.js';
 import type { ApiDeps } from '../deps.js';
@@ -39,7 +41,7 @@ const StageRun = Type.Object(
   { title: 'StageRun' },
 );
 
-/** Kiln's additions to the seed's training endpoints: queue control and webhook history. */
+/** Kiln's additions to the seed's training endpoints: queue control and place, webhook history, stage runs. */
 export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const { tasks } = deps;
 
@@ -85,6 +87,24 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
     async (request) => {
       const task = await tasks.get(request.params.task_id, request.principal);
       return deps.store.db.selectFrom('webhook_deliveries').selectAll().where('task_id', '=', task.id).orderBy('created_at').orderBy('id').execute();
+    },
+  );
+
+  app.get(
+    '/:task_id/queue',
+    {
+      schema: {
+        summary: 'Queue Place',
+        description:
+          'Where a PENDING or QUEUED task stands: the stage it waits for, how many jobs start before it, and how many stages its tenant runs against the cap. The event stream sends the same as `queue` events while the task waits.',
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 200: QueuePlace, ...errorResponses({ byId: true }) },
+      },
+    },
+    async (request) => {
+      const task = await tasks.get(request.params.task_id, request.principal);
+      return taskQueuePlace(deps.taskStore, deps.generationStore, task, deps.config.maxRunningPerTenant);
     },
   );
 

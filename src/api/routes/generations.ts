@@ -4,6 +4,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { generationPaths } from '../../generations/request.js';
 import { GenerationNotFound, GenerationRefused, toGeneration } from '../../generations/service.js';
+import { QueuePlace } from '../../domain/schemas/queue.js';
+import { generationQueuePlace } from '../../engine/queue-place.js';
 import { Generation, GenerationCreate, GenerationList, GenerationListQuery } from '../../domain/schemas/generations.js';
 import { HttpError, RequestValidationError } from '../errors.js';
 import { createOnce, IdempotencyHeaders } from '../idempotency.js';
@@ -158,12 +160,26 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
   );
 
   app.get(
+    '/:generation_id/queue',
+    {
+      schema: {
+        summary: 'Generation Queue Place',
+        description: 'Where a PENDING generation stands: how many generations start before it. The event stream sends the same as `queue` events while it waits.',
+        tags: ['Generations'],
+        params: Id,
+        response: { 200: QueuePlace, ...errorResponses({ byId: true }) },
+      },
+    },
+    async (request) => generationQueuePlace(deps.generationStore, await load(request.params.generation_id, request.principal)),
+  );
+
+  app.get(
     '/:generation_id/events',
     {
       schema: {
         summary: 'Stream Generation Events (SSE)',
         description:
-          'Server-Sent Events: `status` whenever status or attempt change, then every generator event as its own type (`image`, `log`, `completed`, `error`, …) with `id` = its sequence number. Ends with `end` once the generation is finished. Send Last-Event-ID to resume.',
+          'Server-Sent Events: `status` whenever status or attempt change; `queue` (as GET /generations/{id}/queue) while it waits, whenever its place changes, and once more when it stops waiting; then every generator event as its own type (`image`, `log`, `completed`, `error`, …) with `id` = its sequence number. Ends with `end` once the generation is finished. Send Last-Event-ID to resume.',
         tags: ['Generations'],
         params: Id,
         response: { 200: eventStream, ...errorResponses({ byId: true }) },
@@ -177,6 +193,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         status: (row) => ({ status: row.status, attempt: row.attempt, images: (JSON.parse(row.images) as string[]).length, error_message: row.error_message }),
         snapshot: (row) => `${row.status}:${row.attempt}`,
         over: (row) => GENERATION_LIFECYCLE.terminal.includes(row.status as GenerationStatus) && row.lease_owner === null,
+        queue: (row) => generationQueuePlace(deps.generationStore, row),
       });
     },
   );

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { isTerminal } from '../../domain/lifecycle.js';
 import { taskPaths } from '../../domain/task-folder.js';
+import { taskQueuePlace } from '../../engine/queue-place.js';
 import { readEventsFrom } from '../../python/event-log.js';
 import { TaskIdParams } from '../../domain/schemas/training.js';
 import type { ApiDeps } from '../deps.js';
@@ -95,7 +96,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
       schema: {
         summary: 'Stream Training Events (SSE)',
         description:
-          'Server-Sent Events: `status` whenever status, step or progress change, then every trainer event as its own type (`step`, `sample`, `checkpoint`, `log`, …) in order, with `id` = its sequence number. Ends with `end` once the task is finished. Send Last-Event-ID to resume.',
+          'Server-Sent Events: `status` whenever status, step or progress change; `queue` (a QueuePlace, as GET /training/{id}/queue) while the task waits for a stage, whenever its place changes, and once more when it stops waiting; then every trainer event as its own type (`step`, `sample`, `checkpoint`, `log`, …) in order, with `id` = its sequence number. Ends with `end` once the task is finished. Send Last-Event-ID to resume.',
         tags: ['Live'],
         params: TaskIdParams,
         response: { 200: eventStream, ...errorResponses({ byId: true }) },
@@ -117,6 +118,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
         // A new status line for a new status, step or progress, not for every ETA update.
         snapshot: (row) => `${row.status}:${row.current_step}:${row.progress}`,
         over: (row) => isTerminal(row.status) && row.lease_owner === null,
+        queue: (row) => taskQueuePlace(deps.taskStore, deps.generationStore, row, deps.config.maxRunningPerTenant),
       });
     },
   );

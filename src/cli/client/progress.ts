@@ -6,6 +6,8 @@ export interface ProgressState {
   progress: number;
   etaSeconds: number | null;
   loss: number | null;
+  /** Jobs that start before this one while it waits (GET /training/{id}/queue); null once it runs. */
+  ahead: number | null;
 }
 
 const BAR_WIDTH = 24;
@@ -18,20 +20,26 @@ export function formatEta(seconds: number | null): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
+/** The status, and while the task waits, how many jobs are ahead of it. */
+function statusLabel(state: ProgressState): string {
+  return state.ahead === null ? state.status : `${state.status}, ${state.ahead} ahead`;
+}
+
 export function progressLine(state: ProgressState, withBar: boolean): string {
   const fraction = state.total > 0 ? Math.min(1, state.step / state.total) : state.progress / 100;
   const filled = Math.round(fraction * BAR_WIDTH);
   const bar = withBar ? ` [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]` : '';
   const loss = state.loss === null ? '' : `  loss ${state.loss.toFixed(4)}`;
-  return `${state.status.padEnd(13)}${bar} ${state.step}/${state.total}${loss}  ETA ${formatEta(state.etaSeconds)}`;
+  return `${statusLabel(state).padEnd(13)}${bar} ${state.step}/${state.total}${loss}  ETA ${formatEta(state.etaSeconds)}`;
 }
 
 /**
  * Renders training progress on stderr (stdout stays for results a script reads): one line
- * redrawn in place on a terminal; otherwise a line per status change and every few seconds.
+ * redrawn in place on a terminal; otherwise a line per change of status or queue place, and
+ * every few seconds while the step moves.
  */
 export class ProgressRenderer {
-  private state: ProgressState = { status: 'PENDING', step: 0, total: 0, progress: 0, etaSeconds: null, loss: null };
+  private state: ProgressState = { status: 'PENDING', step: 0, total: 0, progress: 0, etaSeconds: null, loss: null, ahead: null };
   private lastPlain = { status: '', at: 0, step: -1 };
   private drawn = false;
 
@@ -49,10 +57,11 @@ export class ProgressRenderer {
       return;
     }
     const now = Date.now();
-    const statusChanged = this.state.status !== this.lastPlain.status;
+    const label = statusLabel(this.state);
+    const statusChanged = label !== this.lastPlain.status;
     const due = now - this.lastPlain.at >= PLAIN_EVERY_MS && this.state.step !== this.lastPlain.step;
     if (!statusChanged && !due) return;
-    this.lastPlain = { status: this.state.status, at: now, step: this.state.step };
+    this.lastPlain = { status: label, at: now, step: this.state.step };
     this.stream.write(`${progressLine(this.state, false)}\n`);
   }
 

@@ -1,7 +1,9 @@
+import type { QueuePlace } from '../../domain/schemas/queue.js';
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 import { formatEta } from './progress.js';
+import { WAITING } from './watch.js';
 
 const usage = `Usage: kiln status <task-id> [--json]
 
@@ -9,10 +11,11 @@ const usage = `Usage: kiln status <task-id> [--json]
 ${CONNECTION_USAGE}`;
 
 /** The fields a person checks, one per line; the rest is a --json away. */
-export function summarize(task: TrainingTask): string {
+export function summarize(task: TrainingTask, place?: QueuePlace): string {
   const lines: [string, string | null][] = [
     ['id', task.id],
     ['status', task.status],
+    ['queue', place ? queueLine(place) : null],
     ['trigger', task.trigger_word],
     ['type', `${task.training_type} (rank ${task.rank})`],
     ['step', `${task.current_step}/${task.total_steps}`],
@@ -30,14 +33,23 @@ export function summarize(task: TrainingTask): string {
     .join('\n');
 }
 
+/** Where a waiting task stands, and why it may wait longer than its position says. */
+function queueLine(place: QueuePlace): string | null {
+  if (place.position === null) return null;
+  const line = `${place.position} ${place.position === 1 ? 'job' : 'jobs'} ahead for ${place.waiting_for}`;
+  return place.held_by_tenant_cap ? `${line}; your ${place.tenant_running} running stages are at the cap, so it starts when one ends` : line;
+}
+
 export const statusCommand: Command = {
   usage,
   options: { json: { type: 'boolean', default: false }, ...CONNECTION_OPTIONS },
   run: (values, positionals) =>
     runClient('status', usage, async () => {
       const id = taskIdArgument(positionals);
-      const task = await KilnClient.fromOptions(values).json<TrainingTask>('GET', `/api/v1/training/${id}`);
-      console.log(values.json ? JSON.stringify(task, null, 2) : summarize(task));
+      const client = KilnClient.fromOptions(values);
+      const task = await client.json<TrainingTask>('GET', `/api/v1/training/${id}`);
+      const place = !values.json && WAITING.has(task.status) ? await client.json<QueuePlace>('GET', `/api/v1/training/${id}/queue`) : undefined;
+      console.log(values.json ? JSON.stringify(task, null, 2) : summarize(task, place));
       return 0;
     }),
 };

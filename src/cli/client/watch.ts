@@ -1,8 +1,11 @@
+import type { QueuePlace } from '../../domain/schemas/queue.js';
 import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { KilnClient } from './http.js';
 import { ProgressRenderer } from './progress.js';
 
 export const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+/** Statuses in which a task waits for a stage and has a place in the queue. */
+export const WAITING = new Set(['PENDING', 'QUEUED']);
 const POLL_MS = 2000;
 
 export interface SseEvent {
@@ -33,17 +36,24 @@ export async function* readSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<
 
 /** Follows the event stream; resolves true at `end`, false if the stream broke off before it. */
 async function followEvents(client: KilnClient, id: string, progress: ProgressRenderer): Promise<boolean> {
+  let status = '';
   try {
     const res = await client.request(`/api/v1/training/${id}/events`, { headers: { accept: 'text/event-stream' } });
     for await (const { event, data } of readSse(res.body as unknown as AsyncIterable<Uint8Array>)) {
       if (event === 'status') {
+        // A new status has its own place in the queue, or none; the `queue` event after it says which.
+        const ahead = data.status === status ? {} : { ahead: null };
+        status = String(data.status);
         progress.update({
-          status: String(data.status),
+          ...ahead,
+          status,
           step: Number(data.current_step),
           total: Number(data.total_steps),
           progress: Number(data.progress),
           etaSeconds: (data.eta_seconds as number | null) ?? null,
         });
+      } else if (event === 'queue') {
+        progress.update({ ahead: (data.position as number | null) ?? null });
       } else if (event === 'step') {
         const change = { step: Number(data.step), loss: (data.loss as number | null) ?? null };
         progress.update(typeof data.total === 'number' ? { ...change, total: data.total } : change);
@@ -66,7 +76,8 @@ export async function watchTask(client: KilnClient, id: string, progress = new P
     if (!(await followEvents(client, id, progress))) {
       for (;;) {
         const task = await client.json<TrainingTask>('GET', `/api/v1/training/${id}`);
-        progress.update({ status: task.status, step: task.current_step, total: task.total_steps, progress: task.progress, etaSeconds: task.eta_seconds });
+        const ahead = WAITING.has(task.status) ? (await client.json<QueuePlace>('GET', `/api/v1/training/${id}/queue`)).position : null;
+        progress.update({ status: task.status, step: task.current_step, total: task.total_steps, progress: task.progress, etaSeconds: task.eta_seconds, ahead });
         if (TERMINAL.has(task.status)) return task;
         await new Promise((r) => setTimeout(r, POLL_MS));
       }

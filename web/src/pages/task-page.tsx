@@ -1,11 +1,12 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
+import type { QueuePlace } from '../../../src/domain/schemas/queue';
 import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, followEvents, get, type StreamEvent } from '../api';
 import { LossChart, type LossPoint } from '../components/loss-chart';
 import { Progress, StatusBadge } from '../components/status';
 import { Runs } from '../components/runs';
 import { Artifacts, LogTail, Manifest, Samples, Webhooks, type Artifact, type SampleInfo } from '../components/task-sections';
-import { duration, PRIORITIES, TERMINAL, when } from '../format';
+import { duration, PRIORITIES, queueText, TERMINAL, when } from '../format';
 import { markReady } from '../ready';
 import { navigate } from '../router';
 
@@ -15,6 +16,7 @@ type Live = Pick<TrainingTask, 'status' | 'current_step' | 'total_steps' | 'prog
 export function TaskPage({ id }: { id: string }) {
   const [task, setTask] = useState<TrainingTask | null>(null);
   const [live, setLive] = useState<Live | null>(null);
+  const [place, setPlace] = useState<QueuePlace | null>(null);
   const [points, setPoints] = useState<LossPoint[]>([]);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
   const [samples, setSamples] = useState<Record<string, SampleInfo>>({});
@@ -40,6 +42,7 @@ export function TaskPage({ id }: { id: string }) {
       const onEvent = (e: StreamEvent) => {
         const data = e.data as Record<string, unknown>;
         if (e.event === 'status') setLive((current) => ({ ...(current as Live), ...(data as Partial<Live>) }));
+        else if (e.event === 'queue') setPlace(data as QueuePlace);
         else if (e.event === 'step' && typeof data.step === 'number') {
           const point = { step: data.step, loss: typeof data.loss === 'number' ? data.loss : null };
           setPoints((current) => (current.length && current[current.length - 1].step >= point.step ? current : [...current, point]));
@@ -171,6 +174,7 @@ export function TaskPage({ id }: { id: string }) {
           step {live.current_step}/{live.total_steps}
         </span>
         <span id="eta">{live.status === 'TRAINING' ? `ETA ${duration(live.eta_seconds)}` : ''}</span>
+        <span id="queue-place">{queueText(place)}</span>
       </section>
       <dl class="facts">
         <dt>Task</dt>

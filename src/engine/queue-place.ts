@@ -1,0 +1,39 @@
+import type { QueuePlace } from '../domain/schemas/queue.js';
+import type { GenerationRow, TrainingTaskRow } from '../store/db.js';
+import type { GenerationStore } from '../store/generations.js';
+import type { TaskStore } from '../store/tasks.js';
+import { claimsAhead, leasedByTenant } from './claim.js';
+import { CLAIMS } from './kinds.js';
+
+const NOT_WAITING = { waiting_for: null, position: null, tenant_running: null, tenant_cap: null, held_by_tenant_cap: false } as const;
+
+/**
+ * A training task's place: among the tasks waiting for the same stage, and for training also
+ * behind every waiting generation, since a worker's accelerator slots take generations first
+ * (decision 0003).
+ */
+export async function taskQueuePlace(tasks: TaskStore, generations: GenerationStore, row: TrainingTaskRow, cap: number): Promise<QueuePlace> {
+  const waitingFor = row.status === 'PENDING' ? 'preprocess' : row.status === 'QUEUED' ? 'train' : null;
+  if (!waitingFor) return { status: row.status, ...NOT_WAITING };
+  const kind = { rows: tasks, claim: CLAIMS[waitingFor] };
+  const [tasksAhead, generationsAhead, tenantRunning] = await Promise.all([
+    claimsAhead(kind, row, cap),
+    waitingFor === 'train' ? generations.countWaiting() : 0,
+    row.origin_tenant_id === null ? null : leasedByTenant(kind, row.origin_tenant_id),
+  ]);
+  return {
+    status: row.status,
+    waiting_for: waitingFor,
+    position: tasksAhead + generationsAhead,
+    tenant_running: tenantRunning,
+    tenant_cap: cap > 0 && tenantRunning !== null ? cap : null,
+    held_by_tenant_cap: cap > 0 && tenantRunning !== null && tenantRunning >= cap,
+  };
+}
+
+/** A generation's place among the generations waiting, which the workers take oldest first. */
+export async function generationQueuePlace(generations: GenerationStore, row: GenerationRow): Promise<QueuePlace> {
+  if (row.status !== 'PENDING') return { status: row.status, ...NOT_WAITING };
+  const position = await claimsAhead({ rows: generations, claim: CLAIMS.generate }, row, 0);
+  return { status: row.status, waiting_for: 'generate', position, tenant_running: null, tenant_cap: null, held_by_tenant_cap: false };
+}
