@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser, HTTPRequest, Page } from 'puppeteer-core';
 import type { Generation } from '../../src/domain/schemas/generations.js';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { api, makePhotos } from '../e2e/scenario.js';
@@ -412,6 +412,42 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
       generation.id,
     );
     await screenshot(page, 'generate');
+
+    // A second generation: the list is read again and shows both, fetching only the new image.
+    const firstImage = new URL(finalGeneration.images[0]).pathname;
+    const fetched: string[] = [];
+    const onRequest = (r: HTTPRequest) => void fetched.push(new URL(r.url()).pathname);
+    page.on('request', onRequest);
+    await fill(page, 'input[name=seed]', '8');
+    const second = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.replace(/\/$/, '') === '/api/v1/generations', { timeout: 15_000 });
+    await page.click('form#generate button[type=submit]');
+    const secondId = ((await (await second).json()) as Generation).id;
+    await waitIn(
+      tab,
+      'both generations under Recent generations, the new one first, both images loaded',
+      240_000,
+      (ids: string[]) => {
+        const items = [...document.querySelectorAll('#recent-generations li')];
+        return (
+          items.map((li) => li.getAttribute('data-generation-id')).join() === ids.join() &&
+          items.every((li) => {
+            const img = li.querySelector<HTMLImageElement>('img.thumb');
+            return !!img && img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0;
+          })
+        );
+      },
+      [secondId, generation.id],
+    );
+    page.off('request', onRequest);
+    assert.ok(
+      fetched.some((p) => p.startsWith(`/api/v1/generations/${secondId}/images/`)),
+      'the new image was fetched',
+    );
+    assert.deepEqual(
+      fetched.filter((p) => p === firstImage),
+      [],
+      'the image already listed was not fetched again',
+    );
   });
 
   test('/usage: this month’s slot time, the training and the generation above among it', async () => {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Generation } from '../../../src/domain/schemas/generations';
 import { blobUrl, get } from '../api';
 import { when } from '../format';
@@ -15,24 +15,39 @@ type Listed = Generation & { thumbnails: string[] };
 export function RecentGenerations({ version }: { version: number }) {
   const [listed, setListed] = useState<Listed[] | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  // Image path -> blob: URL. The images need the bearer header, so each is fetched once as a blob;
+  // a generation's images never change, so a read of the list fetches only those it has not seen.
+  const blobs = useRef(new Map<string, string>());
+
+  useEffect(() => () => blobs.current.forEach((url) => URL.revokeObjectURL(url)), []);
 
   useEffect(() => {
-    let urls: string[] = [];
     let live = true;
+    const known = blobs.current;
     void get<Generation[]>(`/api/v1/generations/?limit=${SHOWN}`)
-      .then((page) =>
-        // The images need the bearer header, so each is fetched as a blob: URL, revoked when the list is read again.
-        Promise.all(page.map(async (g) => ({ ...g, thumbnails: await Promise.all(g.images.map((u) => blobUrl(u))) }))),
-      )
-      .then((page) => {
-        urls = page.flatMap((g) => g.thumbnails);
-        if (live) setListed(page);
-        else urls.forEach((u) => URL.revokeObjectURL(u));
+      .then(async (page) => {
+        const shown = new Set(page.flatMap((g) => g.images));
+        await Promise.all(
+          [...shown]
+            .filter((path) => !known.has(path))
+            .map(async (path) => {
+              const url = await blobUrl(path);
+              // Two reads may race for one new image: the first to land is kept.
+              if (known.has(path)) URL.revokeObjectURL(url);
+              else known.set(path, url);
+            }),
+        );
+        if (!live) return;
+        for (const [path, url] of known) {
+          if (shown.has(path)) continue;
+          URL.revokeObjectURL(url);
+          known.delete(path);
+        }
+        setListed(page.map((g) => ({ ...g, thumbnails: g.images.map((path) => known.get(path)!) })));
       })
       .catch((err: Error) => setProblem(err.message));
     return () => {
       live = false;
-      urls.forEach((u) => URL.revokeObjectURL(u));
     };
   }, [version]);
 

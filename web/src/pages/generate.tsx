@@ -46,6 +46,7 @@ export function Generate() {
   const submit = async (form: FormData) => {
     setErrors({});
     setProblem(null);
+    images.forEach((image) => URL.revokeObjectURL(image.url));
     setImages([]);
     const number = (name: string) => (typeof form.get(name) === 'string' && (form.get(name) as string) !== '' ? Number(form.get(name)) : undefined);
     const body = {
