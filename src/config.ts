@@ -51,6 +51,12 @@ export const CONFIG_VARS = [
     default: '168',
     doc: 'Hours an upload stays usable in source_images before it is deleted, unless a task still waits to preprocess it (0 = until deleted by DELETE /api/v1/uploads/{id})',
   },
+  {
+    name: 'KILN_MIN_FREE_DISK_MB',
+    kind: 'int',
+    default: '1024',
+    doc: "Free space the data dir's disk keeps: below it, uploads are refused (507) and workers start no new stage until space is freed (0 = no minimum)",
+  },
   { name: 'KILN_TRAINER_STALL_SECONDS', kind: 'int', default: '900', doc: 'A trainer silent this long is killed and its task failed' },
   {
     name: 'KILN_RATE_LIMIT_CREATES_PER_MINUTE',
@@ -93,6 +99,8 @@ export interface Config {
   /** 0 keeps uploads until they are deleted. */
   uploadRetentionHours: number;
   trainerStallSeconds: number;
+  /** MiB the data dir's disk keeps free; 0 sets no minimum. */
+  minFreeDiskMb: number;
   /** Requests per tenant per minute and API process; 0 turns a limit off. */
   rateLimit: { createsPerMinute: number; uploadsPerMinute: number };
   vlm: { url: string; model: string; apiKey: string };
@@ -135,6 +143,7 @@ function reader(env: NodeJS.ProcessEnv) {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = reader(env);
   if (r.int('KILN_UPLOAD_RETENTION_HOURS') < 0) throw new ConfigError('KILN_UPLOAD_RETENTION_HOURS must be 0 (keep) or a number of hours');
+  if (r.int('KILN_MIN_FREE_DISK_MB') < 0) throw new ConfigError('KILN_MIN_FREE_DISK_MB must be 0 (no minimum) or a number of MiB');
   const dataDir = path.resolve(r.str('KILN_DATA_DIR'));
   return {
     port: r.int('KILN_PORT'),
@@ -168,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDownloadBytes: r.int('KILN_MAX_DOWNLOAD_BYTES'),
     uploadRetentionHours: r.int('KILN_UPLOAD_RETENTION_HOURS'),
     trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
+    minFreeDiskMb: r.int('KILN_MIN_FREE_DISK_MB'),
     rateLimit: { createsPerMinute: r.int('KILN_RATE_LIMIT_CREATES_PER_MINUTE'), uploadsPerMinute: r.int('KILN_RATE_LIMIT_UPLOADS_PER_MINUTE') },
     vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },
     logLevel: r.str('KILN_LOG_LEVEL'),

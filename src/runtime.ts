@@ -40,7 +40,7 @@ export async function openRuntime(config: Config, opts: { pgSchema?: string; sto
     tasks: new TasksService(taskStore, config),
     verifier,
     links,
-    metrics: new Metrics(store),
+    metrics: new Metrics(store, config.dataDir),
     generations: new GenerationsService(generationStore, taskStore, config.dataDir),
     validateCreate: createValidator(config),
     close: () => store.close(),

@@ -14,6 +14,7 @@ const REASONS = {
   422: 'Validation Error',
   429: 'Too Many Requests: rate limited, try again after Retry-After seconds',
   503: 'Service Unavailable: the database cannot be reached, try again after Retry-After seconds',
+  507: "Insufficient Storage: the server's disk is below the free space it keeps (KILN_MIN_FREE_DISK_MB), try again after Retry-After seconds",
 } as const;
 
 export type ErrorStatus = keyof typeof REASONS;
@@ -22,7 +23,7 @@ const RETRY_AFTER = { 'retry-after': { type: 'integer', description: 'Seconds to
 
 /** One error status as a response schema: FastAPI's body for it, its reason, and its headers. */
 function errorResponse(status: ErrorStatus): TSchema {
-  const options = { description: REASONS[status], ...(status === 429 || status === 503 ? { headers: RETRY_AFTER } : {}) };
+  const options = { description: REASONS[status], ...(status === 429 || status === 503 || status === 507 ? { headers: RETRY_AFTER } : {}) };
   return status === 422 ? Type.Ref(HTTPValidationError, options) : Type.Ref(HTTPError, options);
 }
 
@@ -51,6 +52,8 @@ export interface RouteTraits {
   ranges?: boolean;
   /** Can be wrong in a way no field names: 400. */
   badRequest?: boolean;
+  /** Stores what it is sent in the data dir: 507 while its disk is short of space. */
+  storesFiles?: boolean;
 }
 
 /** The statuses a route with these traits can answer besides its successes, in order. */
@@ -66,6 +69,7 @@ export function errorStatuses(traits: RouteTraits): ErrorStatus[] {
   if (traits.query) statuses.add(422);
   if (traits.rateLimited) statuses.add(429);
   if (traits.database ?? true) statuses.add(503);
+  if (traits.storesFiles) statuses.add(507);
   return [...statuses].sort((a, b) => a - b);
 }
 

@@ -6,6 +6,7 @@ import type { Store } from '../store/db.js';
 import type { Executor, LeasedRow } from '../store/lifecycle-store.js';
 import { OutageLog } from '../store/outage.js';
 import { closeRun, openRun } from '../store/stage-runs.js';
+import { describeShortage, diskShortage, isDiskFull } from '../util/disk-space.js';
 import { uuidv7 } from '../util/ids.js';
 import { claimNext } from './claim.js';
 import { JobFailure, type AnyJobKind, type JobResult, type Pool, type Slot, type StopReason } from './job-kind.js';
@@ -17,6 +18,7 @@ import { RunningWrites } from './running-writes.js';
 const STOPPING_WRITE_PATIENCE_MS = 10_000;
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 2000;
+const DISK_WARN_EVERY_MS = 60_000;
 
 export interface WorkerOptions {
   store: Store;
@@ -49,6 +51,8 @@ export class Worker {
   private readonly free: Record<Pool, Slot[]>;
   private running = new Set<Promise<void>>();
   private poll: NodeJS.Timeout | null = null;
+  /** When the worker last said it claims nothing for want of disk space; null while there is enough. */
+  private diskWarnedAt: number | null = null;
   private stopping = false;
   private ticking = false;
   private tickAgain = false;
@@ -121,6 +125,7 @@ export class Worker {
     }
     this.ticking = true;
     try {
+      if (this.diskShort()) return;
       do {
         this.tickAgain = false;
         for (const pool of ['preprocess', 'accelerator'] as const) {
@@ -132,6 +137,25 @@ export class Worker {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * True while the data dir's disk is under KILN_MIN_FREE_DISK_MB: a stage started then would
+   * fail when it writes (a checkpoint, a dataset), so none is claimed; running ones go on. Said
+   * in the log when it starts, every minute while it lasts, and when it ends.
+   */
+  private diskShort(): boolean {
+    const shortage = diskShortage(this.opts.config.dataDir, this.opts.config.minFreeDiskMb);
+    if (!shortage) {
+      if (this.diskWarnedAt !== null) this.log.info({ worker: this.id }, 'disk space is back above KILN_MIN_FREE_DISK_MB: claiming work again');
+      this.diskWarnedAt = null;
+      return false;
+    }
+    if (this.diskWarnedAt === null || Date.now() - this.diskWarnedAt >= DISK_WARN_EVERY_MS) {
+      this.log.warn({ worker: this.id, free_bytes: shortage.freeBytes }, `claiming no work: ${describeShortage(shortage)}`);
+      this.diskWarnedAt = Date.now();
+    }
+    return true;
   }
 
   /** Claims one job of the first kind of the pool that has one runnable; false when none has. */
@@ -262,7 +286,12 @@ export class Worker {
       return { outcome: res.ok ? 'completed' : 'superseded', landed: res.ok };
     }
     const err = end.error;
-    const message = err instanceof JobFailure ? err.message : `Internal error in the ${kind.name} job: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
+    const message =
+      err instanceof JobFailure
+        ? err.message
+        : isDiskFull(err)
+          ? `The data dir's disk is full (${(err as Error).message}); free space on it, then retry`
+          : `Internal error in the ${kind.name} job: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
     if (!(err instanceof JobFailure)) log.error({ err }, 'job crashed');
     const set = (_before: LeasedRow, now: string) => ({ ...end.pending, ...kind.failed(message, now) });
     const res = await kind.rows.transition(row.id, 'fail', { leaseOwner, set, alongside: closeRunAs('failed') });

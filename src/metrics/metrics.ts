@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../store/db.js';
 
@@ -34,7 +35,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(store: Store) {
+  constructor(store: Store, dataDir: string) {
+    new Gauge({
+      name: 'kiln_data_dir_free_bytes',
+      help: "Bytes free on the data dir's disk for this process (KILN_MIN_FREE_DISK_MB keeps a floor under it)",
+      registers: [this.registry],
+      collect() {
+        const stats = fs.statfsSync(dataDir);
+        this.set(stats.bavail * stats.bsize);
+      },
+    });
     new Gauge({
       name: 'kiln_tasks',
       help: 'Training tasks by status and priority',

@@ -47,6 +47,11 @@ export function errorMessage(command: PythonCommand, event: Extract<TrainerEvent
       command === 'train' ? 'Try a smaller batch_size or rank, a lower resolution, or a GPU with more memory.' : 'Try fewer or smaller images, or a GPU with more memory.';
     return `The GPU ran out of memory in the ${DOER[command]}: ${event.message.replace(/\.$/, '')}. ${advice}`;
   }
+  if (event.kind === 'disk') {
+    const retry = command === 'generate' ? 'retry the generation' : 'retry the task';
+    const checkpoints = command === 'train' ? '; a lower max_step_saves_to_keep keeps fewer checkpoints' : '';
+    return `The ${DOER[command]} could not write to the data dir's disk: ${event.message.replace(/\.$/, '')}. Free space on it (deleting finished tasks frees theirs${checkpoints}), then ${retry}.`;
+  }
   return `${ERROR_PREFIX[command]}${event.kind} error${where}: ${event.message}`;
 }
 

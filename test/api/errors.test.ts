@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
@@ -135,12 +137,26 @@ describe('error shapes', () => {
   });
 });
 
-/** A multipart/form-data body with one file part, as a client library would send it. */
-function multipartFile(name: string, bytes: Buffer): { payload: Buffer; headers: Record<string, string> } {
+/** A multipart/form-data body with one file part per entry, as a client library would send it. */
+function multipartFiles(files: [name: string, bytes: Buffer][]): { payload: Buffer; headers: Record<string, string> } {
   const boundary = '----kiln-test-boundary';
-  const head = `--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="${name}"\r\ncontent-type: image/png\r\n\r\n`;
-  const payload = Buffer.concat([Buffer.from(head), bytes, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  const part = ([name, bytes]: [string, Buffer]) => [
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="${name}"\r\ncontent-type: image/png\r\n\r\n`),
+    bytes,
+    Buffer.from('\r\n'),
+  ];
+  const payload = Buffer.concat([...files.flatMap(part), Buffer.from(`--${boundary}--\r\n`)]);
   return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+function multipartFile(name: string, bytes: Buffer): { payload: Buffer; headers: Record<string, string> } {
+  return multipartFiles([[name, bytes]]);
+}
+
+/** The uploads a tenant has stored, by their folder names. */
+function storedUploads(h: Harness, tenant: string): string[] {
+  const dir = path.join(h.config.dataDir, 'uploads', tenant);
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
 describe('errors that blame the right party', () => {
@@ -185,6 +201,18 @@ describe('errors that blame the right party', () => {
     assert.equal(ok.statusCode, 201);
   });
 
+  test('a request refused partway keeps none of the files it sent before', async () => {
+    const { payload, headers: form } = multipartFiles([
+      ['fits.png', Buffer.alloc(1000, 1)],
+      ['too-big.png', Buffer.alloc(5000, 1)],
+    ]);
+    const other = await h.auth('initech');
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...other, ...form }, payload });
+    assert.equal(res.statusCode, 413, res.body);
+    assert.match(res.json<{ detail: string }>().detail, /^"too-big\.png": file is larger/);
+    assert.deepEqual(storedUploads(h, 'initech'), [], 'fits.png was stored, then removed with the request');
+  });
+
   test('a multipart body without a boundary, or cut short, is a 400, not a 500', async () => {
     const bare = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, 'content-type': 'multipart/form-data' }, payload: 'x' });
     assert.equal(bare.statusCode, 400);
@@ -193,5 +221,31 @@ describe('errors that blame the right party', () => {
     const cut = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...headers, ...form }, payload: payload.subarray(0, 150) });
     assert.equal(cut.statusCode, 400);
     assert.match(cut.json<{ detail: string }>().detail, /^Malformed multipart body/);
+  });
+});
+
+describe('a data dir disk under KILN_MIN_FREE_DISK_MB', () => {
+  let h: Harness;
+  before(async () => {
+    // More MiB than any disk has free: the real disk is "short" of it.
+    h = await openHarness('sqlite', { minFreeDiskMb: 2 ** 40 });
+  });
+  after(() => h.close());
+
+  test('refuses uploads with a 507 that says how much is free, and stores nothing', async () => {
+    const { payload, headers: form } = multipartFile('photo.png', Buffer.alloc(1000, 1));
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/uploads/', headers: { ...(await h.auth('acme')), ...form }, payload });
+    assert.equal(res.statusCode, 507, res.body);
+    assert.equal(res.headers['retry-after'], '300');
+    assert.match(
+      res.json<{ detail: string }>().detail,
+      /^Uploads are refused while the data dir's disk has \d+ MiB free, under the 1099511627776 MiB it keeps \(KILN_MIN_FREE_DISK_MB\)$/,
+    );
+    assert.deepEqual(storedUploads(h, 'acme'), []);
+  });
+
+  test('creates still queue: the work waits for space rather than being lost', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: await h.auth('acme'), payload: { trigger_word: 'T' } });
+    assert.equal(res.statusCode, 201, res.body);
   });
 });

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openHarness, type Harness } from '../helpers/harness.js';
@@ -27,5 +28,8 @@ describe('GET /metrics', () => {
     assert.match(res.body, /kiln_webhook_deliveries_total\{outcome="delivered"\} 1/);
     assert.match(res.body, /kiln_queue_wait_seconds_count\{stage="train"\} 1/);
     assert.match(res.body, /kiln_stage_duration_seconds_count\{stage="train",outcome="completed"\} 1/);
+    const free = Number(/^kiln_data_dir_free_bytes (\d+)$/m.exec(res.body)?.[1]);
+    const disk = fs.statfsSync(h.config.dataDir);
+    assert.ok(Math.abs(free - disk.bavail * disk.bsize) < 64 * 2 ** 20, `the data dir's free space, about ${disk.bavail * disk.bsize}: ${free}`);
   });
 });

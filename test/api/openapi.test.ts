@@ -40,7 +40,7 @@ const STATUSES: Record<string, number[]> = {
   [`get ${TASK}/events`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/artifacts`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/artifacts/{*}`]: [200, 206, 401, 403, 404, 416, 422, 503],
-  'post /api/v1/uploads/': [201, 400, 401, 413, 415, 429],
+  'post /api/v1/uploads/': [201, 400, 401, 413, 415, 429, 507],
   'delete /api/v1/uploads/{upload_id}': [204, 401, 404, 422],
   'post /api/v1/generations/': [202, 401, 413, 415, 422, 429, 503],
   'get /api/v1/generations/': [200, 401, 422, 503],

@@ -228,3 +228,45 @@ for (const dialect of DIALECTS) {
     }
   });
 }
+
+describe('worker on a disk short of space', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness('sqlite');
+  });
+  after(() => h.close());
+
+  test('claims nothing while the data dir is under KILN_MIN_FREE_DISK_MB, says so once, and resumes when space is back', async () => {
+    const g = gatedStages();
+    const kinds = kindsOf(h.runtime.taskStore, h.runtime.generationStore, g.handlers);
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    // More MiB than any disk has free; the test lowers it as an operator's cleanup would raise the free space.
+    const config = { ...h.config, minFreeDiskMb: 2 ** 40 };
+    const w = new Worker({
+      store: h.runtime.store,
+      config,
+      kinds: [kinds.preprocess, kinds.train],
+      log,
+      slots: { accelerator: [{ kind: 'cpu', index: 0 }], preprocess: 1 },
+      pollMs: 50,
+      id: 'w-disk',
+    });
+    await w.start();
+    try {
+      const t = await insertTask(h.runtime.taskStore);
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal((await h.runtime.taskStore.get(t.id))?.status, 'PENDING', 'a dozen polls later, still waiting');
+      const warnings = lines.filter((l) => l.level === 40);
+      assert.equal(warnings.length, 1, 'one warning, not one per poll');
+      assert.match(warnings[0].msg, /^claiming no work: the data dir's disk has \d+ MiB free, under the 1099511627776 MiB it keeps \(KILN_MIN_FREE_DISK_MB\)$/);
+
+      config.minFreeDiskMb = 0;
+      await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start once space is back');
+      assert.ok(lines.some((l) => l.msg === 'disk space is back above KILN_MIN_FREE_DISK_MB: claiming work again'));
+      g.open('preprocess', t.id);
+    } finally {
+      await w.stop();
+    }
+  });
+});

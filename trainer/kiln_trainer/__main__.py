@@ -5,6 +5,7 @@ Contract with the supervisor: stdout carries only JSON events; exit 0 only after
 `completed` or `cancelled` event, 2 for spec errors, 1 for everything else."""
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -17,6 +18,11 @@ from . import events, spec as specmod
 from .events import emit, error
 
 log = logging.getLogger("kiln")
+
+# How a write the disk refused reads once a library has wrapped the OSError: safetensors keeps
+# the words ("IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })");
+# torch's writer loses them, so train.torch_save raises an OSError of its own.
+DISK_REFUSALS = ("No space left on device", "Disk quota exceeded", "StorageFull")
 
 # An orphan gets as long to stop at a checkpoint as a cancelled trainer gets before its SIGKILL.
 ORPHAN_GRACE_SECONDS = 8.0
@@ -190,6 +196,12 @@ def plan(args):
     )
 
 
+def disk_refused(e):
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(words in str(e) for words in DISK_REFUSALS)
+
+
 def report(e, command):
     from . import data, fp8, lora, memory, models, numerics
 
@@ -206,6 +218,8 @@ def report(e, command):
         error("memory", str(e), "spec")
     elif isinstance(e, models.ModelError):
         error("model", str(e), e.where)
+    elif disk_refused(e):
+        error("disk", str(e).splitlines()[0], command)
     elif type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
         # The facts only: the service words the advice in the API's own fields (batch_size, rank).
         error("oom", str(e).splitlines()[0] if str(e) else "CUDA out of memory", command)

@@ -5,6 +5,8 @@ Resume is exact because nothing random depends on history: the batch for step k 
 from a (seed, epoch) permutation and the noise/timesteps from a (seed, step) generator;
 weights, optimizer and LR-scheduler state come from the checkpoint."""
 
+import contextlib
+import errno
 import gc
 import json
 import logging
@@ -179,9 +181,11 @@ def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_
     tmp = os.path.join(ckdir, f".tmp-step_{step:06d}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    save_file({n: p.detach().cpu().contiguous() for n, p in named_params}, os.path.join(tmp, "trainable.safetensors"))
-    torch.save(
-        {
+    try:
+        save_file(
+            {n: p.detach().cpu().contiguous() for n, p in named_params}, os.path.join(tmp, "trainable.safetensors")
+        )
+        state = {
             "step": step,
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
@@ -194,11 +198,13 @@ def save_checkpoint(ckdir, step, named_params, opt, sched, spec, position, last_
                 "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
-        },
-        os.path.join(tmp, "state.pt"),
-    )
-    with open(os.path.join(tmp, "spec.json"), "w") as f:
-        json.dump(to_dict(spec), f, indent=2)
+        }
+        torch_save(state, os.path.join(tmp, "state.pt"))
+        with open(os.path.join(tmp, "spec.json"), "w") as f:
+            json.dump(to_dict(spec), f, indent=2)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # on a full disk, give back what the cut save took
+        raise
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(tmp, final)  # a step_* folder is always complete
@@ -246,8 +252,29 @@ def load_checkpoint(path, named_params, opt, sched):
 
 def atomic_torch_save(obj, path):
     tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(obj, tmp)
+    try:
+        torch_save(obj, tmp)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
+
+
+# Free bytes under which a failed torch.save is taken to be the disk's refusal.
+NEARLY_FULL_BYTES = 16 * 2**20
+
+
+def torch_save(obj, path):
+    """torch.save, with a write the disk refused raised as the OSError it was: torch's zip
+    writer reports one without its errno ("unexpected pos 704 vs 598"), so the disk is asked."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as e:
+        disk = os.statvfs(os.path.dirname(path) or ".")
+        if disk.f_bavail * disk.f_frsize < NEARLY_FULL_BYTES:
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {path}") from e
+        raise
 
 
 # ----------------------------------------------------------------------------- run

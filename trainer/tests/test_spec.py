@@ -1,6 +1,10 @@
 """The CLI contract for bad input: one `error` event per bad field, exit 2 (spec) or 1."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -138,3 +142,44 @@ def test_generate_bad_spec(tmp_path):
     rc, p = run_cli("generate", spec, tmp_path)
     assert rc == 2
     assert {e["where"] for e in p.of("error")} == {"spec.prompts", "spec.loras", "spec.num_images"}
+
+
+# Each writes 1 MiB to `path` as the trainer does: plain Python, safetensors (Rust), torch's zip writer.
+WRITES = {
+    "open": "open(path, 'wb').write(b'0' * 2**20)",
+    "safetensors": "from safetensors.torch import save_file; save_file({'w': torch.zeros(2**18)}, path)",
+    "torch": "from kiln_trainer.train import atomic_torch_save; atomic_torch_save({'w': torch.zeros(2**18)}, path)",
+}
+
+
+@pytest.mark.parametrize("library", list(WRITES))
+def test_a_write_the_full_disk_refuses_is_a_disk_error(tmp_path, library):
+    """On a 64 KiB tmpfs, mounted in a private user and mount namespace (no root needed where the
+    kernel allows those), the kernel refuses the write with ENOSPC, as on a full disk."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1) to mount a small tmpfs")
+    full = tmp_path / "full"
+    full.mkdir()
+    code = (
+        "import json, os, sys, torch\n"
+        "from kiln_trainer import __main__ as cli\n"
+        f"path = {str(full / 'out')!r}\n"
+        f"try:\n    {WRITES[library]}\nexcept Exception as e:\n    rc = cli.report(e, 'train')\n"
+        "    print('LEFT ' + json.dumps(os.listdir(os.path.dirname(path))), file=sys.stderr)\n"
+        "    sys.exit(rc)\n"
+    )
+    mount_then_run = f'mount -t tmpfs -o size=64k tmpfs "{full}" || exit 77; exec "$0" -c "$1"'
+    p = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount_then_run, sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    if p.returncode == 77 or "unshare failed" in p.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()[-200:]}")
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert p.returncode == 1 and len(events) == 1, (p.returncode, p.stdout, p.stderr[-2000:])
+    assert events[0]["kind"] == "disk" and events[0]["where"] == "train", events
+    if library == "torch":
+        assert "\nLEFT []" in p.stderr, "the cut write left no temp file to hold the space"

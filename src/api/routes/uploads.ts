@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { deleteUpload, RASTER_FORMATS, saveUpload, uploadExpiry, UploadNotFoundError, UploadTooLargeError, UPLOAD_ID } from '../../preprocess/index.js';
+import { describeShortage, diskShortage, isDiskFull } from '../../util/disk-space.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { errorResponses, NoContent } from '../responses.js';
@@ -39,6 +40,13 @@ const UploadForm = Type.Object(
 /** RFC 2046: a multipart body names its boundary, of 1 to 70 characters; the parser trusts it to. */
 const BOUNDARY = /;\s*boundary=(?:"[^"]{1,70}"|[^\s;"]{1,70})\s*(?:;|$)/i;
 
+/** Seconds a client is asked to wait for space to be freed: an operator's work, not a blip. */
+const DISK_RETRY_AFTER_SECONDS = 300;
+
+function diskFull(detail: string): HttpError {
+  return new HttpError(507, detail, { 'retry-after': String(DISK_RETRY_AFTER_SECONDS) });
+}
+
 /** Multipart uploads of images or zips, kept per tenant, referenced from source_images. */
 export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   app.post(
@@ -50,7 +58,10 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         tags: ['Uploads'],
         consumes: ['multipart/form-data'],
         body: UploadForm,
-        response: { 201: Type.Object({ uploads: Type.Array(Upload) }), ...errorResponses({ body: 'multipart', badRequest: true, rateLimited: true, database: false }) },
+        response: {
+          201: Type.Object({ uploads: Type.Array(Upload) }),
+          ...errorResponses({ body: 'multipart', badRequest: true, rateLimited: true, database: false, storesFiles: true }),
+        },
       },
       // The body schema documents the form; it is not a validator, since the parts are streamed.
       validatorCompiler: () => () => true,
@@ -59,6 +70,8 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
     async (request, reply) => {
       if (!request.isMultipart()) throw new HttpError(415, 'Send the files as multipart/form-data');
       if (!BOUNDARY.test(request.headers['content-type'] ?? '')) throw new HttpError(400, 'multipart/form-data needs a boundary parameter of 1 to 70 characters');
+      const shortage = diskShortage(deps.config.dataDir, deps.config.minFreeDiskMb);
+      if (shortage) throw diskFull(`Uploads are refused while ${describeShortage(shortage)}`);
       const uploads = [];
       let filename = 'upload';
       try {
@@ -69,7 +82,10 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
           if (part.file.truncated) throw new UploadTooLargeError(deps.config.maxDownloadBytes);
         }
       } catch (err) {
+        // The client gets no reference to the files this request stored before it failed: they go too.
+        await Promise.all(uploads.map((stored) => deleteUpload(deps.config, request.principal.tenantId, stored.reference).catch(() => undefined)));
         const code = (err as { code?: string }).code;
+        if (isDiskFull(err)) throw diskFull(`The data dir's disk filled up while storing ${JSON.stringify(filename)}; nothing of this request was kept`);
         // Ours or the multipart parser's, whichever noticed first: the same limit either way.
         if (err instanceof UploadTooLargeError || code === 'FST_REQ_FILE_TOO_LARGE') {
           throw new HttpError(413, `${JSON.stringify(filename)}: ${new UploadTooLargeError(deps.config.maxDownloadBytes).message}; nothing past the limit was kept`);
