@@ -16,6 +16,7 @@ import { uploadRoutes } from './api/routes/uploads.js';
 import { installRateLimits } from './api/rate-limit.js';
 import { generationRoutes } from './api/routes/generations.js';
 import { usageRoutes } from './api/routes/usage.js';
+import { entityRoutes } from './api/routes/entities.js';
 import { Generation, GenerationCreate } from './domain/schemas/generations.js';
 import multipart from '@fastify/multipart';
 import { SHARED_SCHEMAS } from './domain/schemas/errors.js';
@@ -105,6 +106,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
       await api.register(uploadRoutes, { ...deps, prefix: '/uploads' });
       await api.register(generationRoutes, { ...deps, prefix: '/generations' });
       await api.register(usageRoutes, { ...deps, prefix: '/usage' });
+      await api.register(entityRoutes, { ...deps, prefix: '/entities' });
     },
     { prefix: '/api/v1' },
   );

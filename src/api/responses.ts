@@ -33,6 +33,8 @@ export interface RouteTraits {
   byId?: boolean;
   /** Has query parameters: 422 when one is malformed. */
   query?: boolean;
+  /** Has path parameters that name nothing that can be missing: 422 when one is malformed. */
+  path?: boolean;
   /**
    * Reads a body: 413 over its limit, 415 in another media type, and for JSON (every POST and
    * PATCH may be sent one) 422 when it is malformed.
@@ -66,7 +68,7 @@ export function errorStatuses(traits: RouteTraits): ErrorStatus[] {
   if (traits.body) statuses.add(413).add(415);
   if (traits.body === 'json') statuses.add(422);
   if (traits.ranges) statuses.add(416);
-  if (traits.query) statuses.add(422);
+  if (traits.query || traits.path) statuses.add(422);
   if (traits.rateLimited) statuses.add(429);
   if (traits.database ?? true) statuses.add(503);
   if (traits.storesFiles) statuses.add(507);

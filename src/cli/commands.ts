@@ -42,6 +42,10 @@ export const commands: Record<string, CommandEntry> = {
     summary: 'Delete a finished task and its files (--with-uploads: its uploads too)',
     load: () => import('./client/delete.js').then((m) => m.deleteCommand),
   },
+  erase: {
+    summary: 'Erase an entity: its tasks, uploads, and the generations with its LoRAs',
+    load: () => import('./client/erase.js').then((m) => m.eraseCommand),
+  },
   logs: { summary: "Print a task's trainer log (-f to follow)", load: () => import('./client/logs.js').then((m) => m.logsCommand) },
   artifacts: { summary: 'List or download the artifacts of a task', load: () => import('./client/artifacts.js').then((m) => m.artifactsCommand) },
   generate: { summary: 'Generate images with trained LoRAs and download them', load: () => import('./client/generate.js').then((m) => m.generateCommand) },

@@ -5,7 +5,7 @@ import type { GenerationRow } from '../store/db.js';
 import type { GenerationStore } from '../store/generations.js';
 import type { IdempotencyKey } from '../store/idempotency.js';
 import type { TaskStore } from '../store/tasks.js';
-import { TaskConflict } from '../tasks/errors.js';
+import { StillStopping, TaskConflict } from '../tasks/errors.js';
 import { loraRefusal } from '../tasks/lora-source.js';
 import { uuidv7 } from '../util/ids.js';
 import { isoNow } from '../util/time.js';
@@ -141,7 +141,7 @@ export class GenerationsService {
     const res = await this.generations.remove(id, { scope: scopeOf(principal) });
     if (!res.ok && res.reason === 'not_found') throw new GenerationNotFound();
     if (!res.ok && res.reason === 'unfinished') throw new GenerationConflict(`Generation is ${res.row.status}; cancel it first, then delete it`);
-    if (!res.ok) throw new GenerationConflict('The generation is still stopping on its worker; delete it again in a few seconds');
+    if (!res.ok) throw new StillStopping('The generation is still stopping on its worker; delete it again in a few seconds');
     await discardFolder(this.dataDir, generationPaths(this.dataDir, id).root);
   }
 }

@@ -25,6 +25,17 @@ export class GenerationStore extends LifecycleStore<GenerationRow, GenerationTra
       .execute();
   }
 
+  /** Generations within the scope that use any of these training tasks' LoRAs. */
+  async usingLoras(scope: TenantScope, taskIds: readonly string[]): Promise<Pick<GenerationRow, 'id' | 'status'>[]> {
+    if (taskIds.length === 0) return [];
+    let q = this.db
+      .selectFrom('generations')
+      .select(['id', 'status'])
+      .where((eb) => eb.or(taskIds.map((id) => eb('request', 'like', namesLora(id)))));
+    if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
+    return q.orderBy('created_at').orderBy('id').execute();
+  }
+
   /** Generations waiting for a slot, all of which start before any waiting training stage. */
   async countWaiting(): Promise<number> {
     const { n } = await this.db

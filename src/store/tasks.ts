@@ -30,6 +30,13 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
     return rows.map((row) => rowOf(columns, typeof row.values === 'string' ? (JSON.parse(row.values) as unknown[]) : row.values));
   }
 
+  /** Every task of an entity within the scope, oldest first: what erasing the entity removes. */
+  ofEntity(scope: TenantScope, entityId: string): Promise<Pick<TrainingTaskRow, 'id' | 'status' | 'source_images'>[]> {
+    let q = this.db.selectFrom('training_tasks').select(['id', 'status', 'source_images']).where('entity_id', '=', entityId);
+    if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
+    return q.orderBy('created_at').orderBy('id').execute();
+  }
+
   /**
    * Ids of the uploads that tasks not yet preprocessed name: the upload sweep keeps them, since
    * preprocessing copies an upload into the task's own folder only when it runs.

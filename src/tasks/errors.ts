@@ -7,4 +7,7 @@ export class TaskNotFound extends Error {
 
 export class TaskConflict extends Error {}
 
+/** A conflict that ends by itself: the job is cancelled, and its worker has yet to let it go. */
+export class StillStopping extends TaskConflict {}
+
 export class NotPermitted extends Error {}

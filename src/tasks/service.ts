@@ -10,7 +10,7 @@ import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
 import { loraRefusal } from './lora-source.js';
-import { NotPermitted, TaskConflict, TaskNotFound } from './errors.js';
+import { NotPermitted, StillStopping, TaskConflict, TaskNotFound } from './errors.js';
 
 /** What the API asks of tasks, in domain terms. */
 export class TasksService {
@@ -133,7 +133,7 @@ export class TasksService {
     });
     if (!res.ok && res.reason === 'not_found') throw new TaskNotFound(id);
     if (!res.ok && res.reason === 'unfinished') throw new TaskConflict(`Task is ${res.row.status}; cancel it first, then delete it`);
-    if (!res.ok) throw new TaskConflict('The task is still stopping on its worker; delete it again in a few seconds');
+    if (!res.ok) throw new StillStopping('The task is still stopping on its worker; delete it again in a few seconds');
     await discardFolder(this.config.dataDir, taskFolder(this.config.dataDir, id));
   }
 }

@@ -45,6 +45,7 @@ const STATUSES: Record<string, number[]> = {
   'post /api/v1/generations/': [202, 401, 413, 415, 422, 429, 503],
   'get /api/v1/generations/': [200, 401, 422, 503],
   'get /api/v1/usage/': [200, 401, 422, 503],
+  'delete /api/v1/entities/{entity_id}': [200, 401, 422, 503],
   [`get ${GENERATION}`]: [200, 401, 404, 422, 503],
   [`delete ${GENERATION}`]: [204, 401, 404, 409, 422, 503],
   [`get ${GENERATION}/images/{name}`]: [200, 401, 404, 422, 503],

@@ -92,6 +92,25 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.match(again.stderr, /not found \(HTTP 404\)/);
   });
 
+  test('train --entity-id, list --entity, and erase removes the entity’s task and uploads', async () => {
+    const entity = '0193a6c0-0000-7000-8000-00000000c11e';
+    const created = await kiln('train', folder, '--trigger', 'PERSONTOK', '--entity', 'subject', '--entity-id', entity);
+    assert.equal(created.code, 0, created.stderr);
+    const id = created.stdout.trim();
+    const listed = await kiln('list', '--entity', entity, '--json');
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { id: string; entity_type: string }[]).map((t) => [t.id, t.entity_type]),
+      [[id, 'SUBJECT']],
+    );
+    const uploads = (JSON.parse((await server.runtime.taskStore.get(id))!.source_images) as string[]).map((s) => s.replace('upload://', ''));
+    const erased = await kiln('erase', entity);
+    assert.equal(erased.code, 0, erased.stderr);
+    assert.equal(erased.stdout, `erased 1 task, 0 generations and 3 uploads of ${entity}\n`);
+    assert.equal(await server.runtime.taskStore.get(id), undefined);
+    assert.ok(uploads.every((u) => !fs.existsSync(path.join(server.runtime.config.dataDir, 'uploads', 'cli', u))));
+    assert.equal((await kiln('erase', 'not-an-id')).code, 1);
+  });
+
   test('a 422 is printed one issue per line, with a non-zero exit', async () => {
     const res = await kiln('train', folder, '--trigger', 'X', '--steps', '0', '--lr', '2');
     assert.equal(res.code, 1);

@@ -2,9 +2,10 @@ import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient } from './http.js';
 
-const usage = `Usage: kiln list [--status S] [--limit N] [--skip N] [--json]
+const usage = `Usage: kiln list [--status S] [--entity UUID] [--limit N] [--skip N] [--json]
 
   --status S     only tasks in this status (PENDING, TRAINING, COMPLETED, …)
+  --entity UUID  only the tasks of this entity_id (kiln train --entity-id)
   --limit N      at most N tasks (server default 10, at most 100)
   --skip N       skip the first N
   --json         print the tasks as the API returns them
@@ -38,6 +39,7 @@ export const listCommand: Command = {
   usage,
   options: {
     status: { type: 'string' },
+    entity: { type: 'string' },
     limit: { type: 'string' },
     skip: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -46,6 +48,7 @@ export const listCommand: Command = {
   run: (values) =>
     runClient('list', usage, async () => {
       const query = pageQuery(values);
+      if (typeof values.entity === 'string' && values.entity) query.set('entity_id', values.entity);
       const tasks = await KilnClient.fromOptions(values).json<TrainingTask[]>('GET', `/api/v1/training/?${query}`);
       if (values.json) {
         console.log(JSON.stringify(tasks, null, 2));

@@ -22,6 +22,7 @@ an image or a .zip goes as it is; http(s) URLs go to the server as they are.
   --base MODEL          base model path or id (default black-forest-labs/FLUX.1-dev)
   --type LORA|FULL      training type (default LORA)
   --entity PRODUCT|SUBJECT|STYLE   what the images show (default PRODUCT)
+  --entity-id UUID      your id of that product or person (kiln list --entity, kiln erase)
   --sample "PROMPT"     a sample prompt, [trigger] is replaced; repeat for several
   --sample-every N      sample every N steps (default 250)
   --save-every N        checkpoint every N steps (default 2000)
@@ -45,6 +46,7 @@ function createBody(values: Record<string, unknown>, sourceImages: string[]): Re
     base_model_path: values.base,
     training_type: upper('type'),
     entity_type: upper('entity'),
+    entity_id: values['entity-id'],
     sample_prompts: samples?.length ? samples : undefined,
     sample_every: numberOption(values, 'sample-every'),
     save_every: numberOption(values, 'save-every'),
@@ -65,6 +67,7 @@ export const trainCommand: Command = {
     base: { type: 'string' },
     type: { type: 'string' },
     entity: { type: 'string' },
+    'entity-id': { type: 'string' },
     sample: { type: 'string', multiple: true },
     'sample-every': { type: 'string' },
     'save-every': { type: 'string' },
