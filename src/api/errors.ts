@@ -3,6 +3,7 @@ import { databaseUnavailable } from '../store/outage.js';
 import { NotPermitted, TaskConflict, TaskNotFound } from '../tasks/errors.js';
 import { describeBytes } from '../util/bytes.js';
 import { RouteMethods } from './route-methods.js';
+import { plural } from '../util/words.js';
 
 /** One entry of FastAPI's 422 body. `loc` starts with body, query or path. */
 export interface ValidationIssue {
@@ -65,10 +66,6 @@ const TYPE_NAMES: Record<string, [string, string]> = {
   array: ['list_type', 'Input should be a valid list'],
   object: ['model_attributes_type', 'Input should be a valid dictionary or object to extract fields from'],
 };
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
 
 /** Ajv's error in pydantic v2's words, so clients parsing FastAPI's 422s keep working. */
 function toIssue(err: AjvError, where: string): ValidationIssue | null {

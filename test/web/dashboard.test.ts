@@ -542,4 +542,30 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     assert.equal((await api(server).json('GET', `/api/v1/training/${cancelledId}`)).status, 404);
     assert.deepEqual(tab.problems, [], 'no console errors, page errors or failed requests');
   });
+
+  test('an entity erased from the filtered list: its training task cancelled, then everything of it deleted', async () => {
+    const client = api(server);
+    const person = randomUUID();
+    const created = await client.json<TrainingTask>('POST', '/api/v1/training/', {
+      trigger_word: 'KLNERASE',
+      base_model_path: 'builtin:tiny-flux',
+      steps: 5000,
+      entity_type: 'SUBJECT',
+      entity_id: person,
+      source_images: await client.upload(await makePhotos(1, 31)),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await until(async () => (await taskOf(server, created.body.id)).status === 'TRAINING', 'the task of the entity to train', 120_000, 200);
+
+    await visit(tab, server.baseUrl, `/?entity_id=${person}`, 'list');
+    await waitIn(tab, 'its row', 10_000, (id: string) => !!document.querySelector(`#task-list tr[data-task-id="${id}"]`), created.body.id);
+    await page.click('button#erase-entity');
+    await page.waitForSelector('button#erase-confirm', { timeout: 5_000 });
+    await page.click('button#erase-confirm');
+    await waitIn(tab, '#erase-outcome: nothing left', 60_000, () => /nothing of .* is left\.$/.test(document.querySelector('#erase-outcome')?.textContent ?? ''));
+    assert.match((await textOf(page, '#erase-outcome')) ?? '', /^Erased 1 task, 0 generations and 1 upload: nothing of /);
+    assert.equal((await client.json('GET', `/api/v1/training/${created.body.id}`)).status, 404);
+    await waitIn(tab, 'the list empty for the entity', 10_000, () => !document.querySelector('#task-list tr[data-task-id]'));
+    assert.deepEqual(tab.problems, [], 'no console errors, page errors or failed requests');
+  });
 });

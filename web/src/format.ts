@@ -1,4 +1,5 @@
 import type { QueuePlace } from '../../src/domain/schemas/queue';
+import { plural } from '../../src/util/words';
 
 export function duration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) return '–';
@@ -11,7 +12,7 @@ export function duration(seconds: number | null | undefined): string {
 /** Where a waiting task stands, in words; empty once it runs. */
 export function queueText(place: QueuePlace | null): string {
   if (!place || place.position === null) return '';
-  const ahead = place.position === 0 ? 'next to start' : `${place.position} ${place.position === 1 ? 'job' : 'jobs'} ahead in the queue`;
+  const ahead = place.position === 0 ? 'next to start' : `${plural(place.position, 'job')} ahead in the queue`;
   return place.held_by_tenant_cap ? `${ahead}, once one of your ${place.tenant_running} running stages ends` : ahead;
 }
 

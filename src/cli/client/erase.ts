@@ -1,6 +1,7 @@
 import type { EntityErasure } from '../../domain/schemas/entities.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
+import { plural } from '../../util/words.js';
 
 const usage = `Usage: kiln erase <entity-id> [--timeout SECONDS] [--json]
 
@@ -13,8 +14,6 @@ cancelled first; the command asks again until the workers have let it go.
 ${CONNECTION_USAGE}`;
 
 const AGAIN_MS = 2000;
-
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 export const eraseCommand: Command = {
   usage,
@@ -33,7 +32,7 @@ export const eraseCommand: Command = {
         const waitMore = answer.stopping.length > 0 && answer.blocked.length === 0 && Date.now() + AGAIN_MS < deadline;
         if (!waitMore) {
           if (values.json) console.log(JSON.stringify(answer, null, 2));
-          else console.log(`erased ${count(erased.tasks, 'task')}, ${count(erased.generations, 'generation')} and ${count(erased.uploads, 'upload')} of ${answer.entity_id}`);
+          else console.log(`erased ${plural(erased.tasks, 'task')}, ${plural(erased.generations, 'generation')} and ${plural(erased.uploads, 'upload')} of ${answer.entity_id}`);
           for (const { id, reason } of answer.blocked) console.error(`${id} not erased: ${reason}`);
           if (answer.stopping.length) console.error(`still stopping on their workers, run again to erase them: ${answer.stopping.join(', ')}`);
           return answer.complete ? 0 : 1;

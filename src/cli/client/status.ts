@@ -4,6 +4,7 @@ import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 import { formatEta } from './progress.js';
 import { WAITING } from './watch.js';
+import { plural } from '../../util/words.js';
 
 const usage = `Usage: kiln status <task-id> [--json]
 
@@ -36,7 +37,7 @@ export function summarize(task: TrainingTask, place?: QueuePlace): string {
 /** Where a waiting task stands, and why it may wait longer than its position says. */
 function queueLine(place: QueuePlace): string | null {
   if (place.position === null) return null;
-  const line = `${place.position} ${place.position === 1 ? 'job' : 'jobs'} ahead for ${place.waiting_for}`;
+  const line = `${plural(place.position, 'job')} ahead for ${place.waiting_for}`;
   return place.held_by_tenant_cap ? `${line}; your ${place.tenant_running} running stages are at the cap, so it starts when one ends` : line;
 }
 

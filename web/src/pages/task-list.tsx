@@ -4,6 +4,7 @@ import { api, ApiError, get } from '../api';
 import { Progress, StatusBadge } from '../components/status';
 import { duration, PRIORITIES, when } from '../format';
 import { markReady } from '../ready';
+import { EraseEntity } from '../components/erase-entity';
 
 /** What a row shows: the list is read with `fields=`, so a page of 20 is a few kilobytes, not 64 KiB of logs per task. */
 const FIELDS = [
@@ -25,6 +26,7 @@ type Row = Pick<TrainingTask, (typeof FIELDS)[number]>;
 
 const STATUSES = ['PENDING', 'PREPROCESSING', 'QUEUED', 'TRAINING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const PAGE = 20;
+const UUID = /^[0-9a-f-]{36}$/i;
 const REFRESH_MS = 2000;
 
 export function TaskList({ admin }: { admin: boolean }) {
@@ -38,7 +40,7 @@ export function TaskList({ admin }: { admin: boolean }) {
   useEffect(() => {
     const query = new URLSearchParams({ fields: FIELDS.join(','), limit: String(PAGE + 1), skip: String(skip) });
     if (status) query.set('status', status);
-    if (/^[0-9a-f-]{36}$/i.test(entity.trim())) query.set('entity_id', entity.trim());
+    if (UUID.test(entity.trim())) query.set('entity_id', entity.trim());
     // Filters and paging live in the address, so a view can be bookmarked and shared.
     const shown = new URLSearchParams();
     if (status) shown.set('status', status);
@@ -114,6 +116,7 @@ export function TaskList({ admin }: { admin: boolean }) {
           />
         </label>
       </form>
+      {UUID.test(entity.trim()) && <EraseEntity key={entity.trim()} entityId={entity.trim()} />}
       {error && (
         <p class="error" role="alert">
           {error}
