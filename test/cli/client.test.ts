@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tmpDir } from '../helpers/harness.js';
+import { until } from '../helpers/processes.js';
 import { photoFolder, runKiln, startApiOnly, type ApiServer } from './helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -109,6 +110,31 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.equal(await server.runtime.taskStore.get(id), undefined);
     assert.ok(uploads.every((u) => !fs.existsSync(path.join(server.runtime.config.dataDir, 'uploads', 'cli', u))));
     assert.equal((await kiln('erase', 'not-an-id')).code, 1);
+  });
+
+  test('generate waits in the queue saying how many are ahead, and a cancel ends it with exit 1', async () => {
+    const token = await server.token();
+    const ahead = await fetch(`${server.url}/api/v1/generations/`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'first in line', base_model_path: 'builtin:tiny-flux' }),
+    });
+    assert.equal(ahead.status, 202, await ahead.text());
+    const running = kiln('generate', '--prompt', 'second in line', '--base', 'builtin:tiny-flux');
+    // No worker here: the CLI's generation waits behind the first until the test cancels it.
+    const mine = await until(
+      async () => (await server.runtime.store.db.selectFrom('generations').select('id').where('request', 'like', '%second in line%').executeTakeFirst())?.id,
+      'the CLI to create its generation',
+      30_000,
+      100,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const cancelled = await fetch(`${server.url}/api/v1/generations/${mine}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(cancelled.status, 200);
+    const res = await running;
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, new RegExp(`^generation ${mine}: 1 generation ahead in the queue$`, 'm'));
+    assert.match(res.stderr, new RegExp(`^generation ${mine} cancelled: `, 'm'));
   });
 
   test('a 422 is printed one issue per line, with a non-zero exit', async () => {

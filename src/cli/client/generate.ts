@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { Generation } from '../../domain/schemas/generations.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient, UsageError } from './http.js';
+import type { QueuePlace } from '../../domain/schemas/queue.js';
+import { plural } from '../../util/words.js';
 
 const POLL_MS = 1000;
 const FINISHED = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
@@ -61,7 +63,13 @@ export const generateCommand: Command = {
       const client = KilnClient.fromOptions(values);
       let generation = await client.createOnce<Generation>('/api/v1/generations/', body);
       console.error(`generation ${generation.id} queued`);
+      let ahead: number | null = null;
       while (!FINISHED.has(generation.status)) {
+        if (generation.status === 'PENDING') {
+          const { position } = await client.json<QueuePlace>('GET', `/api/v1/generations/${generation.id}/queue`);
+          if (position !== null && position !== ahead && position > 0) console.error(`generation ${generation.id}: ${plural(position, 'generation')} ahead in the queue`);
+          ahead = position;
+        }
         await new Promise((r) => setTimeout(r, POLL_MS));
         generation = await client.json<Generation>('GET', `/api/v1/generations/${generation.id}`);
       }

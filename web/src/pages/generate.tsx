@@ -1,11 +1,12 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Generation } from '../../../src/domain/schemas/generations';
+import type { QueuePlace } from '../../../src/domain/schemas/queue';
 import type { TrainingTask } from '../../../src/domain/schemas/training';
 import { api, ApiError, blobUrl, get } from '../api';
 import { FieldError } from '../components/field-error';
 import { RecentGenerations } from '../components/recent-generations';
 import { StatusBadge } from '../components/status';
-import { TERMINAL } from '../format';
+import { queueText, TERMINAL } from '../format';
 import { markReady } from '../ready';
 
 type Lora = Pick<TrainingTask, 'id' | 'trigger_word' | 'base_model_path' | 'completed_at'>;
@@ -19,6 +20,7 @@ export function Generate() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string | null>(null);
   const [ended, setEnded] = useState(0);
+  const [place, setPlace] = useState<QueuePlace | null>(null);
 
   useEffect(() => {
     markReady('generate', false);
@@ -34,6 +36,7 @@ export function Generate() {
     const timer = setTimeout(() => {
       void get<Generation>(`/api/v1/generations/${generation.id}`)
         .then(async (g) => {
+          setPlace(g.status === 'PENDING' ? await get<QueuePlace>(`/api/v1/generations/${g.id}/queue`) : null);
           if (g.status === 'COMPLETED') setImages(await Promise.all(g.images.map(async (u) => ({ url: await blobUrl(u), name: u.split('/').pop()! }))));
           if (TERMINAL.includes(g.status)) setEnded((n) => n + 1);
           setGeneration(g);
@@ -145,6 +148,7 @@ export function Generate() {
       {generation && (
         <p id="generation-status" aria-live="polite">
           <StatusBadge status={generation.status} /> {generation.error_message ?? ''}
+          <span id="generation-queue">{generation.status === 'PENDING' ? queueText(place) : ''}</span>
         </p>
       )}
       <div id="images" class="gallery">
