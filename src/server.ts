@@ -29,8 +29,7 @@ export async function startServer(config: Config, opts: { worker: boolean } = { 
   const stop = () =>
     (stopping ??= (async () => {
       // Stop taking work first; running stages give their leases back before the pool closes.
-      housekeeping.stop();
-      await background.stop();
+      await Promise.all([housekeeping.stop(), background.stop()]);
       await app.close();
       await runtime.close();
     })());

@@ -13,7 +13,9 @@ const SWEEP_EVERY_MS = 3_600_000;
  * process left in .trash, and then hourly it deletes expired uploads and idempotency keys. Several API processes
  * sharing one data dir may all do this; removals of the same folder do not conflict.
  */
-export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): void } {
+export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): Promise<void> } {
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const sweep = async () => {
     try {
       const deleted = await sweepUploads(config, await tasks.uploadsAwaitingPreprocessing());
@@ -23,11 +25,22 @@ export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger)
       log.error({ err }, 'sweeping expired uploads and idempotency keys failed; trying again in an hour');
     }
   };
+  // A sweep reads the database, so none starts once stopping has begun, and stop waits for the one under way.
+  const sweepUnlessStopped = () => {
+    if (!stopped) inFlight = sweep();
+    return inFlight;
+  };
   void emptyTrash(config.dataDir)
     .then((cleared) => cleared && log.info({ cleared }, 'finished deletions left in the data dir’s .trash'))
     .catch((err: unknown) => log.error({ err }, 'emptying the data dir’s .trash failed'))
-    .then(sweep);
-  const timer = setInterval(() => void sweep(), SWEEP_EVERY_MS);
+    .then(sweepUnlessStopped);
+  const timer = setInterval(() => void sweepUnlessStopped(), SWEEP_EVERY_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+      return inFlight;
+    },
+  };
 }

@@ -7,7 +7,8 @@ import { loadConfig, testConfig } from '../../src/config.js';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { startServer, type Server } from '../../src/server.js';
 import { tmpDir } from '../helpers/harness.js';
-import { until } from '../helpers/processes.js';
+import { freePort } from '../helpers/free-port.js';
+import { mintToken, startKiln, until, waitForHttp, type KilnProcess } from '../helpers/processes.js';
 import { api, makePhotos, type Target } from './scenario.js';
 
 /** A 256 KiB tmpfs in a private user and mount namespace: no root needed where the kernel allows those. */
@@ -72,5 +73,70 @@ describe('end to end: the disk fills up during training', { timeout: 300_000, sk
       /^The trainer could not write to the data dir's disk: .*No space left on device.*\. Free space on it \(deleting finished tasks frees theirs; a lower max_step_saves_to_keep keeps fewer checkpoints\), then retry the task\.$/,
     );
     assert.ok(failed.current_step >= 2, `it trained up to the first checkpoint (step ${failed.current_step})`);
+  });
+});
+
+// The whole service (`kiln serve`, SQLite, the in-process worker) with its data dir on a 16 MiB
+// tmpfs, and KILN_MIN_FREE_DISK_MB at 8: uploads fill the disk for real.
+describe('end to end: the data dir on a small disk', { timeout: 120_000, skip: !canMountTmpfs() && 'cannot mount a tmpfs in a user namespace here' }, () => {
+  const MIB = 2 ** 20;
+  let kiln: KilnProcess;
+  let baseUrl: string;
+  let headers: Record<string, string>;
+  const upload = async (...files: [string, number][]) => {
+    const form = new FormData();
+    for (const [name, size] of files) form.append('files', new Blob([new Uint8Array(size).fill(7)], { type: 'image/png' }), name);
+    const res = await fetch(`${baseUrl}/api/v1/uploads/`, { method: 'POST', headers, body: form });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { detail?: string; uploads?: { id: string; reference: string }[] } };
+  };
+  const freeBytes = async () => Number(/^kiln_data_dir_free_bytes (\d+)$/m.exec(await (await fetch(`${baseUrl}/metrics`)).text())?.[1]);
+
+  before(async () => {
+    const dataDir = tmpDir('kiln-e2e-small-disk-');
+    const port = await freePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+    const logFile = path.join(tmpDir('kiln-e2e-small-disk-log-'), 'kiln.log');
+    kiln = startKiln(['serve'], { KILN_DATA_DIR: dataDir, KILN_PORT: String(port), KILN_MIN_FREE_DISK_MB: '8' }, logFile, {
+      wrap: ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', 'mount -t tmpfs -o size=16m tmpfs "$0" && exec "$@"', dataDir],
+    });
+    await waitForHttp(`${baseUrl}/healthz`);
+    headers = { authorization: `Bearer ${await mintToken('acme')}` };
+  });
+  after(() => kiln.stop());
+
+  test('a request that fills the disk is a 507 that keeps none of its files; past the minimum, uploads wait and so does the work', async () => {
+    const photo = await upload(['photo.png', 4096]);
+    assert.equal(photo.status, 201, JSON.stringify(photo.body));
+    const before = await freeBytes();
+    assert.ok(before > 8 * MIB && before < 16 * MIB, `free: ${before}`);
+
+    const filled = await upload(['fits.png', MIB], ['too-big.png', 30 * MIB]);
+    assert.equal(filled.status, 507, JSON.stringify(filled.body));
+    assert.equal(filled.body.detail, 'The data dir\'s disk filled up while storing "too-big.png"; nothing of this request was kept');
+    assert.ok(Math.abs((await freeBytes()) - before) < 256 * 1024, 'the space the request took is free again');
+
+    const large = await upload(['large.png', before - 6 * MIB]);
+    assert.equal(large.status, 201, JSON.stringify(large.body));
+    const refused = await upload(['photo-2.png', 4096]);
+    assert.equal(refused.status, 507);
+    assert.equal(refused.retryAfter, '300');
+    assert.match(refused.body.detail ?? '', /^Uploads are refused while the data dir's disk has [0-7] MiB free, under the 8 MiB it keeps \(KILN_MIN_FREE_DISK_MB\)$/);
+
+    const created = await fetch(`${baseUrl}/api/v1/training/`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ trigger_word: 'KLNSMALL', base_model_path: 'builtin:tiny-flux', steps: 2, source_images: [photo.body.uploads![0].reference] }),
+    });
+    assert.equal(created.status, 201);
+    const task = (await created.json()) as TrainingTask;
+    const statusOf = async () => ((await (await fetch(`${baseUrl}/api/v1/training/${task.id}`, { headers })).json()) as TrainingTask).status;
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(await statusOf(), 'PENDING', 'the worker claims nothing while the disk is short');
+    assert.match(fs.readFileSync(kiln.logFile, 'utf8'), /claiming no work: the data dir's disk has \d+ MiB free, under the 8 MiB it keeps/);
+
+    const freed = await fetch(`${baseUrl}/api/v1/uploads/${large.body.uploads![0].id}`, { method: 'DELETE', headers });
+    assert.equal(freed.status, 204);
+    await until(async () => (await statusOf()) !== 'PENDING', 'the worker to take the task once space is back', 30_000, 200);
+    assert.match(fs.readFileSync(kiln.logFile, 'utf8'), /disk space is back above KILN_MIN_FREE_DISK_MB: claiming work again/);
   });
 });

@@ -13,9 +13,11 @@ export interface KilnProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startKiln(args: string[], env: Record<string, string>, logFile: string): KilnProcess {
+/** `wrap` runs the process under another command, which ends by exec-ing the rest of its arguments (unshare, say). */
+export function startKiln(args: string[], env: Record<string, string>, logFile: string, opts: { wrap?: string[] } = {}): KilnProcess {
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+  const command = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args];
+  const child = spawn(command[0], command.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, KILN_JWT_SECRET: TEST_SECRET, KILN_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', out, out],

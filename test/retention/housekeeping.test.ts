@@ -69,8 +69,19 @@ for (const dialect of DIALECTS) {
         assert.equal(exists(fresh.id), true);
         assert.deepEqual(fs.readdirSync(path.join(config.dataDir, '.trash')), []);
       } finally {
-        housekeeping.stop();
+        await housekeeping.stop();
       }
     });
   });
 }
+
+test('a process stopped as it starts closes its database only after the sweep, never under it', async () => {
+  const h = await openHarness('sqlite');
+  const errors: string[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+  const housekeeping = startHousekeeping(h.config, h.runtime.taskStore, log);
+  await housekeeping.stop();
+  await h.close();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(errors, []);
+});
