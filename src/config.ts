@@ -52,6 +52,12 @@ export const CONFIG_VARS = [
     doc: 'Hours an upload stays usable in source_images before it is deleted, unless a task still waits to preprocess it (0 = until deleted by DELETE /api/v1/uploads/{id})',
   },
   {
+    name: 'KILN_PHOTO_RETENTION_HOURS',
+    kind: 'int',
+    default: '0',
+    doc: 'Hours after a task finishes that its photos, dataset and caches are deleted, keeping its weights, samples and logs; it can then not be retried (0 = kept until the task is deleted)',
+  },
+  {
     name: 'KILN_MIN_FREE_DISK_MB',
     kind: 'int',
     default: '1024',
@@ -99,6 +105,8 @@ export interface Config {
   /** 0 keeps uploads until they are deleted. */
   uploadRetentionHours: number;
   trainerStallSeconds: number;
+  /** 0 keeps a finished task's photos until the task is deleted. */
+  photoRetentionHours: number;
   /** MiB the data dir's disk keeps free; 0 sets no minimum. */
   minFreeDiskMb: number;
   /** Requests per tenant per minute and API process; 0 turns a limit off. */
@@ -143,6 +151,7 @@ function reader(env: NodeJS.ProcessEnv) {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = reader(env);
   if (r.int('KILN_UPLOAD_RETENTION_HOURS') < 0) throw new ConfigError('KILN_UPLOAD_RETENTION_HOURS must be 0 (keep) or a number of hours');
+  if (r.int('KILN_PHOTO_RETENTION_HOURS') < 0) throw new ConfigError('KILN_PHOTO_RETENTION_HOURS must be 0 (keep) or a number of hours');
   if (r.int('KILN_MIN_FREE_DISK_MB') < 0) throw new ConfigError('KILN_MIN_FREE_DISK_MB must be 0 (no minimum) or a number of MiB');
   const dataDir = path.resolve(r.str('KILN_DATA_DIR'));
   return {
@@ -178,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadRetentionHours: r.int('KILN_UPLOAD_RETENTION_HOURS'),
     trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
     minFreeDiskMb: r.int('KILN_MIN_FREE_DISK_MB'),
+    photoRetentionHours: r.int('KILN_PHOTO_RETENTION_HOURS'),
     rateLimit: { createsPerMinute: r.int('KILN_RATE_LIMIT_CREATES_PER_MINUTE'), uploadsPerMinute: r.int('KILN_RATE_LIMIT_UPLOADS_PER_MINUTE') },
     vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },
     logLevel: r.str('KILN_LOG_LEVEL'),

@@ -39,7 +39,7 @@ export const commands: Record<string, CommandEntry> = {
   list: { summary: 'List training tasks', load: () => import('./client/list.js').then((m) => m.listCommand) },
   cancel: { summary: 'Cancel a training task', load: () => import('./client/cancel.js').then((m) => m.cancelCommand) },
   delete: {
-    summary: 'Delete a finished task and its files (--with-uploads: its uploads too)',
+    summary: 'Delete a finished task and its files (--with-uploads: its uploads too; --photos: only its photos)',
     load: () => import('./client/delete.js').then((m) => m.deleteCommand),
   },
   erase: {

@@ -23,6 +23,8 @@ export function taskPaths(taskDir: string) {
     manifest: path.join(dataset, 'manifest.json'),
     checkpoints: path.join(taskDir, 'checkpoints'),
     samples: path.join(taskDir, 'samples'),
+    /** The trainer's caches: latents and text embeddings of the dataset. */
+    cache: path.join(taskDir, 'cache'),
     output: path.join(taskDir, 'output'),
     logs,
     trainerLog: path.join(logs, 'trainer.log'),

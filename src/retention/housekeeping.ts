@@ -4,13 +4,15 @@ import { sweepUploads } from '../preprocess/index.js';
 import type { TaskStore } from '../store/tasks.js';
 import { expireKeys, IDEMPOTENCY_KEY_HOURS } from '../store/idempotency.js';
 import { isoNow } from '../util/time.js';
+import { deleteTaskPhotos } from './photos.js';
 import { emptyTrash } from './trash.js';
 
 const SWEEP_EVERY_MS = 3_600_000;
 
 /**
  * What an API process keeps tidy in the data dir: at start it finishes deletions a stopped
- * process left in .trash, and then hourly it deletes expired uploads and idempotency keys. Several API processes
+ * process left in .trash, and then hourly it deletes expired uploads and idempotency keys, and
+ * the photos of tasks finished KILN_PHOTO_RETENTION_HOURS ago. Several API processes
  * sharing one data dir may all do this; removals of the same folder do not conflict.
  */
 export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): Promise<void> } {
@@ -21,8 +23,13 @@ export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger)
       const deleted = await sweepUploads(config, await tasks.uploadsAwaitingPreprocessing());
       if (deleted) log.info({ deleted, retentionHours: config.uploadRetentionHours }, 'deleted expired uploads');
       await expireKeys(tasks.db, isoNow(Date.now() - IDEMPOTENCY_KEY_HOURS * 3_600_000));
+      if (config.photoRetentionHours > 0) {
+        const due = await tasks.photosDue(isoNow(Date.now() - config.photoRetentionHours * 3_600_000));
+        for (const { id } of due) await deleteTaskPhotos(tasks, config, id);
+        if (due.length) log.info({ tasks: due.length, retentionHours: config.photoRetentionHours }, 'deleted the photos of finished tasks');
+      }
     } catch (err) {
-      log.error({ err }, 'sweeping expired uploads and idempotency keys failed; trying again in an hour');
+      log.error({ err }, 'sweeping expired uploads, idempotency keys and photos failed; trying again in an hour');
     }
   };
   // A sweep reads the database, so none starts once stopping has begun, and stop waits for the one under way.

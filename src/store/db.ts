@@ -68,6 +68,7 @@ export interface TrainingTaskRow {
   queued_at: string;
   /** The COMPLETED LoRA task this one continues from (migration 0009). */
   init_lora_task_id: string | null;
+  photos_deleted_at: string | null;
 }
 
 export interface StageRunRow {

@@ -197,6 +197,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('training_tasks_init_lora').on('training_tasks').column('init_lora_task_id').execute();
       },
     },
+    // A finished task's photos may be deleted before the task (KILN_PHOTO_RETENTION_HOURS, DELETE …/photos).
+    '0010_photos_deleted': {
+      async up(db) {
+        await db.schema.alterTable('training_tasks').addColumn('photos_deleted_at', 'text').execute();
+      },
+    },
   };
 }
 

@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import { LIST_PAGE, TASK_FIELDS, type ListQuery, type TaskField } from '../domain/schemas/training.js';
 import type { TenantScope } from '../auth/principal.js';
-import { TRAINING_LIFECYCLE, type TransitionName } from '../domain/lifecycle.js';
+import { isTerminal, TRAINING_LIFECYCLE, type TransitionName } from '../domain/lifecycle.js';
 import type { Store, TrainingTaskRow } from './db.js';
-import { LifecycleStore, type Executor } from './lifecycle-store.js';
+import { LifecycleStore, type Executor, type RemoveResult } from './lifecycle-store.js';
+import { isoNow } from '../util/time.js';
 import { uploadIdOf } from '../preprocess/sources.js';
 
 export type { Executor, StatusListener, TransitionOptions, TransitionResult } from './lifecycle-store.js';
@@ -28,6 +29,45 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
     const rows = await this.listQuery(scope, query, columns).execute();
     // node-postgres parses a json column itself; SQLite has no JSON type and hands over text.
     return rows.map((row) => rowOf(columns, typeof row.values === 'string' ? (JSON.parse(row.values) as unknown[]) : row.values));
+  }
+
+  /**
+   * Records that a finished task's photos are deleted, as a compare-and-set on its finished
+   * status and an empty lease, so a retry or a claim that lands first makes it miss. A task whose
+   * photos were deleted already is returned as it is.
+   */
+  async markPhotosDeleted(id: string, scope?: TenantScope): Promise<RemoveResult<TrainingTaskRow>> {
+    for (let tries = 0; tries < 5; tries++) {
+      const row = await this.get(id, scope);
+      if (!row) return { ok: false, reason: 'not_found' };
+      if (row.photos_deleted_at !== null) return { ok: true, row };
+      if (!isTerminal(row.status)) return { ok: false, reason: 'unfinished', row };
+      if (row.lease_owner !== null) return { ok: false, reason: 'stopping', row };
+      const now = isoNow();
+      const marked = await this.db
+        .updateTable('training_tasks')
+        .set({ photos_deleted_at: now, updated_at: now })
+        .where('id', '=', id)
+        .where('status', '=', row.status)
+        .where('lease_owner', 'is', null)
+        .where('photos_deleted_at', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
+      if (marked) return { ok: true, row: marked };
+    }
+    throw new Error(`training_tasks ${id}: deleting its photos kept losing the race; giving up`);
+  }
+
+  /** Finished tasks, unheld, whose photos are kept and that last changed before `cutoff`: what photo retention deletes. */
+  photosDue(cutoff: string): Promise<Pick<TrainingTaskRow, 'id'>[]> {
+    return this.db
+      .selectFrom('training_tasks')
+      .select('id')
+      .where('status', 'in', TRAINING_LIFECYCLE.terminal)
+      .where('lease_owner', 'is', null)
+      .where('photos_deleted_at', 'is', null)
+      .where('updated_at', '<', cutoff)
+      .execute();
   }
 
   /** Every task of an entity within the scope, oldest first: what erasing the entity removes. */
@@ -59,7 +99,7 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
    * dictionary-mode object; node-postgres field by field off the wire), and a page of them
    * took half of a list's time. The database writes the array in C and V8's JSON parser reads
    * it at under half the cost, with the same values: both write floats with round-trip
-   * precision. (Postgres takes at most 100 arguments to json_build_array; a task has 52 fields.)
+   * precision. (Postgres takes at most 100 arguments to json_build_array; a task has 54 fields.)
    */
   listQuery(scope: TenantScope, query: ListQuery, columns: readonly TaskField[]) {
     let q = this.db.selectFrom('training_tasks');
@@ -79,7 +119,7 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
 
 /**
  * The full list's row object, built by a function written once from the column list: an object
- * literal of all 52 columns gets its shape in one step, which measured 9% of a Postgres list
+ * literal of all 54 columns gets its shape in one step, which measured 9% of a Postgres list
  * page's CPU less than copying a template and setting the columns one by one. The names are
  * the schema's own field names, quoted.
  */

@@ -75,6 +75,7 @@ export function newTaskRow(body: TrainingTaskCreate, ctx: CreateContext): Traini
     priority_changed_at: null,
     attempt: 0,
     init_lora_task_id: body.init_lora_task_id ?? null,
+    photos_deleted_at: null,
     lease_owner: null,
     lease_expires_at: null,
     queued_at: now,

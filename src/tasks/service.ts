@@ -6,6 +6,7 @@ import type { TrainingTaskRow } from '../store/db.js';
 import { unfinishedGenerationWithLora } from '../store/generations.js';
 import type { IdempotencyKey } from '../store/idempotency.js';
 import { unfinishedTaskContinuing, type TaskStore, type TaskViewRow } from '../store/tasks.js';
+import { deleteTaskPhotos } from '../retention/photos.js';
 import { discardFolder } from '../retention/trash.js';
 import { isoNow } from '../util/time.js';
 import { newTaskRow } from './create.js';
@@ -92,6 +93,18 @@ export class TasksService {
   }
 
   /**
+   * Deletes a finished task's photos, its dataset and caches, and the uploads it was made from,
+   * keeping its weights, samples and logs; repeating it is harmless. A task not finished is a conflict.
+   */
+  async deletePhotos(id: string, principal: Principal): Promise<TrainingTaskRow> {
+    const res = await deleteTaskPhotos(this.tasks, this.config, id, scopeOf(principal));
+    if (res.ok) return res.row;
+    if (res.reason === 'not_found') throw new TaskNotFound(id);
+    if (res.reason === 'unfinished') throw new TaskConflict(`Task is ${res.row.status}; its photos can be deleted once it has finished (cancel it first)`);
+    throw new StillStopping('The task is still stopping on its worker; delete its photos again in a few seconds');
+  }
+
+  /**
    * Puts a FAILED or CANCELLED task back in the queue. It starts again at preprocessing,
    * which skips the sources it already fetched, and training resumes from its newest
    * checkpoint because the task folder is kept.
@@ -107,6 +120,11 @@ export class TasksService {
         attempt: 0,
         queued_at: now,
       }),
+      // Read after the update, which holds the row: a photo deletion that committed first is seen.
+      alongside: async (trx) => {
+        const { photos_deleted_at: deleted } = await trx.selectFrom('training_tasks').select('photos_deleted_at').where('id', '=', id).executeTakeFirstOrThrow();
+        if (deleted) throw new TaskConflict(`The task's photos were deleted at ${deleted}, so it cannot train again; create a new task with new uploads`);
+      },
     });
     if (res.ok) return res.row;
     if (res.reason === 'not_found') throw new TaskNotFound(id);

@@ -72,6 +72,7 @@ export function toTrainingTask(row: TaskViewRow): TrainingTask {
     priority_changed_at: row.priority_changed_at,
     attempt: row.attempt,
     init_lora_task_id: row.init_lora_task_id,
+    photos_deleted_at: row.photos_deleted_at,
   };
 }
 

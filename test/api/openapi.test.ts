@@ -33,6 +33,7 @@ const STATUSES: Record<string, number[]> = {
   [`post ${TASK}/retry`]: [200, 401, 404, 409, 413, 415, 422, 503],
   [`patch ${TASK}/priority`]: [200, 401, 403, 404, 413, 415, 422, 503],
   [`get ${TASK}/webhooks`]: [200, 401, 404, 422, 503],
+  [`delete ${TASK}/photos`]: [200, 401, 404, 409, 422, 503],
   [`get ${TASK}/runs`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/logs`]: [200, 401, 404, 422, 503],
   [`get ${TASK}/metrics`]: [200, 401, 404, 422, 503],

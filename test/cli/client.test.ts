@@ -79,6 +79,19 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.equal((await kiln('cancel', taskId)).code, 0);
   });
 
+  test('delete --photos keeps the task and removes its uploads', async () => {
+    const created = await kiln('train', folder, '--trigger', 'PHOTOTOK');
+    const id = created.stdout.trim();
+    assert.equal((await kiln('cancel', id)).code, 0);
+    const uploads = (JSON.parse((await server.runtime.taskStore.get(id))!.source_images) as string[]).map((s) => s.replace('upload://', ''));
+    const res = await kiln('delete', id, '--photos');
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, new RegExp(`^${id}: photos deleted at \\S+; its weights, samples and logs are kept\n$`));
+    assert.ok((await server.runtime.taskStore.get(id))?.photos_deleted_at);
+    assert.ok(uploads.every((u) => !fs.existsSync(path.join(server.runtime.config.dataDir, 'uploads', 'cli', u))));
+    assert.equal((await kiln('delete', id, '--photos', '--with-uploads')).code, 2);
+  });
+
   test('delete --with-uploads removes the cancelled task and the uploads it was made from', async () => {
     const uploads = (JSON.parse((await server.runtime.taskStore.get(taskId))!.source_images) as string[]).map((s) => s.replace('upload://', ''));
     const uploadDir = (id: string) => path.join(server.runtime.config.dataDir, 'uploads', 'cli', id);

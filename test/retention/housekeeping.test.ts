@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
 import { saveUpload } from '../../src/preprocess/index.js';
+import { taskFolder } from '../../src/domain/task-folder.js';
 import { startHousekeeping } from '../../src/retention/housekeeping.js';
 import { discardFolder, emptyTrash } from '../../src/retention/trash.js';
 import { DIALECTS, openHarness, tmpDir, type Harness } from '../helpers/harness.js';
@@ -70,6 +71,34 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(fs.readdirSync(path.join(config.dataDir, '.trash')), []);
       } finally {
         await housekeeping.stop();
+      }
+    });
+
+    test('with KILN_PHOTO_RETENTION_HOURS, the photos of tasks finished longer ago go, and nothing else', async () => {
+      const config = { ...h.config, photoRetentionHours: 1 };
+      const hoursAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString();
+      const task = async (status: string, updatedAt: string) => {
+        const row = await insertTask(h.runtime.taskStore, { set: { status, updated_at: updatedAt } });
+        for (const file of ['dataset/0001.png', 'dataset/manifest.json', 'output/lora.safetensors']) {
+          const at = path.join(taskFolder(config.dataDir, row.id), file);
+          fs.mkdirSync(path.dirname(at), { recursive: true });
+          fs.writeFileSync(at, file);
+        }
+        return row;
+      };
+      const [old, recent, running] = [await task('COMPLETED', hoursAgo(2)), await task('FAILED', hoursAgo(0.5)), await task('QUEUED', hoursAgo(5))];
+      const photo = (id: string) => fs.existsSync(path.join(taskFolder(config.dataDir, id), 'dataset', '0001.png'));
+      const housekeeping = startHousekeeping(config, h.runtime.taskStore, pino({ level: 'silent' }));
+      try {
+        await until(async () => (await h.runtime.taskStore.get(old.id))?.photos_deleted_at, 'the old task’s photos to be deleted', 10_000);
+      } finally {
+        await housekeeping.stop();
+      }
+      assert.equal(photo(old.id), false);
+      assert.ok(fs.existsSync(path.join(taskFolder(config.dataDir, old.id), 'output', 'lora.safetensors')), 'its weights stay');
+      for (const kept of [recent, running]) {
+        assert.equal(photo(kept.id), true, kept.status);
+        assert.equal((await h.runtime.taskStore.get(kept.id))?.photos_deleted_at, null);
       }
     });
   });

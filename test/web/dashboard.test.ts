@@ -521,6 +521,16 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
 
   test('a finished task deleted from its page: asked once more, then gone from the list and the API', async () => {
     await visit(tab, server.baseUrl, `/tasks/${cancelledId}`, 'task');
+    // Its photos first: asked once more, then gone, and the task can no longer be retried.
+    assert.equal(await textOf(page, '#photos'), 'kept');
+    assert.equal(await isDisabled(page, 'button#retry'), false);
+    await page.click('button#delete-photos');
+    await page.waitForSelector('button#delete-photos-confirm', { timeout: 5_000 });
+    await page.click('button#delete-photos-confirm');
+    await waitIn(tab, '#photos: deleted', 10_000, () => document.querySelector('#photos')?.textContent?.startsWith('deleted ') === true);
+    assert.equal(await isDisabled(page, 'button#retry'), true, 'no photos, no retry');
+    assert.equal(await isDisabled(page, 'button#delete-photos'), true);
+    assert.ok((await taskOf(server, cancelledId)).photos_deleted_at);
     assert.equal(await isDisabled(page, 'button#delete'), false, 'a CANCELLED task can be deleted');
     await page.click('button#delete');
     await page.waitForSelector('button#delete-confirm', { timeout: 5_000 });

@@ -41,7 +41,7 @@ const StageRun = Type.Object(
   { title: 'StageRun' },
 );
 
-/** Kiln's additions to the seed's training endpoints: queue control and place, webhook history, stage runs. */
+/** Kiln's additions to the seed's training endpoints: queue control and place, retry, photo deletion, webhook history, stage runs. */
 export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const { tasks } = deps;
 
@@ -72,6 +72,21 @@ export const engineRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
       },
     },
     async (request) => toTrainingTask(await tasks.retry(request.params.task_id, request.principal)),
+  );
+
+  app.delete(
+    '/:task_id/photos',
+    {
+      schema: {
+        summary: 'Delete Training Photos',
+        description:
+          "Deletes a finished task's photos: its copies of the sources, the dataset's images and captions, the trainer's caches, and the uploads it was made from (unless a task still waiting to preprocess names one). Its weights, checkpoints, samples, logs and dataset manifest stay, and `photos_deleted_at` is set; the task can no longer be retried. Repeating it is harmless. KILN_PHOTO_RETENTION_HOURS does this by itself.",
+        tags: ['Training'],
+        params: TaskIdParams,
+        response: { 200: Type.Ref(TrainingTask), ...errorResponses({ byId: true, transition: true }) },
+      },
+    },
+    async (request) => toTrainingTask(await tasks.deletePhotos(request.params.task_id, request.principal)),
   );
 
   app.get(

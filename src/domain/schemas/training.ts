@@ -176,6 +176,10 @@ export const TrainingTask = Type.Object(
     priority_changed_at: Nullable(DateTime, { description: 'Timestamp of last priority change' }),
     attempt: Type.Integer({ description: 'Kiln: attempt number of the current stage (0 before the first claim)', default: 0 }),
     init_lora_task_id: Nullable(Uuid, { description: 'Kiln: the task whose LoRA this one continues from' }),
+    photos_deleted_at: Nullable(DateTime, {
+      description:
+        'Kiln: when the photos, the dataset made from them and its caches were deleted, leaving the weights, samples and logs (KILN_PHOTO_RETENTION_HOURS, or DELETE …/photos)',
+    }),
   },
   { $id: 'TrainingTask', title: 'TrainingTask' },
 );

@@ -71,8 +71,8 @@ export function TaskPage({ id }: { id: string }) {
     return () => abort.abort();
   }, [id, loadArtifacts, round]);
 
-  // Delete asks once more in place, since it cannot be undone.
-  const [confirming, setConfirming] = useState(false);
+  // Deletes ask once more in place, since they cannot be undone.
+  const [confirming, setConfirming] = useState<'task' | 'photos' | null>(null);
   const remove = async () => {
     setBusy(true);
     try {
@@ -80,7 +80,19 @@ export function TaskPage({ id }: { id: string }) {
       navigate('/');
     } catch (err) {
       setError((err as Error).message);
-      setConfirming(false);
+      setConfirming(null);
+      setBusy(false);
+    }
+  };
+  const removePhotos = async () => {
+    setBusy(true);
+    try {
+      setTask(await api<TrainingTask>('DELETE', `/api/v1/training/${id}/photos`));
+      await loadArtifacts();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setConfirming(null);
       setBusy(false);
     }
   };
@@ -130,29 +142,58 @@ export function TaskPage({ id }: { id: string }) {
           <button type="button" id="cancel" disabled={busy || terminal} onClick={() => void act('cancel')}>
             Cancel
           </button>
-          <button type="button" id="retry" disabled={busy || !(live.status === 'FAILED' || live.status === 'CANCELLED')} onClick={() => void act('retry')}>
+          <button
+            type="button"
+            id="retry"
+            disabled={busy || !(live.status === 'FAILED' || live.status === 'CANCELLED') || task.photos_deleted_at !== null}
+            title={task.photos_deleted_at ? 'Its photos were deleted' : undefined}
+            onClick={() => void act('retry')}
+          >
             Retry
           </button>
-          {confirming ? (
+          {confirming === 'task' && (
             <>
               <button type="button" id="delete-confirm" class="danger" disabled={busy} onClick={() => void remove()}>
                 Delete task and all its files
               </button>
-              <button type="button" id="delete-keep" disabled={busy} onClick={() => setConfirming(false)}>
+              <button type="button" id="delete-keep" disabled={busy} onClick={() => setConfirming(null)}>
                 Keep
               </button>
             </>
-          ) : (
-            <button
-              type="button"
-              id="delete"
-              class="quiet-danger"
-              disabled={busy || !terminal}
-              title={terminal ? undefined : 'Cancel the task first'}
-              onClick={() => setConfirming(true)}
-            >
-              Delete
-            </button>
+          )}
+          {confirming === 'photos' && (
+            <>
+              <button type="button" id="delete-photos-confirm" class="danger" disabled={busy} onClick={() => void removePhotos()}>
+                Delete its photos, keep the weights
+              </button>
+              <button type="button" id="delete-photos-keep" disabled={busy} onClick={() => setConfirming(null)}>
+                Keep
+              </button>
+            </>
+          )}
+          {confirming === null && (
+            <>
+              <button
+                type="button"
+                id="delete-photos"
+                class="quiet-danger"
+                disabled={busy || !terminal || task.photos_deleted_at !== null}
+                title={terminal ? undefined : 'Cancel the task first'}
+                onClick={() => setConfirming('photos')}
+              >
+                Delete photos
+              </button>
+              <button
+                type="button"
+                id="delete"
+                class="quiet-danger"
+                disabled={busy || !terminal}
+                title={terminal ? undefined : 'Cancel the task first'}
+                onClick={() => setConfirming('task')}
+              >
+                Delete
+              </button>
+            </>
           )}
         </div>
       </div>
@@ -197,6 +238,8 @@ export function TaskPage({ id }: { id: string }) {
         <dd>
           <code>{task.base_model_path}</code>
         </dd>
+        <dt>Photos</dt>
+        <dd id="photos">{task.photos_deleted_at ? `deleted ${when(task.photos_deleted_at)}; the weights, samples and logs are kept` : 'kept'}</dd>
       </dl>
       <h2>Loss</h2>
       <LossChart points={points} />
