@@ -1,9 +1,12 @@
+import { onlyEdge } from '../domain/lifecycle.js';
 import type { QueuePlace } from '../domain/schemas/queue.js';
 import type { GenerationRow, TrainingTaskRow } from '../store/db.js';
 import type { GenerationStore } from '../store/generations.js';
 import type { TaskStore } from '../store/tasks.js';
 import { claimsAhead, leasedByTenant } from './claim.js';
 import { CLAIMS } from './kinds.js';
+
+const TASK_STAGES = ['preprocess', 'train'] as const;
 
 const NOT_WAITING = { waiting_for: null, position: null, tenant_running: null, tenant_cap: null, held_by_tenant_cap: false } as const;
 
@@ -13,7 +16,8 @@ const NOT_WAITING = { waiting_for: null, position: null, tenant_running: null, t
  * (decision 0003).
  */
 export async function taskQueuePlace(tasks: TaskStore, generations: GenerationStore, row: TrainingTaskRow, cap: number): Promise<QueuePlace> {
-  const waitingFor = row.status === 'PENDING' ? 'preprocess' : row.status === 'QUEUED' ? 'train' : null;
+  // The stage whose claim takes rows in this status, if any.
+  const waitingFor = TASK_STAGES.find((stage) => onlyEdge(tasks.lifecycle, CLAIMS[stage].transition).from === row.status) ?? null;
   if (!waitingFor) return { status: row.status, ...NOT_WAITING };
   const kind = { rows: tasks, claim: CLAIMS[waitingFor] };
   const [tasksAhead, generationsAhead, tenantRunning] = await Promise.all([
@@ -33,7 +37,7 @@ export async function taskQueuePlace(tasks: TaskStore, generations: GenerationSt
 
 /** A generation's place among the generations waiting, which the workers take oldest first. */
 export async function generationQueuePlace(generations: GenerationStore, row: GenerationRow): Promise<QueuePlace> {
-  if (row.status !== 'PENDING') return { status: row.status, ...NOT_WAITING };
+  if (row.status !== onlyEdge(generations.lifecycle, CLAIMS.generate.transition).from) return { status: row.status, ...NOT_WAITING };
   const position = await claimsAhead({ rows: generations, claim: CLAIMS.generate }, row, 0);
   return { status: row.status, waiting_for: 'generate', position, tenant_running: null, tenant_cap: null, held_by_tenant_cap: false };
 }
