@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
 import { describeBytes } from '../util/bytes.js';
 import { sha256 } from './fs-util.js';
-import { UPLOAD_ID } from './sources.js';
+import { UPLOAD_ID, uploadIdOf } from './sources.js';
 
 export interface StoredUpload {
   id: string;
@@ -118,6 +118,26 @@ export async function deleteUpload(config: Config, tenantId: string | null, refe
     throw new UploadNotFoundError(reference);
   }
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Deletes the uploads that a task's `source_images` name, but those whose ids are in `keep`;
+ * resolves to how many it deleted (one already gone, expired or deleted with another task, is
+ * no error).
+ */
+export async function deleteUploadsOf(config: Config, tenantId: string | null, sources: string[], keep: ReadonlySet<string> = new Set()): Promise<number> {
+  let deleted = 0;
+  for (const source of sources) {
+    const id = uploadIdOf(source);
+    if (!id || keep.has(id)) continue;
+    try {
+      await deleteUpload(config, tenantId, id);
+      deleted++;
+    } catch (err) {
+      if (!(err instanceof UploadNotFoundError)) throw err;
+    }
+  }
+  return deleted;
 }
 
 const HOUR_MS = 3_600_000;

@@ -3,8 +3,7 @@ import path from 'node:path';
 import type { TenantScope } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import { taskFolder, taskPaths } from '../domain/task-folder.js';
-import { deleteUpload, UploadNotFoundError } from '../preprocess/uploads.js';
-import { uploadIdOf } from '../preprocess/sources.js';
+import { deleteUploadsOf } from '../preprocess/uploads.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import type { RemoveResult } from '../store/lifecycle-store.js';
 import type { TaskStore } from '../store/tasks.js';
@@ -21,14 +20,7 @@ export async function deleteTaskPhotos(tasks: TaskStore, config: Config, id: str
   const res = await tasks.markPhotosDeleted(id, scope);
   if (!res.ok) return res;
   await discardPhotos(config.dataDir, taskFolder(config.dataDir, id));
-  const awaited = await tasks.uploadsAwaitingPreprocessing();
-  for (const source of JSON.parse(res.row.source_images) as string[]) {
-    const upload = uploadIdOf(source);
-    if (!upload || awaited.has(upload)) continue;
-    await deleteUpload(config, res.row.origin_tenant_id, upload).catch((err: unknown) => {
-      if (!(err instanceof UploadNotFoundError)) throw err;
-    });
-  }
+  await deleteUploadsOf(config, res.row.origin_tenant_id, JSON.parse(res.row.source_images) as string[], await tasks.uploadsAwaitingPreprocessing());
   return res;
 }
 

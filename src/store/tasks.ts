@@ -71,8 +71,8 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
   }
 
   /** Every task of an entity within the scope, oldest first: what erasing the entity removes. */
-  ofEntity(scope: TenantScope, entityId: string): Promise<Pick<TrainingTaskRow, 'id' | 'status' | 'source_images'>[]> {
-    let q = this.db.selectFrom('training_tasks').select(['id', 'status', 'source_images']).where('entity_id', '=', entityId);
+  ofEntity(scope: TenantScope, entityId: string): Promise<Pick<TrainingTaskRow, 'id' | 'status' | 'source_images' | 'origin_tenant_id'>[]> {
+    let q = this.db.selectFrom('training_tasks').select(['id', 'status', 'source_images', 'origin_tenant_id']).where('entity_id', '=', entityId);
     if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
     return q.orderBy('created_at').orderBy('id').execute();
   }

@@ -4,8 +4,7 @@ import { GENERATION_LIFECYCLE, isTerminal, type GenerationStatus } from '../doma
 import type { EntityErasure } from '../domain/schemas/entities.js';
 import type { GenerationsService } from '../generations/service.js';
 import { GenerationNotFound } from '../generations/service.js';
-import { deleteUpload, UploadNotFoundError } from '../preprocess/uploads.js';
-import { uploadIdOf } from '../preprocess/sources.js';
+import { deleteUploadsOf } from '../preprocess/uploads.js';
 import type { GenerationStore } from '../store/generations.js';
 import type { TaskStore } from '../store/tasks.js';
 import { StillStopping, TaskConflict, TaskNotFound } from './errors.js';
@@ -61,10 +60,8 @@ export async function eraseEntity(deps: EraseDeps, principal: Principal, entityI
   // Generations first: a task whose LoRA a generation still holds cannot go before it.
   for (const g of generations) await remove(g.id, () => deps.generations.delete(g.id, principal), result.deleted_generations);
   for (const t of tasks) {
-    if (!(await remove(t.id, () => deps.tasks.delete(t.id, principal), result.deleted_tasks))) continue;
-    for (const source of JSON.parse(t.source_images) as string[]) {
-      const upload = uploadIdOf(source);
-      if (upload && (await deleted(() => deleteUpload(deps.config, principal.tenantId, upload)))) result.deleted_uploads++;
+    if (await remove(t.id, () => deps.tasks.delete(t.id, principal), result.deleted_tasks)) {
+      result.deleted_uploads += await deleteUploadsOf(deps.config, t.origin_tenant_id, JSON.parse(t.source_images) as string[]);
     }
   }
   result.complete = result.stopping.length === 0 && result.blocked.length === 0;
@@ -77,16 +74,5 @@ async function settled(cancel: () => Promise<unknown>): Promise<void> {
     await cancel();
   } catch (err) {
     if (!(err instanceof TaskConflict || err instanceof TaskNotFound || err instanceof GenerationNotFound)) throw err;
-  }
-}
-
-/** True once the upload is deleted; false if it was gone already (expired, or deleted with another task). */
-async function deleted(work: () => Promise<void>): Promise<boolean> {
-  try {
-    await work();
-    return true;
-  } catch (err) {
-    if (err instanceof UploadNotFoundError) return false;
-    throw err;
   }
 }

@@ -2,9 +2,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import type { EntityErasure } from '../../src/domain/schemas/entities.js';
 import { taskFolder } from '../../src/domain/task-folder.js';
+import { saveUpload } from '../../src/preprocess/index.js';
 import type { TrainingTaskRow } from '../../src/store/db.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 import { insertGeneration } from '../helpers/generations.js';
@@ -109,7 +111,8 @@ for (const dialect of DIALECTS) {
     test('a task another entity’s unfinished task continues from is blocked, with the reason; an admin erases in every tenant', async () => {
       const source = await task(PERSON, { status: 'COMPLETED' });
       const continuing = await task(SOMEONE_ELSE, { status: 'QUEUED', init_lora_task_id: source.id });
-      const elsewhere = await task(PERSON, { status: 'FAILED' }, 'initech');
+      const theirs = await saveUpload(h.config, 'initech', 'face.jpg', Readable.from([Buffer.from('a face')]));
+      const elsewhere = await task(PERSON, { status: 'FAILED', source_images: JSON.stringify([theirs.reference]) }, 'initech');
       const blocked = await erase();
       assert.equal(blocked.complete, false);
       assert.deepEqual(blocked.stopping, []);
@@ -124,6 +127,8 @@ for (const dialect of DIALECTS) {
       const byAdmin = await erase(PERSON, await h.auth('ops', { admin: true }));
       assert.equal(byAdmin.complete, true);
       for (const id of [source.id, elsewhere.id]) assert.ok(byAdmin.deleted_tasks.includes(id), id);
+      assert.equal(byAdmin.deleted_uploads, 1);
+      assert.equal(fs.existsSync(path.join(h.config.dataDir, 'uploads', 'initech', theirs.id)), false, 'the upload of the other tenant’s task, from its own folder');
       const left = await h.runtime.store.db.selectFrom('training_tasks').select('id').where('entity_id', '=', PERSON).execute();
       assert.deepEqual(left, [], 'no tenant holds a task of the entity any more');
     });
