@@ -37,6 +37,21 @@ export class Metrics {
 
   constructor(store: Store, dataDir: string) {
     new Gauge({
+      name: 'kiln_generations',
+      help: 'Generations by status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const rows = await store.db
+          .selectFrom('generations')
+          .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('status')
+          .execute();
+        this.reset();
+        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+      },
+    });
+    new Gauge({
       name: 'kiln_data_dir_free_bytes',
       help: "Bytes free on the data dir's disk for this process (KILN_MIN_FREE_DISK_MB keeps a floor under it)",
       registers: [this.registry],

@@ -17,6 +17,7 @@ export class GenerationStore extends LifecycleStore<GenerationRow, GenerationTra
     if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
     if (query.status) q = q.where('status', '=', query.status);
     if (query.training_task_id) q = q.where('request', 'like', namesLora(query.training_task_id));
+    if (query.tenant_id !== undefined) q = q.where(this.tenantIs(query.tenant_id));
     return q
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')

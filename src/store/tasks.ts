@@ -106,6 +106,7 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
     if (!scope.all) q = q.where(this.tenantIs(scope.tenantId));
     if (query.status) q = q.where('status', '=', query.status);
     if (query.entity_id) q = q.where('entity_id', '=', query.entity_id);
+    if (query.tenant_id !== undefined) q = q.where(this.tenantIs(query.tenant_id));
     const cols = sql.join(columns.map((c) => sql.ref(c)));
     const values = this.store.dialect === 'postgres' ? sql<unknown[] | string>`json_build_array(${cols})` : sql<unknown[] | string>`json_array(${cols})`;
     return q

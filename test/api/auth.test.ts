@@ -81,6 +81,14 @@ for (const dialect of DIALECTS) {
       assert.ok(adminList.json<TrainingTask[]>().some((t) => t.id === task.id));
       const onBehalf = await h.app.inject({ method: 'POST', url: '/api/v1/training/', headers: admin, payload: { trigger_word: 'B', origin_tenant_id: 'globex' } });
       assert.equal(onBehalf.json<TrainingTask>().origin_tenant_id, 'globex');
+
+      // tenant_id narrows an admin's list to one tenant; a tenant asking for another's gets none.
+      const tenantsIn = async (query: string, headers: Record<string, string>) => [
+        ...new Set((await h.app.inject({ method: 'GET', url: `/api/v1/training/?limit=100&${query}`, headers })).json<TrainingTask[]>().map((t) => t.origin_tenant_id)),
+      ];
+      assert.deepEqual(await tenantsIn('tenant_id=globex', admin), ['globex']);
+      assert.deepEqual(await tenantsIn('tenant_id=globex&fields=id,origin_tenant_id', admin), ['globex'], 'with fields= too');
+      assert.deepEqual(await tenantsIn('tenant_id=globex', acme), []);
     });
   });
 }

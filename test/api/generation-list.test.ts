@@ -51,6 +51,8 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(prompts(await list('', globex)), ['globex own']);
       const admin = await list('', await h.auth('ops', { admin: true }));
       assert.deepEqual(prompts(admin), ['globex own', 'with A and B', 'with A', 'plain'], "an admin sees every tenant's");
+      assert.deepEqual(prompts(await list('tenant_id=globex', await h.auth('ops', { admin: true }))), ['globex own'], 'or one tenant’s');
+      assert.deepEqual(await list('tenant_id=globex'), [], 'a tenant asking for another’s sees none of them');
     });
 
     test('pages with skip and limit', async () => {

@@ -60,6 +60,14 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.match(row, new RegExp(`^${taskId}\\s+PENDING\\s+CLITOK\\s+0/50\\s+0\\.0%`));
     const none = await kiln('list', '--status', 'COMPLETED', '--json');
     assert.deepEqual(JSON.parse(none.stdout), []);
+    const admin = { server: server.url, token: await server.runtime.verifier.mint!({ tenantId: 'ops', admin: true }) };
+    const theirs = await runKiln(['list', '--tenant', 'cli', '--json'], admin);
+    assert.deepEqual(
+      (JSON.parse(theirs.stdout) as { id: string }[]).map((t) => t.id),
+      [taskId],
+      'an admin lists one tenant’s tasks',
+    );
+    assert.deepEqual(JSON.parse((await runKiln(['list', '--tenant', 'nobody', '--json'], admin)).stdout), []);
   });
 
   test('logs and artifacts of a task that has not run are empty, not errors', async () => {

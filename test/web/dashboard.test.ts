@@ -512,6 +512,13 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     await page.select('select[name=status]', await page.$eval('select[name=status]', (s) => s.options[0].value));
     await waitIn(tab, 'all three rows again', 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 3);
 
+    // An admin narrows the list to one tenant.
+    await fill(page, 'input[name=tenant_id]', 'nobody-here');
+    await waitIn(tab, 'no rows for an unknown tenant', 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 0);
+    await page.click('input[name=tenant_id]', { count: 3 });
+    await page.keyboard.press('Backspace');
+    await waitIn(tab, 'all three rows once more', 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 3);
+
     await fill(page, 'input[name=entity_id]', entityId);
     await waitIn(tab, `only the row of entity ${entityId}`, 10_000, () => document.querySelectorAll('#task-list tr[data-task-id]').length === 1);
     assert.deepEqual(await shownIds(), [cancelledId]);

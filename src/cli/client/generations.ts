@@ -3,10 +3,11 @@ import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient } from './http.js';
 import { pageQuery, table } from './list.js';
 
-const usage = `Usage: kiln generations [--status S] [--lora TASK_ID] [--limit N] [--skip N] [--json]
+const usage = `Usage: kiln generations [--status S] [--lora TASK_ID] [--tenant T] [--limit N] [--skip N] [--json]
 
   --status S      only generations in this status (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
   --lora TASK_ID  only generations that use this training task's LoRA
+  --tenant T      only this tenant's generations (for an admin token, which sees every tenant's)
   --limit N       at most N generations (server default 10, at most 100)
   --skip N        skip the first N
   --json          print the generations as the API returns them
@@ -17,6 +18,7 @@ export const generationsCommand: Command = {
   options: {
     status: { type: 'string' },
     lora: { type: 'string' },
+    tenant: { type: 'string' },
     limit: { type: 'string' },
     skip: { type: 'string' },
     json: { type: 'boolean', default: false },

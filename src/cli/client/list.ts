@@ -2,16 +2,17 @@ import type { TrainingTask } from '../../domain/schemas/training.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, numberOption, runClient } from './http.js';
 
-const usage = `Usage: kiln list [--status S] [--entity UUID] [--limit N] [--skip N] [--json]
+const usage = `Usage: kiln list [--status S] [--entity UUID] [--tenant T] [--limit N] [--skip N] [--json]
 
   --status S     only tasks in this status (PENDING, TRAINING, COMPLETED, …)
   --entity UUID  only the tasks of this entity_id (kiln train --entity-id)
+  --tenant T     only this tenant's tasks (for an admin token, which sees every tenant's)
   --limit N      at most N tasks (server default 10, at most 100)
   --skip N       skip the first N
   --json         print the tasks as the API returns them
 ${CONNECTION_USAGE}`;
 
-/** --limit, --skip and --status as a list endpoint's query. */
+/** --limit, --skip, --status and --tenant as a list endpoint's query. */
 export function pageQuery(values: Record<string, unknown>): URLSearchParams {
   const query = new URLSearchParams();
   for (const name of ['limit', 'skip']) {
@@ -19,6 +20,7 @@ export function pageQuery(values: Record<string, unknown>): URLSearchParams {
     if (n !== undefined) query.set(name, String(n));
   }
   if (typeof values.status === 'string' && values.status) query.set('status', values.status.toUpperCase());
+  if (typeof values.tenant === 'string' && values.tenant) query.set('tenant_id', values.tenant);
   return query;
 }
 
@@ -40,6 +42,7 @@ export const listCommand: Command = {
   options: {
     status: { type: 'string' },
     entity: { type: 'string' },
+    tenant: { type: 'string' },
     limit: { type: 'string' },
     skip: { type: 'string' },
     json: { type: 'boolean', default: false },

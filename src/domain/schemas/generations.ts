@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { GENERATION_STATUSES } from '../lifecycle.js';
-import { LIST_PAGE } from './training.js';
+import { LIST_PAGE, TenantFilter } from './training.js';
 import { Nullable, StringEnum } from './types.js';
 
 export const GenerationCreate = Type.Object(
@@ -61,5 +61,6 @@ export const GenerationListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_PAGE.maxLimit, default: LIST_PAGE.limit })),
   status: Type.Optional(StringEnum(GENERATION_STATUSES)),
   training_task_id: Type.Optional(Type.String({ format: 'uuid', description: 'Only generations that use this training task’s LoRA' })),
+  tenant_id: Type.Optional(TenantFilter),
 });
 export type GenerationListQuery = Static<typeof GenerationListQuery>;

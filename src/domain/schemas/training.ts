@@ -202,6 +202,13 @@ export const TASK_FIELDS = Object.keys(TrainingTask.properties) as TaskField[];
 
 const fieldName = `(?:${TASK_FIELDS.join('|')})`;
 
+/** For an admin, who sees every tenant: one tenant's only. Anyone else sees only their own anyway. */
+export const TenantFilter = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  description: "Kiln: only this tenant's (the token's tenant_id claim); for an admin, who otherwise sees every tenant",
+});
+
 /**
  * The seed's paging, with its defaults (skip 0, limit 10). Kiln caps a page at 100, and skip
  * at the largest integer a JSON number holds exactly: past it the database refused the offset.
@@ -213,6 +220,7 @@ export const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIST_PAGE.maxLimit, default: LIST_PAGE.limit })),
   status: Type.Optional(Type.Ref(TrainingStatus)),
   entity_id: Type.Optional(Uuid),
+  tenant_id: Type.Optional(TenantFilter),
   // The pattern is the whole rule: a name outside TrainingTask is a 422 at query.fields.
   fields: Type.Optional(
     Type.String({

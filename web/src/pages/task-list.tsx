@@ -33,6 +33,7 @@ export function TaskList({ admin }: { admin: boolean }) {
   const params = new URLSearchParams(location.search);
   const [status, setStatus] = useState(params.get('status') ?? '');
   const [entity, setEntity] = useState(params.get('entity_id') ?? '');
+  const [tenant, setTenant] = useState(params.get('tenant_id') ?? '');
   const [skip, setSkip] = useState(Number(params.get('skip') ?? 0) || 0);
   const [rows, setRows] = useState<Row[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -41,10 +42,12 @@ export function TaskList({ admin }: { admin: boolean }) {
     const query = new URLSearchParams({ fields: FIELDS.join(','), limit: String(PAGE + 1), skip: String(skip) });
     if (status) query.set('status', status);
     if (UUID.test(entity.trim())) query.set('entity_id', entity.trim());
+    if (tenant.trim()) query.set('tenant_id', tenant.trim());
     // Filters and paging live in the address, so a view can be bookmarked and shared.
     const shown = new URLSearchParams();
     if (status) shown.set('status', status);
     if (entity) shown.set('entity_id', entity);
+    if (tenant) shown.set('tenant_id', tenant);
     if (skip) shown.set('skip', String(skip));
     history.replaceState(null, '', `/${shown.size ? `?${shown}` : ''}`);
     let stopped = false;
@@ -66,7 +69,7 @@ export function TaskList({ admin }: { admin: boolean }) {
       stopped = true;
       clearInterval(timer);
     };
-  }, [status, entity, skip]);
+  }, [status, entity, tenant, skip]);
 
   const setPriority = async (id: string, priority: number) => {
     try {
@@ -115,6 +118,20 @@ export function TaskList({ admin }: { admin: boolean }) {
             }}
           />
         </label>
+        {admin && (
+          <label>
+            Tenant
+            <input
+              name="tenant_id"
+              value={tenant}
+              placeholder="every tenant"
+              onInput={(e) => {
+                setTenant(e.currentTarget.value);
+                setSkip(0);
+              }}
+            />
+          </label>
+        )}
       </form>
       {UUID.test(entity.trim()) && <EraseEntity key={entity.trim()} entityId={entity.trim()} />}
       {error && (
@@ -122,7 +139,7 @@ export function TaskList({ admin }: { admin: boolean }) {
           {error}
         </p>
       )}
-      {rows && shown.length === 0 && <p class="muted">No tasks{status || entity ? ' match these filters' : ' yet: start one with New task'}.</p>}
+      {rows && shown.length === 0 && <p class="muted">No tasks{status || entity || tenant ? ' match these filters' : ' yet: start one with New task'}.</p>}
       {shown.length > 0 && (
         <div class="table-wrap">
           <table id="task-list">
