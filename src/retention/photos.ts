@@ -7,6 +7,7 @@ import { deleteUploadsOf } from '../preprocess/uploads.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import type { RemoveResult } from '../store/lifecycle-store.js';
 import type { TaskStore } from '../store/tasks.js';
+import { enqueueWebhook } from '../webhooks/outbox.js';
 import { discardFolder } from './trash.js';
 
 /**
@@ -14,10 +15,11 @@ import { discardFolder } from './trash.js';
  * made: its weights, checkpoints, samples and logs. The row is marked first (`photos_deleted_at`),
  * so a retry, which would need the photos, is refused from then on; the files go after, and a
  * repeat of the call removes whatever a stopped process left. The uploads the task was made from
- * go too, except those a task still waiting to preprocess names.
+ * go too, except those a task still waiting to preprocess names. A task with a webhook_url
+ * announces it as `training.photos_deleted`, once.
  */
 export async function deleteTaskPhotos(tasks: TaskStore, config: Config, id: string, scope?: TenantScope): Promise<RemoveResult<TrainingTaskRow>> {
-  const res = await tasks.markPhotosDeleted(id, scope);
+  const res = await tasks.markPhotosDeleted(id, scope, (trx, row) => enqueueWebhook(trx, row, 'training.photos_deleted'));
   if (!res.ok) return res;
   await discardPhotos(config.dataDir, taskFolder(config.dataDir, id));
   await deleteUploadsOf(config, res.row.origin_tenant_id, JSON.parse(res.row.source_images) as string[], await tasks.uploadsAwaitingPreprocessing());

@@ -34,26 +34,31 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
   /**
    * Records that a finished task's photos are deleted, as a compare-and-set on its finished
    * status and an empty lease, so a retry or a claim that lands first makes it miss. A task whose
-   * photos were deleted already is returned as it is.
+   * photos were deleted already is returned as it is. `alongside` commits with the mark, and only with it.
    */
-  async markPhotosDeleted(id: string, scope?: TenantScope): Promise<RemoveResult<TrainingTaskRow>> {
+  async markPhotosDeleted(id: string, scope?: TenantScope, alongside?: (trx: Executor, row: TrainingTaskRow) => Promise<void>): Promise<RemoveResult<TrainingTaskRow>> {
     for (let tries = 0; tries < 5; tries++) {
-      const row = await this.get(id, scope);
-      if (!row) return { ok: false, reason: 'not_found' };
-      if (row.photos_deleted_at !== null) return { ok: true, row };
-      if (!isTerminal(row.status)) return { ok: false, reason: 'unfinished', row };
-      if (row.lease_owner !== null) return { ok: false, reason: 'stopping', row };
-      const now = isoNow();
-      const marked = await this.db
-        .updateTable('training_tasks')
-        .set({ photos_deleted_at: now, updated_at: now })
-        .where('id', '=', id)
-        .where('status', '=', row.status)
-        .where('lease_owner', 'is', null)
-        .where('photos_deleted_at', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
-      if (marked) return { ok: true, row: marked };
+      const result = await this.db.transaction().execute(async (trx): Promise<RemoveResult<TrainingTaskRow> | null> => {
+        const row = await this.get(id, scope, trx);
+        if (!row) return { ok: false, reason: 'not_found' };
+        if (row.photos_deleted_at !== null) return { ok: true, row };
+        if (!isTerminal(row.status)) return { ok: false, reason: 'unfinished', row };
+        if (row.lease_owner !== null) return { ok: false, reason: 'stopping', row };
+        const now = isoNow();
+        const marked = await trx
+          .updateTable('training_tasks')
+          .set({ photos_deleted_at: now, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '=', row.status)
+          .where('lease_owner', 'is', null)
+          .where('photos_deleted_at', 'is', null)
+          .returningAll()
+          .executeTakeFirst();
+        if (!marked) return null;
+        await alongside?.(trx, marked);
+        return { ok: true, row: marked };
+      });
+      if (result) return result;
     }
     throw new Error(`training_tasks ${id}: deleting its photos kept losing the race; giving up`);
   }

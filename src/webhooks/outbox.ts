@@ -13,6 +13,7 @@ export const WEBHOOK_EVENTS = [
   'training.completed',
   'training.failed',
   'training.cancelled',
+  'training.photos_deleted',
   'generation.completed',
   'generation.failed',
 ] as const;

@@ -47,7 +47,7 @@ for (const dialect of DIALECTS) {
 
     test('removes the photos, the dataset images and the caches, and the uploads; keeps the weights, samples and logs; then refuses a retry', async () => {
       const [own, awaited] = [await upload('face.jpg'), await upload('shared.jpg')];
-      const task = await ranTask({ source_images: JSON.stringify([own.reference, awaited.reference]) });
+      const task = await ranTask({ source_images: JSON.stringify([own.reference, awaited.reference]), webhook_url: 'https://hooks.example.com/kiln' });
       await insertTask(h.runtime.taskStore, { set: { source_images: JSON.stringify([awaited.reference]) } });
 
       const res = await deletePhotos(task.id);
@@ -63,6 +63,14 @@ for (const dialect of DIALECTS) {
       const again = await deletePhotos(task.id);
       assert.equal(again.statusCode, 200);
       assert.equal(again.json<TrainingTask>().photos_deleted_at, shown.photos_deleted_at, 'a repeat changes nothing');
+      const hooks = await h.runtime.store.db
+        .selectFrom('webhook_deliveries')
+        .select('payload')
+        .where('task_id', '=', task.id)
+        .where('event_type', '=', 'training.photos_deleted')
+        .execute();
+      assert.equal(hooks.length, 1, 'announced once, with the task as it stands');
+      assert.equal((JSON.parse(hooks[0].payload) as { data: TrainingTask }).data.photos_deleted_at, shown.photos_deleted_at);
       const got = await h.app.inject({ method: 'GET', url: `/api/v1/training/${task.id}`, headers: acme });
       assert.equal(got.json<TrainingTask>().photos_deleted_at, shown.photos_deleted_at);
 
