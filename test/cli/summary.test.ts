@@ -16,6 +16,7 @@ const task = {
   preprocessing_stage: null,
   error_message: null,
   local_model_path: null,
+  photos_deleted_at: null,
   created_at: '2026-12-05T00:00:00Z',
   completed_at: null,
 } as unknown as TrainingTask;
@@ -28,4 +29,9 @@ test('kiln status says how far back in the queue a task is, and when the tenant 
     /^queue {9}0 jobs ahead for train; your 4 running stages are at the cap, so it starts when one ends$/m,
   );
   assert.doesNotMatch(summarize({ ...task, status: 'TRAINING' }), /queue/, 'no place, no line');
+});
+
+test('kiln status says when a task’s photos were deleted', () => {
+  assert.match(summarize({ ...task, status: 'COMPLETED', photos_deleted_at: '2026-12-05T01:00:00Z' }), /^photos {8}deleted 2026-12-05T01:00:00Z$/m);
+  assert.doesNotMatch(summarize({ ...task, photos_deleted_at: null }), /^photos/m);
 });

@@ -25,6 +25,7 @@ export function summarize(task: TrainingTask, place?: QueuePlace): string {
     ['preprocessing', task.preprocessing_stage],
     ['error', task.error_message],
     ['weights', task.local_model_path],
+    ['photos', task.photos_deleted_at === null ? null : `deleted ${task.photos_deleted_at}`],
     ['created', task.created_at],
     ['completed', task.completed_at],
   ];
