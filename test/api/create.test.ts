@@ -146,6 +146,7 @@ for (const dialect of DIALECTS) {
       ['trigger_word', 'x'.repeat(64), 'x'.repeat(65), 'string_too_long'],
       ['trigger_word', 'x', '', 'string_too_short'],
       ['trigger_word', 'tab-free', 'new\nline', 'string_pattern_mismatch'],
+      ['trigger_word', ' ohwx style ', '   ', 'string_pattern_mismatch'],
       ['rank', 1, 0, 'greater_than_equal'],
       ['rank', 256, 257, 'less_than_equal'],
       ['steps', 1, 0, 'greater_than_equal'],

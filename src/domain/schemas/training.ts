@@ -68,7 +68,13 @@ export const TrainingTaskCreate = Type.Object(
     training_type: Type.Optional(Type.Ref(TrainingType, { default: DEFAULTS.training_type })),
     entity_type: Type.Optional(Type.Ref(EntityType, { default: DEFAULTS.entity_type })),
     entity_id: Type.Optional(Nullable(Uuid, { title: 'Entity Id' })),
-    trigger_word: Type.String({ title: 'Trigger Word', minLength: 1, maxLength: 64, pattern: '^[\\x20-\\x7E\\u00A0-\\uFFFF]+$' }),
+    trigger_word: Type.String({
+      title: 'Trigger Word',
+      minLength: 1,
+      maxLength: 64,
+      // Printable characters, at least one of them not a space: a blank trigger would caption every photo with nothing.
+      pattern: '^[\\x20-\\x7E\\u00A0-\\uFFFF]*[\\x21-\\x7E\\u00A1-\\uFFFF][\\x20-\\x7E\\u00A0-\\uFFFF]*$',
+    }),
     rank: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 256 }), { title: 'Rank', default: DEFAULTS.rank })),
     steps: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100000 }), { title: 'Steps', default: DEFAULTS.steps })),
     learning_rate: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1 }), { title: 'Learning Rate', default: DEFAULTS.learning_rate })),
