@@ -1,3 +1,4 @@
+import type { RunSample } from '../domain/estimate.js';
 import type { Store } from './db.js';
 import type { Executor } from './lifecycle-store.js';
 import { isoNow } from '../util/time.js';
@@ -46,4 +47,24 @@ export async function closeAbandonedRuns(db: Executor, jobId: string, workerId: 
 /** Every run of one job, oldest first. */
 export function runsOf(db: Executor, jobId: string) {
   return db.selectFrom('stage_runs').select(['stage', 'attempt', 'slot', 'worker_id', 'started_at', 'ended_at', 'outcome']).where('task_id', '=', jobId).orderBy('id').execute();
+}
+
+/**
+ * The latest training runs of a base model that trained a task through in one attempt: the
+ * ground an estimate of a new task's training time stands on. Runs of deleted tasks drop out,
+ * since their step counts went with them.
+ */
+export async function recentTrainingRuns(db: Executor, baseModelPath: string, limit = 20): Promise<RunSample[]> {
+  const rows = await db
+    .selectFrom('stage_runs as r')
+    .innerJoin('training_tasks as t', 't.id', 'r.task_id')
+    .select(['t.steps', 'r.started_at', 'r.ended_at'])
+    .where('r.stage', '=', 'train')
+    .where('r.outcome', '=', 'completed')
+    .where('r.attempt', '=', 1)
+    .where('t.base_model_path', '=', baseModelPath)
+    .orderBy('r.id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.flatMap((r) => (r.ended_at === null ? [] : [{ steps: r.steps, seconds: (Date.parse(r.ended_at) - Date.parse(r.started_at)) / 1000 }]));
 }

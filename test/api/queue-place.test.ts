@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import type { QueuePlace } from '../../src/domain/schemas/queue.js';
 import { claimNext } from '../../src/engine/claim.js';
+import { closeRun, openRun } from '../../src/store/stage-runs.js';
 import { readSse, type SseEvent } from '../../src/cli/client/watch.js';
 import { DIALECTS, openHarness, type Harness } from '../helpers/harness.js';
 import { insertGeneration } from '../helpers/generations.js';
@@ -55,7 +56,7 @@ for (const dialect of DIALECTS) {
       }
       assert.deepEqual(
         await place(`training/${pending.id}`),
-        { status: 'PENDING', waiting_for: 'preprocess', position: 0, tenant_running: 0, tenant_cap: CAP, held_by_tenant_cap: false },
+        { status: 'PENDING', waiting_for: 'preprocess', position: 0, tenant_running: 0, tenant_cap: CAP, estimated_training_seconds: null, held_by_tenant_cap: false },
         'training waits are another queue',
       );
 
@@ -69,6 +70,7 @@ for (const dialect of DIALECTS) {
         position: 1,
         tenant_running: null,
         tenant_cap: null,
+        estimated_training_seconds: null,
         held_by_tenant_cap: false,
       });
       assert.equal((await claimGeneration())?.id, generations[0].id);
@@ -79,6 +81,7 @@ for (const dialect of DIALECTS) {
         position: null,
         tenant_running: null,
         tenant_cap: null,
+        estimated_training_seconds: null,
         held_by_tenant_cap: false,
       });
 
@@ -93,6 +96,7 @@ for (const dialect of DIALECTS) {
         position: null,
         tenant_running: null,
         tenant_cap: null,
+        estimated_training_seconds: null,
         held_by_tenant_cap: false,
       });
 
@@ -117,6 +121,27 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 200, res.body);
       assert.equal((await place(`training/${second.id}`, initech)).position, 0);
       assert.equal((await place(`training/${first.id}`, initech)).position, 1);
+    });
+
+    test('a waiting task is told about how long its training will take, from the runs of its base model', async () => {
+      const ran = async (steps: number, seconds: number, opts: { attempt?: number; base?: string } = {}) => {
+        const task = await insertTask(h.runtime.taskStore, { tenant: 'hooli', set: { status: 'COMPLETED', steps, base_model_path: opts.base ?? MODEL } });
+        const start = Date.parse('2026-12-01T09:00:00Z');
+        const run = await openRun(h.runtime.store, { jobId: task.id, kind: 'train', attempt: opts.attempt ?? 1, workerId: 'w', startedAt: start, tenantId: 'hooli', slot: 'cpu' });
+        await closeRun(h.runtime.store.db, run, 'completed', start + seconds * 1000);
+      };
+      const hooli = await h.auth('hooli');
+      // A model of this test's own, so that the runs below are the only ones it has.
+      const MODEL = '/models/flux-estimate';
+      const waiting = await insertTask(h.runtime.taskStore, { tenant: 'hooli', priority: 0, set: { status: 'QUEUED', steps: 200, base_model_path: MODEL } });
+      assert.equal((await place(`training/${waiting.id}`, hooli)).estimated_training_seconds, null, 'no runs yet');
+      await ran(100, 60);
+      assert.equal((await place(`training/${waiting.id}`, hooli)).estimated_training_seconds, 120, 'one run: its time per step');
+      await ran(300, 140);
+      // 20 s to start and finish, 0.4 s a step: 20 + 0.4 * 200.
+      await ran(50, 5, { attempt: 2 }); // resumed from a checkpoint: not a whole run
+      await ran(400, 9999, { base: 'black-forest-labs/FLUX.1-dev' });
+      assert.equal((await place(`training/${waiting.id}`, hooli)).estimated_training_seconds, 100);
     });
 
     test("another tenant's task or generation is a 404, and the token is required", async () => {
@@ -148,13 +173,29 @@ for (const dialect of DIALECTS) {
       };
       try {
         assert.equal((await next('status')).status, 'QUEUED');
-        assert.deepEqual(await next('queue'), { status: 'QUEUED', waiting_for: 'train', position: 1, tenant_running: 0, tenant_cap: CAP, held_by_tenant_cap: false });
+        assert.deepEqual(await next('queue'), {
+          status: 'QUEUED',
+          waiting_for: 'train',
+          position: 1,
+          tenant_running: 0,
+          tenant_cap: CAP,
+          estimated_training_seconds: null,
+          held_by_tenant_cap: false,
+        });
         const cancelled = await h.app.inject({ method: 'POST', url: `/api/v1/training/${ahead.id}/cancel`, headers: umbrella });
         assert.equal(cancelled.statusCode, 200, cancelled.body);
         assert.equal((await next('queue')).position, 0, 'the task ahead was cancelled');
         assert.equal((await claim('train', 'w2'))?.id, task.id);
         assert.equal((await next('status')).status, 'TRAINING');
-        assert.deepEqual(await next('queue'), { status: 'TRAINING', waiting_for: null, position: null, tenant_running: null, tenant_cap: null, held_by_tenant_cap: false });
+        assert.deepEqual(await next('queue'), {
+          status: 'TRAINING',
+          waiting_for: null,
+          position: null,
+          tenant_running: null,
+          tenant_cap: null,
+          estimated_training_seconds: null,
+          held_by_tenant_cap: false,
+        });
       } finally {
         abort.abort();
       }

@@ -337,7 +337,10 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
     assert.equal(waiting.status, 201, JSON.stringify(waiting.body));
     await until(async () => (await taskOf(server, waiting.body.id)).status === 'QUEUED', 'the second task to wait for training', 60_000, 200);
     await visit(tab, server.baseUrl, `/tasks/${waiting.body.id}`, 'task');
-    await waitIn(tab, '#queue-place: next to start', 10_000, () => document.querySelector('#queue-place')?.textContent === 'next to start');
+    // The first task's run is the history the estimate of its training time comes from.
+    await waitIn(tab, '#queue-place: next to start, with an estimate', 10_000, () =>
+      /^next to start; about \d+ s of training$/.test(document.querySelector('#queue-place')?.textContent ?? ''),
+    );
     assert.equal((await client.json('POST', `/api/v1/training/${waiting.body.id}/cancel`)).status, 200);
     await waitIn(tab, '#queue-place empty once cancelled', 10_000, () => document.querySelector('#queue-place')?.textContent === '');
     assert.equal((await client.json('DELETE', `/api/v1/training/${waiting.body.id}`)).status, 204);

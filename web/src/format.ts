@@ -1,19 +1,14 @@
 import type { QueuePlace } from '../../src/domain/schemas/queue';
-import { plural } from '../../src/util/words';
+import { duration, plural } from '../../src/util/words';
 
-export function duration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined) return '–';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
+export { duration };
 
 /** Where a waiting task stands, in words; empty once it runs. */
 export function queueText(place: QueuePlace | null): string {
   if (!place || place.position === null) return '';
   const ahead = place.position === 0 ? 'next to start' : `${plural(place.position, 'job')} ahead in the queue`;
-  return place.held_by_tenant_cap ? `${ahead}, once one of your ${place.tenant_running} running stages ends` : ahead;
+  const held = place.held_by_tenant_cap ? `${ahead}, once one of your ${place.tenant_running} running stages ends` : ahead;
+  return place.estimated_training_seconds === null ? held : `${held}; about ${duration(place.estimated_training_seconds)} of training`;
 }
 
 export function bytes(n: number): string {

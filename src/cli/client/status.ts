@@ -4,7 +4,7 @@ import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient, taskIdArgument } from './http.js';
 import { formatEta } from './progress.js';
 import { WAITING } from './watch.js';
-import { plural } from '../../util/words.js';
+import { duration, plural } from '../../util/words.js';
 
 const usage = `Usage: kiln status <task-id> [--json]
 
@@ -39,7 +39,8 @@ export function summarize(task: TrainingTask, place?: QueuePlace): string {
 function queueLine(place: QueuePlace): string | null {
   if (place.position === null) return null;
   const line = `${plural(place.position, 'job')} ahead for ${place.waiting_for}`;
-  return place.held_by_tenant_cap ? `${line}; your ${place.tenant_running} running stages are at the cap, so it starts when one ends` : line;
+  const held = place.held_by_tenant_cap ? `${line}; your ${place.tenant_running} running stages are at the cap, so it starts when one ends` : line;
+  return place.estimated_training_seconds === null ? held : `${held}; training takes about ${duration(place.estimated_training_seconds)}`;
 }
 
 export const statusCommand: Command = {

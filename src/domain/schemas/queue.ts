@@ -17,6 +17,10 @@ export const QueuePlace = Type.Object(
       description: "Stages the task's tenant runs now; at tenant_cap, its waiting tasks start only when one of them ends. Null for a generation or when not waiting.",
     }),
     tenant_cap: Nullable(Type.Integer({ minimum: 1 }), { description: 'KILN_MAX_RUNNING_PER_TENANT; null when there is no cap, for a generation, or when not waiting' }),
+    estimated_training_seconds: Nullable(Type.Integer({ minimum: 0 }), {
+      description:
+        "A waiting task's training time once it starts, from the latest runs of its base model: a fixed cost plus a cost per step, fitted to them. Rough (resolution, batch size, rank and the slot move it); null without such runs, for a generation, or when not waiting.",
+    }),
     held_by_tenant_cap: Type.Boolean({ description: 'The tenant runs tenant_cap stages already: this one starts only when one of them ends, whatever its position' }),
   },
   { title: 'QueuePlace' },
