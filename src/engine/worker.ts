@@ -184,16 +184,9 @@ export class Worker {
     const { store } = this.opts;
     const log = this.log.child({ job: row.id, kind: kind.name, attempt: row.attempt });
     const started = Date.now();
-    const runId = await openRun(store, {
-      jobId: row.id,
-      kind: kind.name,
-      attempt: row.attempt,
-      workerId: this.id,
-      startedAt: started,
-      tenantId: kind.rows.tenantOf(row),
-      slot: slot.kind,
-    }).catch((err: unknown) => {
-      // The history row is bookkeeping: the job runs without it rather than not at all.
+    const run = { jobId: row.id, kind: kind.name, attempt: row.attempt, workerId: this.id, startedAt: started, tenantId: kind.rows.tenantOf(row), slot: slot.kind };
+    const runId = await openRun(store, run).catch((err: unknown) => {
+      // The history row is bookkeeping: the job runs without it rather than not at all, and it is written whole at the end.
       if (!this.outage.failed(err, 'stage run')) log.error({ err }, 'opening the run failed');
       return null;
     });
@@ -224,9 +217,12 @@ export class Worker {
     if (!written.landed) {
       await this.durably('lease drop', log, () => dropLease(store, lease, this.id)).catch((err) => log.error({ err }, 'dropping the lease failed'));
     }
-    // A transition that landed closed the run in its own transaction.
+    // A transition that landed closed the run in its own transaction. A run that could not be
+    // opened (the database was away at its start) is recorded now, so that usage counts it.
     if (runId !== null && !written.landed) {
       await this.durably('stage run', log, () => closeRun(store.db, runId, outcome, ended)).catch((err) => log.error({ err }, 'closing the run failed'));
+    } else if (runId === null) {
+      await this.durably('stage run', log, () => openRun(store, { ...run, ended: { at: ended, outcome } })).catch((err) => log.error({ err }, 'recording the run failed'));
     }
     this.opts.metrics?.stageDuration.observe({ stage: kind.name, outcome }, (ended - started) / 1000);
     log.info({ outcome, seconds: (ended - started) / 1000 }, 'job ended');

@@ -6,15 +6,26 @@ import { isoNow } from '../util/time.js';
 /**
  * The history of every run of every job: who ran which attempt, when, and how it ended. A row
  * is opened when a worker starts a job and closed when the job returns, or by the rescuer
- * when the worker died without closing it.
+ * when the worker died without closing it. `ended` writes a whole run at once: one that could
+ * not be opened when it started.
  */
 export async function openRun(
   store: Store,
-  run: { jobId: string; kind: string; attempt: number; workerId: string; startedAt: number; tenantId: string | null; slot: string },
+  run: { jobId: string; kind: string; attempt: number; workerId: string; startedAt: number; tenantId: string | null; slot: string; ended?: { at: number; outcome: string } },
 ): Promise<number> {
   const row = await store.db
     .insertInto('stage_runs')
-    .values({ task_id: run.jobId, stage: run.kind, attempt: run.attempt, worker_id: run.workerId, started_at: isoNow(run.startedAt), tenant_id: run.tenantId, slot: run.slot })
+    .values({
+      task_id: run.jobId,
+      stage: run.kind,
+      attempt: run.attempt,
+      worker_id: run.workerId,
+      started_at: isoNow(run.startedAt),
+      tenant_id: run.tenantId,
+      slot: run.slot,
+      ended_at: run.ended ? isoNow(run.ended.at) : null,
+      outcome: run.ended?.outcome ?? null,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   return Number(row.id);

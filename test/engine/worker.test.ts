@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { sql } from 'kysely';
 import pino from 'pino';
 import { Worker } from '../../src/engine/worker.js';
 import { JobFailure, type JobContext, type JobHandler } from '../../src/engine/job-kind.js';
@@ -228,6 +229,43 @@ for (const dialect of DIALECTS) {
     }
   });
 }
+
+describe('a run whose start the database missed', () => {
+  test('is recorded whole when the job ends, so usage still counts it', async () => {
+    const h = await openHarness('sqlite');
+    const g = gatedStages();
+    const kinds = kindsOf(h.runtime.taskStore, h.runtime.generationStore, g.handlers);
+    const w = new Worker({
+      store: h.runtime.store,
+      config: h.config,
+      kinds: [kinds.preprocess],
+      log: silent,
+      slots: { accelerator: [], preprocess: 1 },
+      pollMs: 50,
+      id: 'w-late-run',
+    });
+    try {
+      // Without its table, opening the run fails as it would with the database away.
+      await sql`alter table stage_runs rename to stage_runs_away`.execute(h.runtime.store.db);
+      await w.start();
+      const t = await insertTask(h.runtime.taskStore);
+      await until(() => Promise.resolve(g.gates.has(`preprocess:${t.id}`)), 'preprocessing to start');
+      await sql`alter table stage_runs_away rename to stage_runs`.execute(h.runtime.store.db);
+      g.open('preprocess', t.id);
+      const runs = await until(async () => {
+        const rows = await h.runtime.store.db.selectFrom('stage_runs').selectAll().where('task_id', '=', t.id).execute();
+        return rows.length > 0 && rows;
+      }, 'the run to be recorded');
+      assert.equal(runs.length, 1);
+      const [run] = runs;
+      assert.deepEqual([run.stage, run.outcome, run.tenant_id, run.slot, run.worker_id], ['preprocess', 'completed', 'acme', 'preprocess', 'w-late-run']);
+      assert.ok(run.ended_at && Date.parse(run.ended_at) >= Date.parse(run.started_at));
+    } finally {
+      await w.stop();
+      await h.close();
+    }
+  });
+});
 
 describe('worker on a disk short of space', () => {
   let h: Harness;
