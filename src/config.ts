@@ -52,6 +52,12 @@ export const CONFIG_VARS = [
     doc: 'Hours an upload stays usable in source_images before it is deleted, unless a task still waits to preprocess it (0 = until deleted by DELETE /api/v1/uploads/{id})',
   },
   {
+    name: 'KILN_GENERATION_RETENTION_HOURS',
+    kind: 'int',
+    default: '0',
+    doc: 'Hours after a generation finishes that it is deleted with its images (0 = kept until deleted by DELETE /api/v1/generations/{id})',
+  },
+  {
     name: 'KILN_PHOTO_RETENTION_HOURS',
     kind: 'int',
     default: '0',
@@ -105,6 +111,8 @@ export interface Config {
   /** 0 keeps uploads until they are deleted. */
   uploadRetentionHours: number;
   trainerStallSeconds: number;
+  /** 0 keeps a finished generation until it is deleted. */
+  generationRetentionHours: number;
   /** 0 keeps a finished task's photos until the task is deleted. */
   photoRetentionHours: number;
   /** MiB the data dir's disk keeps free; 0 sets no minimum. */
@@ -151,6 +159,7 @@ function reader(env: NodeJS.ProcessEnv) {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = reader(env);
   if (r.int('KILN_UPLOAD_RETENTION_HOURS') < 0) throw new ConfigError('KILN_UPLOAD_RETENTION_HOURS must be 0 (keep) or a number of hours');
+  if (r.int('KILN_GENERATION_RETENTION_HOURS') < 0) throw new ConfigError('KILN_GENERATION_RETENTION_HOURS must be 0 (keep) or a number of hours');
   if (r.int('KILN_PHOTO_RETENTION_HOURS') < 0) throw new ConfigError('KILN_PHOTO_RETENTION_HOURS must be 0 (keep) or a number of hours');
   if (r.int('KILN_MIN_FREE_DISK_MB') < 0) throw new ConfigError('KILN_MIN_FREE_DISK_MB must be 0 (no minimum) or a number of MiB');
   const dataDir = path.resolve(r.str('KILN_DATA_DIR'));
@@ -188,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trainerStallSeconds: r.int('KILN_TRAINER_STALL_SECONDS'),
     minFreeDiskMb: r.int('KILN_MIN_FREE_DISK_MB'),
     photoRetentionHours: r.int('KILN_PHOTO_RETENTION_HOURS'),
+    generationRetentionHours: r.int('KILN_GENERATION_RETENTION_HOURS'),
     rateLimit: { createsPerMinute: r.int('KILN_RATE_LIMIT_CREATES_PER_MINUTE'), uploadsPerMinute: r.int('KILN_RATE_LIMIT_UPLOADS_PER_MINUTE') },
     vlm: { url: r.str('KILN_VLM_URL'), model: r.str('KILN_VLM_MODEL'), apiKey: r.str('KILN_VLM_API_KEY') },
     logLevel: r.str('KILN_LOG_LEVEL'),

@@ -23,7 +23,7 @@ export async function startServer(config: Config, opts: { worker: boolean } = { 
   const app = await buildApp(runtime);
   const log = app.log as unknown as Logger;
   const background = opts.worker ? await startWorker(runtime, log, slotsFromConfig(config)) : startDeliverer(runtime, log);
-  const housekeeping = startHousekeeping(config, runtime.taskStore, log);
+  const housekeeping = startHousekeeping(config, runtime.taskStore, runtime.generationStore, log);
   const url = await app.listen({ port: config.port, host: config.host });
   let stopping: Promise<void> | null = null;
   const stop = () =>

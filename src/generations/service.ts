@@ -1,6 +1,7 @@
 import type { GenerationCreate, Generation, GenerationListQuery } from '../domain/schemas/generations.js';
 import type { Principal } from '../auth/principal.js';
-import { scopeOf } from '../auth/principal.js';
+import { scopeOf, type TenantScope } from '../auth/principal.js';
+import type { RemoveResult } from '../store/lifecycle-store.js';
 import type { GenerationRow } from '../store/db.js';
 import type { GenerationStore } from '../store/generations.js';
 import type { IdempotencyKey } from '../store/idempotency.js';
@@ -138,12 +139,18 @@ export class GenerationsService {
 
   /** Deletes a finished generation, its record and its images; a waiting or running one is a conflict (cancel it first). */
   async delete(id: string, principal: Principal): Promise<void> {
-    const res = await this.generations.remove(id, { scope: scopeOf(principal) });
+    const res = await removeGeneration(this.generations, this.dataDir, id, scopeOf(principal));
     if (!res.ok && res.reason === 'not_found') throw new GenerationNotFound();
     if (!res.ok && res.reason === 'unfinished') throw new GenerationConflict(`Generation is ${res.row.status}; cancel it first, then delete it`);
     if (!res.ok) throw new StillStopping('The generation is still stopping on its worker; delete it again in a few seconds');
-    await discardFolder(this.dataDir, generationPaths(this.dataDir, id).root);
   }
+}
+
+/** Deletes a finished generation that no worker holds: its row, then its folder with the images. */
+export async function removeGeneration(generations: GenerationStore, dataDir: string, id: string, scope?: TenantScope): Promise<RemoveResult<GenerationRow>> {
+  const res = await generations.remove(id, { scope });
+  if (res.ok) await discardFolder(dataDir, generationPaths(dataDir, id).root);
+  return res;
 }
 
 /** The API's view of a row; image URLs are under `baseUrl` (relative when it is empty). */

@@ -4,6 +4,8 @@ import { sweepUploads } from '../preprocess/index.js';
 import type { TaskStore } from '../store/tasks.js';
 import { expireKeys, IDEMPOTENCY_KEY_HOURS } from '../store/idempotency.js';
 import { isoNow } from '../util/time.js';
+import { removeGeneration } from '../generations/service.js';
+import type { GenerationStore } from '../store/generations.js';
 import { deleteTaskPhotos } from './photos.js';
 import { emptyTrash } from './trash.js';
 
@@ -12,10 +14,11 @@ const SWEEP_EVERY_MS = 3_600_000;
 /**
  * What an API process keeps tidy in the data dir: at start it finishes deletions a stopped
  * process left in .trash, and then hourly it deletes expired uploads and idempotency keys, and
- * the photos of tasks finished KILN_PHOTO_RETENTION_HOURS ago. Several API processes
+ * the photos of tasks finished KILN_PHOTO_RETENTION_HOURS ago, and the generations finished
+ * KILN_GENERATION_RETENTION_HOURS ago. Several API processes
  * sharing one data dir may all do this; removals of the same folder do not conflict.
  */
-export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger): { stop(): Promise<void> } {
+export function startHousekeeping(config: Config, tasks: TaskStore, generations: GenerationStore, log: Logger): { stop(): Promise<void> } {
   let stopped = false;
   let inFlight: Promise<void> = Promise.resolve();
   const sweep = async () => {
@@ -28,8 +31,13 @@ export function startHousekeeping(config: Config, tasks: TaskStore, log: Logger)
         for (const { id } of due) await deleteTaskPhotos(tasks, config, id);
         if (due.length) log.info({ tasks: due.length, retentionHours: config.photoRetentionHours }, 'deleted the photos of finished tasks');
       }
+      if (config.generationRetentionHours > 0) {
+        const due = await generations.finishedBefore(isoNow(Date.now() - config.generationRetentionHours * 3_600_000));
+        for (const { id } of due) await removeGeneration(generations, config.dataDir, id);
+        if (due.length) log.info({ generations: due.length, retentionHours: config.generationRetentionHours }, 'deleted finished generations');
+      }
     } catch (err) {
-      log.error({ err }, 'sweeping expired uploads, idempotency keys and photos failed; trying again in an hour');
+      log.error({ err }, 'sweeping expired uploads, idempotency keys, photos and generations failed; trying again in an hour');
     }
   };
   // A sweep reads the database, so none starts once stopping has begun, and stop waits for the one under way.

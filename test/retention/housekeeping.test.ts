@@ -10,6 +10,7 @@ import { startHousekeeping } from '../../src/retention/housekeeping.js';
 import { discardFolder, emptyTrash } from '../../src/retention/trash.js';
 import { DIALECTS, openHarness, tmpDir, type Harness } from '../helpers/harness.js';
 import { until } from '../helpers/processes.js';
+import { insertGeneration } from '../helpers/generations.js';
 import { insertTask } from '../helpers/tasks.js';
 
 describe('the trash', () => {
@@ -61,7 +62,7 @@ for (const dialect of DIALECTS) {
       await insertTask(h.runtime.taskStore, { set: { status: 'QUEUED', source_images: JSON.stringify([preprocessed.reference]) } });
       fs.mkdirSync(path.join(config.dataDir, '.trash', 'left-behind'), { recursive: true });
 
-      const housekeeping = startHousekeeping(config, h.runtime.taskStore, pino({ level: 'silent' }));
+      const housekeeping = startHousekeeping(config, h.runtime.taskStore, h.runtime.generationStore, pino({ level: 'silent' }));
       try {
         const exists = (id: string) => fs.existsSync(path.join(config.dataDir, 'uploads', 'acme', id));
         await until(async () => !exists(expired.id), 'the expired upload is deleted', 10_000);
@@ -88,7 +89,7 @@ for (const dialect of DIALECTS) {
       };
       const [old, recent, running] = [await task('COMPLETED', hoursAgo(2)), await task('FAILED', hoursAgo(0.5)), await task('QUEUED', hoursAgo(5))];
       const photo = (id: string) => fs.existsSync(path.join(taskFolder(config.dataDir, id), 'dataset', '0001.png'));
-      const housekeeping = startHousekeeping(config, h.runtime.taskStore, pino({ level: 'silent' }));
+      const housekeeping = startHousekeeping(config, h.runtime.taskStore, h.runtime.generationStore, pino({ level: 'silent' }));
       try {
         await until(async () => (await h.runtime.taskStore.get(old.id))?.photos_deleted_at, 'the old task’s photos to be deleted', 10_000);
       } finally {
@@ -104,11 +105,37 @@ for (const dialect of DIALECTS) {
   });
 }
 
+for (const dialect of DIALECTS) {
+  test(`with KILN_GENERATION_RETENTION_HOURS, generations finished longer ago go with their images (${dialect})`, async () => {
+    const h = await openHarness(dialect, { generationRetentionHours: 1 });
+    try {
+      const hoursAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString();
+      const made = async (status: string, updatedAt: string) => {
+        const row = await insertGeneration(h.runtime.generationStore, { status, updated_at: updatedAt });
+        fs.mkdirSync(path.join(h.config.dataDir, 'generations', row.id, 'images'), { recursive: true });
+        fs.writeFileSync(path.join(h.config.dataDir, 'generations', row.id, 'images', '0.png'), 'png');
+        return row;
+      };
+      const [old, recent, waiting] = [await made('COMPLETED', hoursAgo(2)), await made('FAILED', hoursAgo(0.5)), await made('PENDING', hoursAgo(3))];
+      const housekeeping = startHousekeeping(h.config, h.runtime.taskStore, h.runtime.generationStore, pino({ level: 'silent' }));
+      try {
+        await until(async () => (await h.runtime.generationStore.get(old.id)) === undefined, 'the old generation to be deleted', 10_000);
+      } finally {
+        await housekeeping.stop();
+      }
+      assert.equal(fs.existsSync(path.join(h.config.dataDir, 'generations', old.id)), false, 'its images too');
+      for (const kept of [recent, waiting]) assert.ok(await h.runtime.generationStore.get(kept.id), kept.status);
+    } finally {
+      await h.close();
+    }
+  });
+}
+
 test('a process stopped as it starts closes its database only after the sweep, never under it', async () => {
   const h = await openHarness('sqlite');
   const errors: string[] = [];
   const log = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
-  const housekeeping = startHousekeeping(h.config, h.runtime.taskStore, log);
+  const housekeeping = startHousekeeping(h.config, h.runtime.taskStore, h.runtime.generationStore, log);
   await housekeeping.stop();
   await h.close();
   await new Promise((r) => setTimeout(r, 300));
