@@ -16,6 +16,7 @@ export const WEBHOOK_EVENTS = [
   'training.photos_deleted',
   'generation.completed',
   'generation.failed',
+  'generation.cancelled',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
@@ -35,6 +36,7 @@ export const PROGRESS_INTERVAL_MS = 10_000;
 const EVENT_OF_GENERATION_STATUS: Record<string, WebhookEvent> = {
   COMPLETED: 'generation.completed',
   FAILED: 'generation.failed',
+  CANCELLED: 'generation.cancelled',
 };
 
 /**

@@ -94,7 +94,7 @@ for (const dialect of DIALECTS) {
       const gate = gatedGenerations();
       const w = workerWith(gate.handler, `w-gen-cancel-${dialect}`);
       await w.start();
-      const g = await post({ webhook_url: null });
+      const g = await post({ webhook_url: 'http://127.0.0.1:9/hook' });
       const entry = await until(async () => gate.started.get(`${g.id}:1`), 'the generation to start', 10_000, 20);
       const running = await row(g.id);
       assert.equal(running.status, 'RUNNING');
@@ -111,6 +111,8 @@ for (const dialect of DIALECTS) {
       }, 'the lease to be dropped');
       assert.equal(after.status, 'CANCELLED');
       assert.equal((await action(g.id, 'cancel')).json<Generation>().status, 'CANCELLED');
+      const hooks = await h.runtime.store.db.selectFrom('webhook_deliveries').select('event_type').where('task_id', '=', g.id).execute();
+      assert.deepEqual(hooks, [{ event_type: 'generation.cancelled' }], 'announced once, the repeat cancel adds nothing');
       // The run's history is closed after the lease is dropped (worker.ts): wait for it too.
       const runs = await until(async () => {
         const rows = await h.runtime.store.db.selectFrom('stage_runs').select(['stage', 'outcome']).where('task_id', '=', g.id).execute();
