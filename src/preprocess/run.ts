@@ -13,6 +13,7 @@ import { buildManifest, newEntry } from './manifest.js';
 import { renderImage } from './render.js';
 import { SourceIndex } from './source-index.js';
 import { parseTransforms } from './transform-spec.js';
+import { isDiskFull } from '../util/disk-space.js';
 import { PreprocessError, type PreprocessHooks, type PreprocessJob, type PreprocessOptions, type PreprocessResult, type PreprocessStage, type ZipLimits } from './types.js';
 
 /** dHash distance at or below which two images count as the same picture. */
@@ -100,11 +101,17 @@ export async function runPreprocessing(job: PreprocessJob, config: Config, hooks
           e.outputs.push({ file, width: out.width, height: out.height });
         }
       } catch (err) {
+        // A full disk is no fault of the photo: the stage fails, and gives back what it wrote.
+        if (isDiskFull(err)) throw err;
         e.status = 'rejected';
         e.reason = `could not be processed (${(err as Error).message.split('\n')[0]})`;
       }
       await progress('transforming', ++rendered, accepted.length);
     });
+  } catch (err) {
+    // The half-written dataset would keep the disk full, and the failure could not even be recorded.
+    if (isDiskFull(err)) await rm(datasetDir, { recursive: true, force: true });
+    throw err;
   } finally {
     // HEIC photos' decoded PNGs are large, and once the dataset is written they are spent.
     await rm(decodedDir, { recursive: true, force: true });

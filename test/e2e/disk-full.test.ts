@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
 import { loadConfig, testConfig } from '../../src/config.js';
 import type { TrainingTask } from '../../src/domain/schemas/training.js';
 import { startServer, type Server } from '../../src/server.js';
@@ -83,24 +84,16 @@ describe('end to end: the data dir on a small disk', { timeout: 120_000, skip: !
   let kiln: KilnProcess;
   let baseUrl: string;
   let headers: Record<string, string>;
-  const upload = async (...files: [string, number][]) => {
-    const form = new FormData();
-    for (const [name, size] of files) form.append('files', new Blob([new Uint8Array(size).fill(7)], { type: 'image/png' }), name);
-    const res = await fetch(`${baseUrl}/api/v1/uploads/`, { method: 'POST', headers, body: form });
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { detail?: string; uploads?: { id: string; reference: string }[] } };
-  };
-  const freeBytes = async () => Number(/^kiln_data_dir_free_bytes (\d+)$/m.exec(await (await fetch(`${baseUrl}/metrics`)).text())?.[1]);
+  const upload = (...files: [string, number][]) =>
+    uploadTo(
+      baseUrl,
+      headers,
+      files.map(([name, size]) => [name, new Uint8Array(size).fill(7)]),
+    );
+  const freeBytes = () => freeBytesOf(baseUrl);
 
   before(async () => {
-    const dataDir = tmpDir('kiln-e2e-small-disk-');
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    const logFile = path.join(tmpDir('kiln-e2e-small-disk-log-'), 'kiln.log');
-    kiln = startKiln(['serve'], { KILN_DATA_DIR: dataDir, KILN_PORT: String(port), KILN_MIN_FREE_DISK_MB: '8' }, logFile, {
-      wrap: ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', 'mount -t tmpfs -o size=16m tmpfs "$0" && exec "$@"', dataDir],
-    });
-    await waitForHttp(`${baseUrl}/healthz`);
-    headers = { authorization: `Bearer ${await mintToken('acme')}` };
+    ({ kiln, baseUrl, headers } = await serveOnTmpfs(16, 8));
   });
   after(() => kiln.stop());
 
@@ -140,3 +133,79 @@ describe('end to end: the data dir on a small disk', { timeout: 120_000, skip: !
     assert.match(fs.readFileSync(kiln.logFile, 'utf8'), /disk space is back above KILN_MIN_FREE_DISK_MB: claiming work again/);
   });
 });
+
+// A disk that fills while preprocessing writes the dataset: 32 MiB, of which a filler upload
+// leaves 10 free (above the 2 MiB floor, so the worker claims), and four outputs of a noise photo.
+describe('end to end: the disk fills during preprocessing', { timeout: 120_000, skip: !canMountTmpfs() && 'cannot mount a tmpfs in a user namespace here' }, () => {
+  const MIB = 2 ** 20;
+  let kiln: KilnProcess;
+  let baseUrl: string;
+  let headers: Record<string, string>;
+  before(async () => {
+    ({ kiln, baseUrl, headers } = await serveOnTmpfs(32, 2));
+  });
+  after(() => kiln.stop());
+
+  test('the task FAILS saying the disk is full, not that the photo was bad, and the half-written dataset is gone', async () => {
+    const noise = new Uint8Array(1536 * 1536 * 3).map(() => Math.floor(Math.random() * 256));
+    const photo = await sharp(noise, { raw: { width: 1536, height: 1536, channels: 3 } })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    const source = await uploadTo(baseUrl, headers, [['noise.png', new Uint8Array(photo)]]);
+    assert.equal(source.status, 201, JSON.stringify(source.body));
+    const filler = await uploadTo(baseUrl, headers, [['filler.png', new Uint8Array((await freeBytesOf(baseUrl)) - 10 * MIB).fill(7)]]);
+    assert.equal(filler.status, 201, JSON.stringify(filler.body));
+    const before = await freeBytesOf(baseUrl);
+
+    const created = await fetch(`${baseUrl}/api/v1/training/`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        trigger_word: 'KLNFULL',
+        base_model_path: 'builtin:tiny-flux',
+        steps: 2,
+        source_images: [source.body.uploads![0].reference],
+        // Each flip doubles the outputs: four copies of 7 MiB, into 10 MiB.
+        preprocessing_transforms: [{ type: 'flip_horizontal' }, { type: 'flip_horizontal' }],
+      }),
+    });
+    assert.equal(created.status, 201);
+    const { id } = (await created.json()) as TrainingTask;
+    const failed = await until(
+      async () => {
+        const task = (await (await fetch(`${baseUrl}/api/v1/training/${id}`, { headers })).json()) as TrainingTask;
+        return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(task.status) && task;
+      },
+      'the task to finish',
+      60_000,
+      200,
+    );
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.error_message ?? '', /^The data dir's disk is full \(ENOSPC: no space left on device.*\); free space on it, then retry$/);
+    assert.ok(Math.abs((await freeBytesOf(baseUrl)) - before) < MIB, 'the dataset it began is removed');
+  });
+});
+
+/** `kiln serve` with its data dir on a tmpfs of `sizeMib`, keeping `minFreeMib` free. */
+async function serveOnTmpfs(sizeMib: number, minFreeMib: number): Promise<{ kiln: KilnProcess; baseUrl: string; headers: Record<string, string> }> {
+  const dataDir = tmpDir('kiln-e2e-small-disk-');
+  const port = await freePort();
+  const logFile = path.join(tmpDir('kiln-e2e-small-disk-log-'), 'kiln.log');
+  const kiln = startKiln(['serve'], { KILN_DATA_DIR: dataDir, KILN_PORT: String(port), KILN_MIN_FREE_DISK_MB: String(minFreeMib) }, logFile, {
+    wrap: ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', `mount -t tmpfs -o size=${sizeMib}m tmpfs "$0" && exec "$@"`, dataDir],
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${baseUrl}/healthz`);
+  return { kiln, baseUrl, headers: { authorization: `Bearer ${await mintToken('acme')}` } };
+}
+
+async function uploadTo(baseUrl: string, headers: Record<string, string>, files: [string, Uint8Array<ArrayBuffer>][]) {
+  const form = new FormData();
+  for (const [name, bytes] of files) form.append('files', new Blob([bytes], { type: 'image/png' }), name);
+  const res = await fetch(`${baseUrl}/api/v1/uploads/`, { method: 'POST', headers, body: form });
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { detail?: string; uploads?: { id: string; reference: string }[] } };
+}
+
+async function freeBytesOf(baseUrl: string): Promise<number> {
+  return Number(/^kiln_data_dir_free_bytes (\d+)$/m.exec(await (await fetch(`${baseUrl}/metrics`)).text())?.[1]);
+}
