@@ -36,6 +36,12 @@ export const CONFIG_VARS = [
   { name: 'KILN_ALLOW_PRIVATE_NETWORKS', kind: 'bool', default: '0', doc: 'Allow outbound requests (downloads, webhooks) to loopback and private addresses' },
   { name: 'KILN_MAX_ATTEMPTS', kind: 'int', default: '3', doc: 'Attempts per stage before a task is failed' },
   { name: 'KILN_MAX_RUNNING_PER_TENANT', kind: 'int', default: '4', doc: 'Running stages one tenant may hold at once (0 = no cap)' },
+  {
+    name: 'KILN_TENANT_MONTHLY_TRAINING_HOURS',
+    kind: 'int',
+    default: '0',
+    doc: "Hours of GPU or CPU slot time (training and generation) a tenant may use per calendar month (UTC); past it, its new tasks and generations are a 429 until the month ends. A token's kiln_monthly_training_hours claim sets its tenant's own (0 = no cap; admins exempt)",
+  },
   { name: 'KILN_LEASE_SECONDS', kind: 'int', default: '30', doc: 'Lease length of a claimed stage; renewed at a quarter of it' },
   { name: 'KILN_URL_SIGNING_SECRET', kind: 'string', default: '', doc: 'Key of the signed artifact links; empty means one is created in the data dir' },
   { name: 'KILN_SIGNED_LINK_TTL_SECONDS', kind: 'int', default: '3600', doc: 'How long a signed artifact link works' },
@@ -99,6 +105,8 @@ export interface Config {
   allowPrivateNetworks: boolean;
   maxAttempts: number;
   maxRunningPerTenant: number;
+  /** A tenant's default training allowance per month, in hours; 0 sets none. */
+  tenantMonthlyTrainingHours: number;
   leaseSeconds: number;
   webhookSecret: string;
   urlSigningSecret: string;
@@ -184,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworks: r.bool('KILN_ALLOW_PRIVATE_NETWORKS'),
     maxAttempts: r.int('KILN_MAX_ATTEMPTS'),
     maxRunningPerTenant: r.int('KILN_MAX_RUNNING_PER_TENANT'),
+    tenantMonthlyTrainingHours: r.int('KILN_TENANT_MONTHLY_TRAINING_HOURS'),
     leaseSeconds: r.int('KILN_LEASE_SECONDS'),
     webhookSecret: r.str('KILN_WEBHOOK_SECRET'),
     urlSigningSecret: r.str('KILN_URL_SIGNING_SECRET'),

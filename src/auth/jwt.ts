@@ -15,9 +15,13 @@ export interface TokenVerifier {
   generated: boolean;
 }
 
+/** The claim a platform sets in its tokens to cap a tenant's training slot time per month. */
+export const MONTHLY_HOURS_CLAIM = 'kiln_monthly_training_hours';
+
 export interface MintOptions {
   tenantId: string | null;
   admin?: boolean;
+  monthlyTrainingHours?: number;
   ttlSeconds?: number;
   subject?: string;
 }
@@ -33,10 +37,12 @@ export function parseTtl(text: string): number {
 function principalOf(payload: JWTPayload): Principal {
   const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
   const tenant = payload.tenant_id;
+  const hours = payload[MONTHLY_HOURS_CLAIM];
   return {
     subject: payload.sub ?? 'anonymous',
     tenantId: typeof tenant === 'string' && tenant !== '' ? tenant : null,
     admin: scopes.includes(ADMIN_SCOPE),
+    ...(typeof hours === 'number' && Number.isFinite(hours) && hours >= 0 ? { monthlyTrainingHours: hours } : {}),
   };
 }
 
@@ -96,10 +102,11 @@ export function createVerifier(config: Config): TokenVerifier {
   };
   if (secret) {
     const hs = secret;
-    verifier.mint = async ({ tenantId, admin = false, ttlSeconds = 3600, subject = 'kiln-cli' }) => {
+    verifier.mint = async ({ tenantId, admin = false, ttlSeconds = 3600, subject = 'kiln-cli', monthlyTrainingHours }) => {
       const claimsOut: JWTPayload = {};
       if (tenantId) claimsOut.tenant_id = tenantId;
       if (admin) claimsOut.scope = ADMIN_SCOPE;
+      if (monthlyTrainingHours !== undefined) claimsOut[MONTHLY_HOURS_CLAIM] = monthlyTrainingHours;
       let builder = new SignJWT(claimsOut)
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setSubject(subject)

@@ -3,6 +3,8 @@ export interface Principal {
   subject: string;
   tenantId: string | null;
   admin: boolean;
+  /** The token's `kiln_monthly_training_hours`: the tenant's training allowance this month, when its platform sets one. */
+  monthlyTrainingHours?: number;
 }
 
 export const ADMIN_SCOPE = 'training:admin';

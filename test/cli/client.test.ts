@@ -158,6 +158,14 @@ describe('kiln client commands', { timeout: 90_000 }, () => {
     assert.match(res.stderr, new RegExp(`^generation ${mine} cancelled: `, 'm'));
   });
 
+  test('usage shows the tenant’s monthly allowance when its token carries one', async () => {
+    const capped = { server: server.url, token: await server.runtime.verifier.mint!({ tenantId: 'cli-capped', monthlyTrainingHours: 5 }) };
+    const res = await runKiln(['usage'], capped);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^allowance: 0\.00 of 5 training hours used this month; it renews at \d{4}-\d{2}-01T00:00:00\.000Z$/m);
+    assert.doesNotMatch((await kiln('usage')).stdout, /allowance/, 'no allowance, no line');
+  });
+
   test('a 422 is printed one issue per line, with a non-zero exit', async () => {
     const res = await kiln('train', folder, '--trigger', 'X', '--steps', '0', '--lr', '2');
     assert.equal(res.code, 1);

@@ -53,7 +53,7 @@ export interface Harness {
   runtime: Runtime;
   app: FastifyInstance;
   /** A bearer header for a tenant (admin adds the training:admin scope). */
-  auth(tenant?: string | null, opts?: { admin?: boolean; ttlSeconds?: number }): Promise<Record<string, string>>;
+  auth(tenant?: string | null, opts?: { admin?: boolean; ttlSeconds?: number; monthlyTrainingHours?: number }): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
 
@@ -70,7 +70,7 @@ export async function openHarness(dialect: Dialect, overrides: Partial<Config> =
     runtime,
     app,
     async auth(tenant = 'acme', opts = {}) {
-      const token = await runtime.verifier.mint!({ tenantId: tenant, admin: opts.admin, ttlSeconds: opts.ttlSeconds });
+      const token = await runtime.verifier.mint!({ tenantId: tenant, admin: opts.admin, ttlSeconds: opts.ttlSeconds, monthlyTrainingHours: opts.monthlyTrainingHours });
       return { authorization: `Bearer ${token}` };
     },
     async close() {

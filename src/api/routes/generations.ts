@@ -15,6 +15,7 @@ import type { ApiDeps } from '../deps.js';
 import { streamJob } from '../sse.js';
 import { rateLimited } from '../rate-limit.js';
 import { GENERATION_LIFECYCLE, type GenerationStatus } from '../../domain/lifecycle.js';
+import { refuseOverAllowance } from '../quota.js';
 
 const Id = Type.Object({ generation_id: Type.String({ format: 'uuid' }) });
 
@@ -49,6 +50,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         const row = await createOnce(request, reply, 'create_generation', {
           replayed: (key) => deps.generations.replayed(key),
           validate: async () => {
+            await refuseOverAllowance(deps, request.principal);
             const issues = request.body.webhook_url ? await checkWebhookUrl(request.body.webhook_url, deps.config) : [];
             if (issues.length) throw new RequestValidationError(issues);
           },

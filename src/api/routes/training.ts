@@ -7,6 +7,7 @@ import { RequestValidationError, type ValidationIssue } from '../errors.js';
 import { createOnce, IdempotencyHeaders } from '../idempotency.js';
 import { errorResponses, NoContent } from '../responses.js';
 import { rateLimited } from '../rate-limit.js';
+import { refuseOverAllowance } from '../quota.js';
 
 /** The seed's four endpoints, same paths, shapes and status codes. */
 export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
@@ -38,6 +39,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, de
       const row = await createOnce(request, reply, 'create_training_task', {
         replayed: (key) => tasks.replayed(key),
         validate: async () => {
+          await refuseOverAllowance(deps, request.principal);
           const issues: ValidationIssue[] = [];
           await validateCreate(request.body, request.principal).catch((err: unknown) => {
             if (!(err instanceof RequestValidationError)) throw err;

@@ -6,6 +6,7 @@ import { runsOverlapping } from '../../store/usage.js';
 import type { ApiDeps } from '../deps.js';
 import { RequestValidationError } from '../errors.js';
 import { errorResponses } from '../responses.js';
+import { allowanceOf } from '../quota.js';
 
 /** Slot time per tenant, for billing a platform's customers or watching what each one costs (decision 0013). */
 export const usageRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
@@ -29,7 +30,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps)
       if (to <= from) throw issue(request.query.until === undefined ? 'since' : 'until', `the period is empty: until (${until}) must be later than since (${since})`);
       const [fromIso, toIso] = [new Date(from).toISOString(), new Date(to).toISOString()];
       const runs = await runsOverlapping(deps.store, scopeOf(request.principal), fromIso, toIso);
-      return { since: fromIso, until: toIso, usage: usageOf(runs, from, to, now) };
+      return { since: fromIso, until: toIso, usage: usageOf(runs, from, to, now), allowance: await allowanceOf(deps, request.principal, now) };
     },
   );
 };

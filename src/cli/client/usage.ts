@@ -24,6 +24,8 @@ export const usageCommand: Command = {
         return 0;
       }
       console.log(`from ${report.since} until ${report.until}`);
+      const { allowance } = report;
+      if (allowance) console.log(`allowance: ${allowance.used_hours.toFixed(2)} of ${allowance.hours} training hours used this month; it renews at ${allowance.renews_at}`);
       if (report.usage.length === 0) {
         console.log('nothing ran');
         return 0;

@@ -28,6 +28,14 @@ export const Usage = Type.Object(
     since: Type.String({ format: 'date-time' }),
     until: Type.String({ format: 'date-time' }),
     usage: Type.Array(UsageLine, { description: 'One line per tenant, job kind and slot kind that ran in the period' }),
+    allowance: Nullable(
+      Type.Object({
+        hours: Type.Number({ description: "The caller's tenant's training hours per month (kiln_monthly_training_hours, or KILN_TENANT_MONTHLY_TRAINING_HOURS)" }),
+        used_hours: Type.Number({ description: 'Training and generation slot hours used this month so far, whatever period was asked for' }),
+        renews_at: Type.String({ format: 'date-time' }),
+      }),
+      { description: "Null for an admin, or when the caller's tenant has no monthly allowance" },
+    ),
   },
   { title: 'Usage' },
 );
