@@ -33,8 +33,8 @@ export function startKiln(args: string[], env: Record<string, string>, logFile: 
   };
 }
 
-export async function mintToken(tenant: string, admin = false): Promise<string> {
-  return new SignJWT({ tenant_id: tenant, ...(admin ? { scope: 'training:admin' } : {}) })
+export async function mintToken(tenant: string, admin = false, claims: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT({ tenant_id: tenant, ...(admin ? { scope: 'training:admin' } : {}), ...claims })
     .setProtectedHeader({ alg: 'HS256' })
     .setExpirationTime('1h')
     .sign(new TextEncoder().encode(TEST_SECRET));

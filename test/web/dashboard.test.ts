@@ -26,7 +26,7 @@ import {
   type WatchedPage,
 } from '../helpers/browser.js';
 import { tmpDir } from '../helpers/harness.js';
-import { until } from '../helpers/processes.js';
+import { mintToken, until } from '../helpers/processes.js';
 
 const FINISHED = ['COMPLETED', 'FAILED', 'CANCELLED'];
 const ORDER = ['PENDING', 'PREPROCESSING', 'QUEUED', 'TRAINING', 'COMPLETED'];
@@ -465,7 +465,17 @@ describe('dashboard end to end (Chromium, kiln serve, tiny model)', { timeout: 9
       JSON.stringify(rows),
     );
     assert.match((await textOf(page, '#gpu-hours')) ?? '', /^0\.00 GPU hours in \d{4}-\d{2}$/, 'nothing ran on a GPU');
+    assert.equal(await page.$('#allowance'), null, 'an admin has no allowance');
     await screenshot(page, 'usage');
+
+    // A customer whose token carries a monthly allowance sees how much of it is used.
+    const capped = await openTab(browser);
+    try {
+      await visit(capped, server.baseUrl, `/usage#token=${await mintToken('capped', false, { kiln_monthly_training_hours: 3 })}`, 'usage');
+      assert.match((await textOf(capped.page, '#allowance')) ?? '', /^0\.00 of 3 training hours used this month; the allowance renews /);
+    } finally {
+      await capped.page.close();
+    }
   });
 
   test('the list shows every task with its status, follows changes by itself, and filters', async () => {

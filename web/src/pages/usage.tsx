@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Usage as UsageReport } from '../../../src/domain/schemas/usage';
 import { get } from '../api';
+import { when } from '../format';
 import { markReady } from '../ready';
 
 /** YYYY-MM of an instant, in UTC: usage periods are calendar months in UTC. */
@@ -42,6 +43,11 @@ export function Usage() {
       {problem && (
         <p class="error" role="alert">
           {problem}
+        </p>
+      )}
+      {report?.allowance && (
+        <p id="allowance">
+          {report.allowance.used_hours.toFixed(2)} of {report.allowance.hours} training hours used this month; the allowance renews {when(report.allowance.renews_at)}
         </p>
       )}
       {report && report.usage.length === 0 && <p class="muted">Nothing ran in this period.</p>}
