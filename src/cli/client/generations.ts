@@ -1,7 +1,7 @@
 import type { Generation } from '../../domain/schemas/generations.js';
 import type { Command } from '../commands.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, KilnClient, runClient } from './http.js';
-import { pageQuery, table } from './list.js';
+import { PAGE_OPTIONS, pageQuery, table } from './list.js';
 
 const usage = `Usage: kiln generations [--status S] [--lora TASK_ID] [--tenant T] [--limit N] [--skip N] [--json]
 
@@ -15,15 +15,7 @@ ${CONNECTION_USAGE}`;
 
 export const generationsCommand: Command = {
   usage,
-  options: {
-    status: { type: 'string' },
-    lora: { type: 'string' },
-    tenant: { type: 'string' },
-    limit: { type: 'string' },
-    skip: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    ...CONNECTION_OPTIONS,
-  },
+  options: { ...PAGE_OPTIONS, lora: { type: 'string' }, ...CONNECTION_OPTIONS },
   run: (values) =>
     runClient('generations', usage, async () => {
       const query = pageQuery(values);

@@ -12,6 +12,15 @@ const usage = `Usage: kiln list [--status S] [--entity UUID] [--tenant T] [--lim
   --json         print the tasks as the API returns them
 ${CONNECTION_USAGE}`;
 
+/** The options of a list command that pageQuery reads, and --json. */
+export const PAGE_OPTIONS = {
+  status: { type: 'string' },
+  tenant: { type: 'string' },
+  limit: { type: 'string' },
+  skip: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
 /** --limit, --skip, --status and --tenant as a list endpoint's query. */
 export function pageQuery(values: Record<string, unknown>): URLSearchParams {
   const query = new URLSearchParams();
@@ -39,15 +48,7 @@ export function table(rows: string[][]): string {
 
 export const listCommand: Command = {
   usage,
-  options: {
-    status: { type: 'string' },
-    entity: { type: 'string' },
-    tenant: { type: 'string' },
-    limit: { type: 'string' },
-    skip: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    ...CONNECTION_OPTIONS,
-  },
+  options: { ...PAGE_OPTIONS, entity: { type: 'string' }, ...CONNECTION_OPTIONS },
   run: (values) =>
     runClient('list', usage, async () => {
       const query = pageQuery(values);

@@ -29,6 +29,16 @@ const PAGE = 20;
 const UUID = /^[0-9a-f-]{36}$/i;
 const REFRESH_MS = 2000;
 
+/** A free-text filter of the list. */
+function TextFilter(props: { label: string; name: string; value: string; placeholder: string; onInput(value: string): void }) {
+  return (
+    <label>
+      {props.label}
+      <input name={props.name} value={props.value} placeholder={props.placeholder} onInput={(e) => props.onInput(e.currentTarget.value)} />
+    </label>
+  );
+}
+
 export function TaskList({ admin }: { admin: boolean }) {
   const params = new URLSearchParams(location.search);
   const [status, setStatus] = useState(params.get('status') ?? '');
@@ -71,6 +81,12 @@ export function TaskList({ admin }: { admin: boolean }) {
     };
   }, [status, entity, tenant, skip]);
 
+  // A changed filter reads the list again from its first page.
+  const fromFirstPage = (set: (value: string) => void) => (value: string) => {
+    set(value);
+    setSkip(0);
+  };
+
   const setPriority = async (id: string, priority: number) => {
     try {
       const task = await api<TrainingTask>('PATCH', `/api/v1/training/${id}/priority`, { priority });
@@ -92,46 +108,15 @@ export function TaskList({ admin }: { admin: boolean }) {
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <label>
           Status
-          <select
-            name="status"
-            value={status}
-            onChange={(e) => {
-              setStatus(e.currentTarget.value);
-              setSkip(0);
-            }}
-          >
+          <select name="status" value={status} onChange={(e) => fromFirstPage(setStatus)(e.currentTarget.value)}>
             <option value="">any</option>
             {STATUSES.map((s) => (
               <option value={s}>{s}</option>
             ))}
           </select>
         </label>
-        <label>
-          Entity id
-          <input
-            name="entity_id"
-            value={entity}
-            placeholder="a UUID"
-            onInput={(e) => {
-              setEntity(e.currentTarget.value);
-              setSkip(0);
-            }}
-          />
-        </label>
-        {admin && (
-          <label>
-            Tenant
-            <input
-              name="tenant_id"
-              value={tenant}
-              placeholder="every tenant"
-              onInput={(e) => {
-                setTenant(e.currentTarget.value);
-                setSkip(0);
-              }}
-            />
-          </label>
-        )}
+        <TextFilter label="Entity id" name="entity_id" value={entity} placeholder="a UUID" onInput={fromFirstPage(setEntity)} />
+        {admin && <TextFilter label="Tenant" name="tenant_id" value={tenant} placeholder="every tenant" onInput={fromFirstPage(setTenant)} />}
       </form>
       {UUID.test(entity.trim()) && <EraseEntity key={entity.trim()} entityId={entity.trim()} />}
       {error && (
