@@ -11,6 +11,16 @@ import { kindsOf } from '../helpers/kinds.js';
 import { insertTask } from '../helpers/tasks.js';
 
 const CAP = 2;
+/** The place of a job that no longer waits. */
+const notWaiting = (status: string) => ({
+  status,
+  waiting_for: null,
+  position: null,
+  tenant_running: null,
+  tenant_cap: null,
+  estimated_training_seconds: null,
+  held_by_tenant_cap: false,
+});
 const T0 = Date.parse('2026-12-01T10:00:00Z');
 
 for (const dialect of DIALECTS) {
@@ -75,30 +85,14 @@ for (const dialect of DIALECTS) {
       });
       assert.equal((await claimGeneration())?.id, generations[0].id);
       assert.equal((await claimGeneration())?.id, generations[1].id);
-      assert.deepEqual(await place(`generations/${generations[1].id}`, await h.auth('globex')), {
-        status: 'RUNNING',
-        waiting_for: null,
-        position: null,
-        tenant_running: null,
-        tenant_cap: null,
-        estimated_training_seconds: null,
-        held_by_tenant_cap: false,
-      });
+      assert.deepEqual(await place(`generations/${generations[1].id}`, await h.auth('globex')), notWaiting('RUNNING'));
 
       // Position 0 is what the next claim takes, and so on down the queue.
       for (const id of [urgent.id, older.id]) {
         assert.equal((await place(`training/${id}`)).position, 0);
         assert.equal((await claim('train'))?.id, id);
       }
-      assert.deepEqual(await place(`training/${urgent.id}`), {
-        status: 'TRAINING',
-        waiting_for: null,
-        position: null,
-        tenant_running: null,
-        tenant_cap: null,
-        estimated_training_seconds: null,
-        held_by_tenant_cap: false,
-      });
+      assert.deepEqual(await place(`training/${urgent.id}`), notWaiting('TRAINING'));
 
       // acme now runs CAP stages: the claims pass over its newest task, and globex's goes first.
       const capped = await place(`training/${newest.id}`);
@@ -187,15 +181,7 @@ for (const dialect of DIALECTS) {
         assert.equal((await next('queue')).position, 0, 'the task ahead was cancelled');
         assert.equal((await claim('train', 'w2'))?.id, task.id);
         assert.equal((await next('status')).status, 'TRAINING');
-        assert.deepEqual(await next('queue'), {
-          status: 'TRAINING',
-          waiting_for: null,
-          position: null,
-          tenant_running: null,
-          tenant_cap: null,
-          estimated_training_seconds: null,
-          held_by_tenant_cap: false,
-        });
+        assert.deepEqual(await next('queue'), notWaiting('TRAINING'));
       } finally {
         abort.abort();
       }
