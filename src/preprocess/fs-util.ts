@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, link, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, readdir, rename, rm, writeFile } from 'node:fs/promises';
 
 /** Write-then-rename, so a crash never leaves a half-written file under the real name. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
@@ -66,4 +66,14 @@ export function displaySource(source: string, zipEntry?: string | null): string 
     if (text.length > 200) text = `${text.slice(0, 200)}…`;
   }
   return zipEntry ? `${text} (zip entry ${zipEntry})` : text;
+}
+
+/** The names in a folder; none for a folder that does not exist. */
+export async function entriesOf(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
 import { describeBytes } from '../util/bytes.js';
-import { sha256 } from './fs-util.js';
+import { entriesOf, sha256 } from './fs-util.js';
 import { UPLOAD_ID, uploadIdOf } from './sources.js';
 
 export interface StoredUpload {
@@ -153,8 +153,8 @@ export async function sweepUploads(config: Config, waiting: ReadonlySet<string>,
   const root = path.join(config.dataDir, 'uploads');
   const keepFrom = config.uploadRetentionHours > 0 ? now - config.uploadRetentionHours * HOUR_MS : -Infinity;
   let deleted = 0;
-  for (const tenant of await entries(root)) {
-    for (const name of await entries(path.join(root, tenant))) {
+  for (const tenant of await entriesOf(root)) {
+    for (const name of await entriesOf(path.join(root, tenant))) {
       const dir = path.join(root, tenant, name);
       if (name.startsWith('.')) {
         if (name.endsWith('.partial') && (await stat(dir)).mtimeMs < now - ABANDONED_PARTIAL_MS) await rm(dir, { recursive: true, force: true });
@@ -169,15 +169,6 @@ export async function sweepUploads(config: Config, waiting: ReadonlySet<string>,
     }
   }
   return deleted;
-}
-
-async function entries(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 /** An upload's creation time from its metadata; null for a folder that is not an upload. */

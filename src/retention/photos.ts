@@ -1,8 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { TenantScope } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import { taskFolder, taskPaths } from '../domain/task-folder.js';
+import { entriesOf } from '../preprocess/fs-util.js';
 import { deleteUploadsOf } from '../preprocess/uploads.js';
 import type { TrainingTaskRow } from '../store/db.js';
 import type { RemoveResult } from '../store/lifecycle-store.js';
@@ -35,19 +35,10 @@ async function discardPhotos(dataDir: string, taskDir: string): Promise<void> {
   const paths = taskPaths(taskDir);
   const keep = new Set([paths.initLora, paths.manifest]);
   for (const folder of [paths.sources, paths.dataset]) {
-    for (const name of await entries(folder)) {
+    for (const name of await entriesOf(folder)) {
       const entry = path.join(folder, name);
       if (!keep.has(entry)) await discardFolder(dataDir, entry);
     }
   }
   await discardFolder(dataDir, paths.cache);
-}
-
-async function entries(folder: string): Promise<string[]> {
-  try {
-    return await readdir(folder);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }

@@ -37,17 +37,6 @@ export class GenerationStore extends LifecycleStore<GenerationRow, GenerationTra
     return q.orderBy('created_at').orderBy('id').execute();
   }
 
-  /** Finished generations, unheld, that last changed before `cutoff`: what generation retention deletes. */
-  finishedBefore(cutoff: string): Promise<Pick<GenerationRow, 'id'>[]> {
-    return this.db
-      .selectFrom('generations')
-      .select('id')
-      .where('status', 'in', GENERATION_LIFECYCLE.terminal)
-      .where('lease_owner', 'is', null)
-      .where('updated_at', '<', cutoff)
-      .execute();
-  }
-
   /** Generations waiting for a slot, all of which start before any waiting training stage. */
   async countWaiting(): Promise<number> {
     const { n } = await this.db

@@ -135,6 +135,16 @@ export class LifecycleStore<Row extends LeasedRow, T extends string> {
     return (eb: ExpressionBuilder<any, any>) => (tenantId === null ? eb(this.tenantColumn, 'is', null) : eb(this.tenantColumn, '=', tenantId));
   }
 
+  /**
+   * Ids of finished rows no worker holds that last changed before `cutoff`, and whose `stillNull`
+   * column, if named, is still empty: what a retention sweep takes.
+   */
+  finishedBefore(cutoff: string, stillNull?: keyof Row & string): Promise<{ id: string }[]> {
+    let q = this.rows().selectFrom(this.table).select('id').where('status', 'in', this.lifecycle.terminal).where('lease_owner', 'is', null).where('updated_at', '<', cutoff);
+    if (stillNull) q = q.where(stillNull, 'is', null);
+    return q.execute();
+  }
+
   async get(id: string, scope?: TenantScope, db: Executor = this.db): Promise<Row | undefined> {
     let q = this.rows(db).selectFrom(this.table).selectAll().where('id', '=', id);
     if (scope && !scope.all) q = q.where(this.tenantIs(scope.tenantId));

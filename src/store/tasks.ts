@@ -64,15 +64,8 @@ export class TaskStore extends LifecycleStore<TrainingTaskRow, TransitionName> {
   }
 
   /** Finished tasks, unheld, whose photos are kept and that last changed before `cutoff`: what photo retention deletes. */
-  photosDue(cutoff: string): Promise<Pick<TrainingTaskRow, 'id'>[]> {
-    return this.db
-      .selectFrom('training_tasks')
-      .select('id')
-      .where('status', 'in', TRAINING_LIFECYCLE.terminal)
-      .where('lease_owner', 'is', null)
-      .where('photos_deleted_at', 'is', null)
-      .where('updated_at', '<', cutoff)
-      .execute();
+  photosDue(cutoff: string): Promise<{ id: string }[]> {
+    return this.finishedBefore(cutoff, 'photos_deleted_at');
   }
 
   /** Every task of an entity within the scope, oldest first: what erasing the entity removes. */
